@@ -1,0 +1,42 @@
+//! `corral check`: validates a services directory without starting
+//! anything, for `RUN corral check` in a Dockerfile.
+
+use std::path::Path;
+
+use crate::config::{self, Missing};
+
+/// Prints every error (`path:line: message`) and warning; returns 0 when
+/// the directory is valid, 2 otherwise.
+pub fn run(dir: &Path) -> i32 {
+    match config::load_dir(dir, Missing::Error) {
+        Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("warning: {w}");
+            }
+            let order: Vec<&str> = config
+                .graph
+                .order
+                .iter()
+                .filter_map(|&i| config.services.get(i).map(|s| s.name.as_str()))
+                .collect();
+            println!(
+                "{}: {} service(s) valid; start order: {}",
+                dir.display(),
+                config.services.len(),
+                if order.is_empty() {
+                    "-".to_string()
+                } else {
+                    order.join(", ")
+                }
+            );
+            0
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{}: {} error(s)", dir.display(), errors.len());
+            crate::runtime::EXIT_CONFIG
+        }
+    }
+}

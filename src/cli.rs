@@ -1,0 +1,199 @@
+//! Command-line and environment parsing for `corral` (not for `svctl`,
+//! which lives in `ctl`). Produces a `Command`; reads no files.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::DEFAULT_SERVICES_DIR;
+use crate::config::units::parse_duration;
+use crate::supervisor::DEFAULT_SHUTDOWN_BUDGET;
+
+/// Where the control socket lives unless `--socket` or `CORRAL_SOCKET` say
+/// otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/corral/control.sock";
+
+pub const USAGE: &str = "\
+usage: corral [--services DIR] [--socket PATH] [--] [CMD [ARGS...]]
+       corral check [--services DIR]
+       corral ctl [--socket PATH] VERB [ARGS...]   (the same as svctl)
+
+Runs as PID 1: starts the services of DIR (default /etc/corral/services.d,
+env CORRAL_SERVICES_DIR), then CMD if given, reaps zombies, forwards signals,
+and stops everything in reverse dependency order on SIGTERM or SIGINT.
+
+environment: CORRAL_SERVICES_DIR, CORRAL_SOCKET, CORRAL_LOG (error, warn,
+info, debug), CORRAL_SHUTDOWN_TIMEOUT (default 8s)";
+
+/// Everything `corral` (the daemon) needs from its arguments and environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    pub services_dir: PathBuf,
+    /// The directory was named by the user, so its absence is an error.
+    pub services_named: bool,
+    pub socket: PathBuf,
+    /// `corral -- CMD ARGS...`
+    pub main: Option<Vec<String>>,
+    pub shutdown_budget: Duration,
+}
+
+/// What the invocation asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Run(RunOptions),
+    Check {
+        services_dir: PathBuf,
+    },
+    /// `corral ctl ARGS`: the svctl client with these arguments.
+    Ctl(Vec<String>),
+    Help,
+    Version,
+}
+
+/// Parses `corral`'s arguments (without argv[0]) with `env` as the
+/// environment lookup.
+pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Command, String> {
+    let mut services: Option<PathBuf> = env("CORRAL_SERVICES_DIR")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let mut socket = env("CORRAL_SOCKET")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let mut check = false;
+    let mut main = None;
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        let value = |i: usize| {
+            args.get(i + 1)
+                .cloned()
+                .ok_or_else(|| format!("{arg} needs a value"))
+        };
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--services" => {
+                services = Some(PathBuf::from(value(i)?));
+                i += 1;
+            }
+            "--socket" => {
+                socket = Some(PathBuf::from(value(i)?));
+                i += 1;
+            }
+            "--" => {
+                main = Some(args[i + 1..].to_vec());
+                break;
+            }
+            "check" if i == 0 => check = true,
+            "ctl" if i == 0 => return Ok(Command::Ctl(args[1..].to_vec())),
+            s if s.starts_with("--services=") => {
+                services = Some(PathBuf::from(&s["--services=".len()..]))
+            }
+            s if s.starts_with("--socket=") => {
+                socket = Some(PathBuf::from(&s["--socket=".len()..]))
+            }
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            _ if check => return Err(format!("corral check takes no argument `{arg}`")),
+            _ => {
+                main = Some(args[i..].to_vec());
+                break;
+            }
+        }
+        i += 1;
+    }
+    let services_named = services.is_some();
+    let services_dir = services.unwrap_or_else(|| PathBuf::from(DEFAULT_SERVICES_DIR));
+    if check {
+        if main.is_some() {
+            return Err("corral check takes no command".into());
+        }
+        return Ok(Command::Check { services_dir });
+    }
+    if main.as_ref().is_some_and(Vec::is_empty) {
+        return Err("`--` must be followed by a command".into());
+    }
+    let shutdown_budget = match env("CORRAL_SHUTDOWN_TIMEOUT").filter(|s| !s.is_empty()) {
+        None => DEFAULT_SHUTDOWN_BUDGET,
+        Some(v) => parse_duration(&v).map_err(|e| format!("CORRAL_SHUTDOWN_TIMEOUT: {e}"))?,
+    };
+    Ok(Command::Run(RunOptions {
+        services_dir,
+        services_named,
+        socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        main,
+        shutdown_budget,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(a: &[&str]) -> RunOptions {
+        match parse(&args(a), |_| None) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_main_command() {
+        let o = run(&[]);
+        assert_eq!(o.services_dir, PathBuf::from(DEFAULT_SERVICES_DIR));
+        assert!(!o.services_named);
+        assert_eq!(o.main, None);
+        let o = run(&["--services", "/s", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(o.services_dir, PathBuf::from("/s"));
+        assert!(o.services_named);
+        assert_eq!(o.main, Some(args(&["sh", "-c", "exit 3"])));
+        // Like tini, the command may follow without `--`; its own options
+        // stay its own.
+        assert_eq!(
+            run(&["sleep", "--help"]).main,
+            Some(args(&["sleep", "--help"]))
+        );
+    }
+
+    #[test]
+    fn environment_and_errors() {
+        let env = |k: &str| match k {
+            "CORRAL_SERVICES_DIR" => Some("/e".to_string()),
+            "CORRAL_SOCKET" => Some("/s.sock".to_string()),
+            "CORRAL_SHUTDOWN_TIMEOUT" => Some("3s".to_string()),
+            _ => None,
+        };
+        match parse(&[], env) {
+            Ok(Command::Run(o)) => {
+                assert_eq!(o.services_dir, PathBuf::from("/e"));
+                assert_eq!(o.socket, PathBuf::from("/s.sock"));
+                assert_eq!(o.shutdown_budget, Duration::from_secs(3));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&args(&["--bogus"]), |_| None).is_err());
+        assert!(
+            parse(&args(&["--services"]), |_| None)
+                .unwrap_err()
+                .contains("needs a value")
+        );
+        assert!(parse(&args(&["--"]), |_| None).is_err());
+        let bad = |k: &str| (k == "CORRAL_SHUTDOWN_TIMEOUT").then(|| "soon".to_string());
+        assert!(
+            parse(&[], bad)
+                .unwrap_err()
+                .contains("CORRAL_SHUTDOWN_TIMEOUT")
+        );
+        assert_eq!(
+            parse(&args(&["check", "--services", "/x"]), |_| None),
+            Ok(Command::Check {
+                services_dir: PathBuf::from("/x")
+            })
+        );
+        assert_eq!(
+            parse(&args(&["ctl", "status"]), |_| None),
+            Ok(Command::Ctl(args(&["status"])))
+        );
+    }
+}

@@ -1,0 +1,377 @@
+//! The second configuration stage: a validated, fully resolved service.
+//!
+//! Everything a child needs is computed here, at load time, in the parent:
+//! argv, environment, uid/gid/groups, signals and durations. The spawner then
+//! only copies values between fork and exec (see `runtime::spawn`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use toml::{Spanned, Value};
+
+use super::raw::RawService;
+use super::units::{parse_duration, parse_signal, seconds_to_duration};
+use super::users::UserDb;
+use super::{ConfigError, Source};
+
+/// What happens when a service's process exits without being asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// Restart pacing: exponential backoff and the crash-loop budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay before the first restart; doubled for each quick failure.
+    pub initial: Duration,
+    /// Upper bound of the delay.
+    pub max: Duration,
+    /// A run at least this long counts as healthy and resets the backoff.
+    pub reset_after: Duration,
+    /// Quick failures in a row after which the service is `failed`;
+    /// `None` means retry forever.
+    pub limit: Option<u32>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            reset_after: Duration::from_secs(10),
+            limit: Some(10),
+        }
+    }
+}
+
+/// The identity a service runs as, resolved from the user databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// `None` keeps corral's own uid (only `group` was given).
+    pub uid: Option<u32>,
+    pub gid: u32,
+    /// Supplementary groups, passed to setgroups(2).
+    pub groups: Vec<u32>,
+    /// The user's name, when /etc/passwd knows it (for USER and LOGNAME).
+    pub user_name: Option<String>,
+    /// HOME for the service; `None` leaves corral's own.
+    pub home: Option<String>,
+    /// How the user wrote it, for status output.
+    pub display: String,
+}
+
+/// A validated service definition.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub source: Source,
+    /// Program and arguments; a `run` script becomes `/bin/sh -c SCRIPT`.
+    pub argv: Vec<String>,
+    pub credentials: Option<Credentials>,
+    /// Variables set on top of corral's own environment.
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<PathBuf>,
+    /// Required service names with the line that names each.
+    pub requires: Vec<(String, usize)>,
+    pub restart: RestartPolicy,
+    pub backoff: Backoff,
+    pub stop_signal: Signal,
+    pub stop_timeout: Duration,
+    pub enabled: bool,
+}
+
+/// Default time between stop_signal and SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Collects the errors of one file while validating it.
+struct Checker<'a> {
+    source: &'a Source,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error<T>(&mut self, span: &Spanned<T>, message: impl Into<String>) {
+        let line = self.source.line_of(span.span().start);
+        self.errors.push(self.source.error(Some(line), message));
+    }
+
+    fn duration(
+        &mut self,
+        value: &Option<Spanned<Value>>,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(v) = value else { return default };
+        let parsed = match v.get_ref() {
+            Value::String(s) => parse_duration(s),
+            Value::Integer(n) => seconds_to_duration(*n as f64, &n.to_string()),
+            Value::Float(f) => seconds_to_duration(*f, &f.to_string()),
+            other => Err(format!(
+                "must be a duration such as \"5s\", not a {}",
+                other.type_str()
+            )),
+        };
+        parsed.unwrap_or_else(|e| {
+            self.error(v, format!("{key}: {e}"));
+            default
+        })
+    }
+}
+
+/// Validates one parsed file. Returns every problem found, not just the first.
+pub fn validate(
+    name: &str,
+    source: &Source,
+    raw: RawService,
+    users: &UserDb,
+) -> Result<ServiceSpec, Vec<ConfigError>> {
+    let mut c = Checker {
+        source,
+        errors: Vec::new(),
+    };
+
+    let argv = match (&raw.command, &raw.run) {
+        (Some(cmd), None) => {
+            let argv = cmd.get_ref().clone();
+            match argv.first() {
+                None => c.error(cmd, "command is empty: give at least the program, e.g. [\"/usr/sbin/nginx\", \"-g\", \"daemon off;\"]"),
+                Some(p) if p.is_empty() => c.error(cmd, "command: the program name is empty"),
+                Some(_) => {}
+            }
+            argv
+        }
+        (None, Some(run)) => {
+            if run.get_ref().trim().is_empty() {
+                c.error(
+                    run,
+                    "run is empty: give a shell script, e.g. run = \"exec nginx -g 'daemon off;'\"",
+                );
+            }
+            vec!["/bin/sh".into(), "-c".into(), run.get_ref().clone()]
+        }
+        (Some(cmd), Some(_)) => {
+            c.error(cmd, "both `command` and `run` are set: keep exactly one");
+            Vec::new()
+        }
+        (None, None) => {
+            c.errors.push(source.error(
+                Some(1),
+                "no `command` or `run`: add command = [\"/path/to/daemon\", \"--foreground\"] or run = \"exec daemon\"",
+            ));
+            Vec::new()
+        }
+    };
+
+    let credentials = resolve_credentials(&mut c, raw.user.as_ref(), raw.group.as_ref(), users);
+
+    let restart = match raw.restart.as_ref().map(|r| (r, r.get_ref().as_str())) {
+        None | Some((_, "always")) => RestartPolicy::Always,
+        Some((_, "on-failure")) => RestartPolicy::OnFailure,
+        Some((_, "never")) => RestartPolicy::Never,
+        Some((r, other)) => {
+            c.error(r, format!("restart = \"{other}\" is not a policy: use \"always\", \"on-failure\" or \"never\""));
+            RestartPolicy::Always
+        }
+    };
+
+    let defaults = Backoff::default();
+    let mut backoff = Backoff {
+        initial: c.duration(&raw.restart_delay, "restart_delay", defaults.initial),
+        max: c.duration(&raw.restart_delay_max, "restart_delay_max", defaults.max),
+        reset_after: c.duration(&raw.restart_reset, "restart_reset", defaults.reset_after),
+        limit: defaults.limit,
+    };
+    if let Some(limit) = &raw.restart_limit {
+        match u32::try_from(*limit.get_ref()) {
+            Ok(0) => backoff.limit = None,
+            Ok(n) if n <= 1_000_000 => backoff.limit = Some(n),
+            _ => c.error(
+                limit,
+                "restart_limit must be between 0 (no limit) and 1000000",
+            ),
+        }
+    }
+    if backoff.max < backoff.initial {
+        backoff.max = backoff.initial;
+    }
+
+    let stop_signal = match &raw.stop_signal {
+        None => Signal::SIGTERM,
+        Some(v) => {
+            let parsed = match v.get_ref() {
+                Value::String(s) => parse_signal(s),
+                Value::Integer(n) => parse_signal(&n.to_string()),
+                other => Err(format!(
+                    "must be a signal name such as \"SIGTERM\", not a {}",
+                    other.type_str()
+                )),
+            };
+            parsed.unwrap_or_else(|e| {
+                c.error(v, format!("stop_signal: {e}"));
+                Signal::SIGTERM
+            })
+        }
+    };
+    let stop_timeout = c.duration(&raw.stop_timeout, "stop_timeout", DEFAULT_STOP_TIMEOUT);
+
+    let mut env = Vec::new();
+    if let Some(map) = &raw.env {
+        for (k, v) in map.get_ref() {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                c.error(
+                    map,
+                    format!("env: `{k}` is not a valid variable name (no `=`, not empty)"),
+                );
+            } else {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+    }
+
+    let working_dir = raw.working_dir.as_ref().map(|d| {
+        let p = PathBuf::from(d.get_ref());
+        if !p.is_absolute() {
+            c.error(
+                d,
+                format!("working_dir `{}` must be an absolute path", p.display()),
+            );
+        }
+        p
+    });
+
+    let requires = raw
+        .requires
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            let line = source.line_of(r.span().start);
+            (r.into_inner(), line)
+        })
+        .collect();
+
+    if !c.errors.is_empty() {
+        return Err(c.errors);
+    }
+    Ok(ServiceSpec {
+        name: name.to_string(),
+        source: source.clone(),
+        argv,
+        credentials,
+        env,
+        working_dir,
+        requires,
+        restart,
+        backoff,
+        stop_signal,
+        stop_timeout,
+        enabled: raw.enabled.unwrap_or(true),
+    })
+}
+
+/// A user or group reference: a name, or a number given as an integer or as
+/// a string of digits.
+enum IdRef<'a> {
+    Name(&'a str),
+    Id(u32),
+}
+
+fn id_ref<'a>(c: &mut Checker, v: &'a Spanned<Value>, key: &str) -> Option<IdRef<'a>> {
+    match v.get_ref() {
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            match s.parse() {
+                Ok(n) => Some(IdRef::Id(n)),
+                Err(_) => {
+                    c.error(v, format!("{key} id `{s}` is out of range"));
+                    None
+                }
+            }
+        }
+        Value::String(s) if !s.is_empty() => Some(IdRef::Name(s)),
+        Value::Integer(n) => match u32::try_from(*n) {
+            Ok(n) => Some(IdRef::Id(n)),
+            Err(_) => {
+                c.error(v, format!("{key} id {n} is out of range"));
+                None
+            }
+        },
+        _ => {
+            c.error(v, format!("{key} must be a name or a number"));
+            None
+        }
+    }
+}
+
+fn resolve_credentials(
+    c: &mut Checker,
+    user: Option<&Spanned<Value>>,
+    group: Option<&Spanned<Value>>,
+    db: &UserDb,
+) -> Option<Credentials> {
+    let gid_override = group.and_then(|g| match id_ref(c, g, "group")? {
+        IdRef::Id(gid) => Some(gid),
+        IdRef::Name(name) => match db.group_by_name(name) {
+            Some(g) => Some(g.gid),
+            None => {
+                c.error(g, format!("unknown group `{name}`: it is not in /etc/group (add it, or give a numeric gid)"));
+                None
+            }
+        },
+    });
+
+    let Some(user) = user else {
+        let gid = gid_override?;
+        return Some(Credentials {
+            uid: None,
+            gid,
+            groups: vec![gid],
+            user_name: None,
+            home: None,
+            display: format!(":{gid}"),
+        });
+    };
+
+    let entry = match id_ref(c, user, "user")? {
+        IdRef::Name(name) => match db.user_by_name(name) {
+            Some(e) => Ok(e.clone()),
+            None => {
+                c.error(user, format!("unknown user `{name}`: it is not in /etc/passwd (add it, e.g. with useradd, or give a numeric uid)"));
+                return None;
+            }
+        },
+        IdRef::Id(uid) => db.user_by_uid(uid).cloned().ok_or(uid),
+    };
+    Some(match entry {
+        Ok(pw) => {
+            let gid = gid_override.unwrap_or(pw.gid);
+            let mut groups = db.groups_of(&pw.name, pw.gid);
+            if !groups.contains(&gid) {
+                groups.insert(0, gid);
+            }
+            Credentials {
+                uid: Some(pw.uid),
+                gid,
+                groups,
+                display: pw.name.clone(),
+                user_name: Some(pw.name),
+                home: Some(pw.home),
+            }
+        }
+        // A uid without a passwd entry (the OpenShift case): its own number
+        // as gid rather than root's group 0, and no supplementary groups.
+        Err(uid) => {
+            let gid = gid_override.unwrap_or(uid);
+            Credentials {
+                uid: Some(uid),
+                gid,
+                groups: vec![gid],
+                user_name: None,
+                home: Some("/".into()),
+                display: uid.to_string(),
+            }
+        }
+    })
+}

@@ -1,0 +1,365 @@
+//! svctl, the control client (also `corral ctl`): parses its arguments,
+//! sends one request over the control socket, prints the answer and maps it
+//! to an exit code.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::DEFAULT_SOCKET;
+use crate::config::units::parse_duration;
+use crate::proto::{ErrorKind, LastExit, PROTOCOL_VERSION, Request, Response, ServiceStatus, Verb};
+
+/// Success.
+pub const EXIT_OK: i32 = 0;
+/// The operation failed or timed out.
+pub const EXIT_FAILED: i32 = 1;
+/// Usage error or unknown service.
+pub const EXIT_USAGE: i32 = 2;
+/// corral could not be reached.
+pub const EXIT_UNREACHABLE: i32 = 3;
+
+/// How long start, stop and restart wait unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub const USAGE: &str = "\
+usage: svctl [--socket PATH] [--timeout DUR] VERB [ARGS...]
+
+verbs:
+  status [--json] [NAME...]   state of all or the named services
+  start NAME...               start (with what they require); wait until running
+  stop NAME...                stop (with what requires them); wait until stopped
+  restart NAME...             stop and start again; wait until running
+  signal SIG NAME...          send SIG (e.g. HUP) to the services' main processes
+  shutdown                    stop everything and make corral exit
+
+The socket is --socket, else $CORRAL_SOCKET, else /run/corral/control.sock.
+Exit codes: 0 done, 1 failed or timed out, 2 usage or unknown service,
+3 corral not reachable.";
+
+/// A parsed svctl command line.
+#[derive(Debug, Clone, PartialEq)]
+struct Invocation {
+    socket: PathBuf,
+    json: bool,
+    verb: Verb,
+}
+
+/// Runs svctl with `args` (without argv[0]); returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    let inv = match parse(args, |k| std::env::var(k).ok()) {
+        Ok(Some(inv)) => inv,
+        Ok(None) => {
+            println!("{USAGE}");
+            return EXIT_OK;
+        }
+        Err(e) => {
+            eprintln!("svctl: {e}\n{USAGE}");
+            return EXIT_USAGE;
+        }
+    };
+    let wait = match &inv.verb {
+        Verb::Start { timeout_ms, .. }
+        | Verb::Stop { timeout_ms, .. }
+        | Verb::Restart { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
+        _ => Duration::ZERO,
+    };
+    let response = match call(&inv.socket, &inv.verb, wait + Duration::from_secs(10)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("svctl: {e}");
+            return EXIT_UNREACHABLE;
+        }
+    };
+    match response {
+        Response::Ok { services, message } => {
+            if let Verb::Status { .. } = inv.verb {
+                if inv.json {
+                    #[derive(serde::Serialize)]
+                    struct Doc<'a> {
+                        services: &'a [ServiceStatus],
+                    }
+                    match serde_json::to_string(&Doc {
+                        services: &services,
+                    }) {
+                        Ok(doc) => println!("{doc}"),
+                        Err(e) => eprintln!("svctl: {e}"),
+                    }
+                } else {
+                    print!("{}", table(&services));
+                }
+            } else {
+                for s in &services {
+                    println!(
+                        "{}: {}{}",
+                        s.name,
+                        s.state,
+                        s.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                    );
+                }
+                if let Some(m) = message {
+                    println!("{m}");
+                }
+            }
+            EXIT_OK
+        }
+        Response::Error { kind, message } => {
+            eprintln!("svctl: {message}");
+            match kind {
+                ErrorKind::BadRequest => EXIT_USAGE,
+                ErrorKind::Failed => EXIT_FAILED,
+            }
+        }
+    }
+}
+
+/// Sends one request and reads one response.
+pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<Response, String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot reach corral at {}: {e}. Is corral running, and is this its socket? \
+             (set --socket or CORRAL_SOCKET to the path corral was started with)",
+            socket.display()
+        )
+    })?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let mut line = serde_json::to_vec(&Request {
+        version: PROTOCOL_VERSION,
+        verb: verb.clone(),
+    })
+    .map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|e| format!("cannot send to corral at {}: {e}", socket.display()))?;
+    let mut answer = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut answer)
+        .map_err(|e| format!("no answer from corral at {}: {e}", socket.display()))?;
+    if answer.is_empty() {
+        return Err(format!(
+            "corral at {} closed the connection without answering",
+            socket.display()
+        ));
+    }
+    serde_json::from_str(&answer).map_err(|e| format!("unreadable answer from corral: {e}"))
+}
+
+/// Parses svctl's arguments. `Ok(None)` means help was asked for.
+fn parse(
+    args: &[String],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Invocation>, String> {
+    let mut socket = env("CORRAL_SOCKET")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let mut timeout = DEFAULT_TIMEOUT;
+    let mut json = false;
+    let mut rest: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" | "help" if rest.is_empty() => return Ok(None),
+            "--socket" => socket = Some(PathBuf::from(it.next().ok_or("--socket needs a path")?)),
+            "--timeout" => {
+                timeout = parse_duration(it.next().ok_or("--timeout needs a duration")?)
+                    .map_err(|e| format!("--timeout: {e}"))?
+            }
+            "--json" => json = true,
+            s if s.starts_with('-') && s.len() > 1 && rest.first() != Some(&"signal") => {
+                return Err(format!("unknown option {s}"));
+            }
+            s => rest.push(s),
+        }
+    }
+    let Some((&verb, names)) = rest.split_first() else {
+        return Err("no verb given".into());
+    };
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let timeout_ms = timeout.as_millis() as u64;
+    let need_names = |names: &Vec<String>| {
+        if names.is_empty() {
+            Err(format!("svctl {verb} needs at least one service name"))
+        } else {
+            Ok(())
+        }
+    };
+    let verb = match verb {
+        "status" => Verb::Status { names },
+        "start" => {
+            need_names(&names)?;
+            Verb::Start { names, timeout_ms }
+        }
+        "stop" => {
+            need_names(&names)?;
+            Verb::Stop { names, timeout_ms }
+        }
+        "restart" => {
+            need_names(&names)?;
+            Verb::Restart { names, timeout_ms }
+        }
+        "signal" => {
+            let (signal, names) = names
+                .split_first()
+                .ok_or("svctl signal needs a signal and service names")?;
+            let names = names.to_vec();
+            need_names(&names)?;
+            Verb::Signal {
+                signal: signal.clone(),
+                names,
+            }
+        }
+        "shutdown" if names.is_empty() => Verb::Shutdown,
+        "shutdown" => return Err("svctl shutdown takes no names".into()),
+        other => return Err(format!("unknown verb `{other}`")),
+    };
+    if json && !matches!(verb, Verb::Status { .. }) {
+        return Err("--json goes with status".into());
+    }
+    Ok(Some(Invocation {
+        socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        json,
+        verb,
+    }))
+}
+
+/// The status table: one row per service, columns aligned.
+fn table(services: &[ServiceStatus]) -> String {
+    let header = [
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST EXIT",
+        "NOTE",
+    ];
+    let rows: Vec<[String; 7]> = services
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                s.state.clone(),
+                s.pid.map_or("-".into(), |p| p.to_string()),
+                s.uptime_ms.map_or("-".into(), human_duration),
+                s.restarts.to_string(),
+                match s.last_exit {
+                    None => "-".into(),
+                    Some(LastExit::Code(c)) => format!("exit {c}"),
+                    Some(LastExit::Signal(n)) => nix::sys::signal::Signal::try_from(n)
+                        .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string()),
+                },
+                s.note.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+/// `850ms`, `12s`, `3m04s`, `2h05m`, `3d04h`.
+fn human_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(a: &[&str]) -> Result<Option<Invocation>, String> {
+        let args: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        parse(&args, |_| None)
+    }
+
+    #[test]
+    fn verbs_parse() {
+        let inv = p(&["--socket", "/s", "status", "--json", "db"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(inv.socket, PathBuf::from("/s"));
+        assert!(inv.json);
+        assert_eq!(
+            inv.verb,
+            Verb::Status {
+                names: vec!["db".into()]
+            }
+        );
+        let inv = p(&["--timeout", "2s", "restart", "a", "b"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            inv.verb,
+            Verb::Restart {
+                names: vec!["a".into(), "b".into()],
+                timeout_ms: 2000
+            }
+        );
+        let inv = p(&["signal", "HUP", "web"]).unwrap().unwrap();
+        assert_eq!(
+            inv.verb,
+            Verb::Signal {
+                signal: "HUP".into(),
+                names: vec!["web".into()]
+            }
+        );
+        assert_eq!(p(&["shutdown"]).unwrap().unwrap().verb, Verb::Shutdown);
+        assert_eq!(p(&["--help"]).unwrap(), None);
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(p(&[]).unwrap_err().contains("no verb"));
+        assert!(p(&["start"]).unwrap_err().contains("needs at least one"));
+        assert!(
+            p(&["signal", "HUP"])
+                .unwrap_err()
+                .contains("needs at least one")
+        );
+        assert!(p(&["dance"]).unwrap_err().contains("unknown verb"));
+        assert!(p(&["stop", "--json", "a"]).unwrap_err().contains("--json"));
+        assert!(
+            p(&["--timeout", "x", "stop", "a"])
+                .unwrap_err()
+                .contains("--timeout")
+        );
+    }
+
+    #[test]
+    fn durations_are_short() {
+        assert_eq!(human_duration(850), "850ms");
+        assert_eq!(human_duration(12_000), "12s");
+        assert_eq!(human_duration(184_000), "3m04s");
+        assert_eq!(human_duration(7_500_000), "2h05m");
+        assert_eq!(human_duration(3 * 86_400_000 + 4 * 3_600_000), "3d04h");
+    }
+}

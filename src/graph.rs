@@ -1,0 +1,211 @@
+//! The dependency graph between services: resolves `requires` names, rejects
+//! unknown names and cycles (printing the cycle and the files in it), and
+//! gives a start order. Pure: no I/O.
+
+use crate::config::{ConfigError, ServiceSpec};
+
+/// Edges by service index (the order of `Config::services`).
+#[derive(Debug, Default, Clone)]
+pub struct Graph {
+    /// `requires[i]`: the services `i` needs up before it starts.
+    pub requires: Vec<Vec<usize>>,
+    /// `dependents[i]`: the services that require `i`; they stop before it.
+    pub dependents: Vec<Vec<usize>>,
+    /// A topological order: every service after all it requires.
+    pub order: Vec<usize>,
+}
+
+impl Graph {
+    /// Builds the graph, or returns every unknown name and every cycle.
+    pub fn build(services: &[ServiceSpec]) -> Result<Graph, Vec<ConfigError>> {
+        let n = services.len();
+        let mut errors = Vec::new();
+        let mut requires = vec![Vec::new(); n];
+        let mut dependents = vec![Vec::new(); n];
+        for (i, s) in services.iter().enumerate() {
+            for (dep, line) in &s.requires {
+                match services.iter().position(|o| &o.name == dep) {
+                    Some(j) if requires[i].contains(&j) => {}
+                    Some(j) => {
+                        requires[i].push(j);
+                        dependents[j].push(i);
+                    }
+                    None => errors.push(s.source.error(
+                        Some(*line),
+                        format!("requires unknown service `{dep}`: there is no {dep}.toml in the services directory"),
+                    )),
+                }
+            }
+        }
+        for cycle in find_cycles(&requires) {
+            let names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
+            let files: Vec<String> = cycle
+                .iter()
+                .map(|&i| services[i].source.path.display().to_string())
+                .collect();
+            let first = cycle[0];
+            let line = services[first]
+                .requires
+                .iter()
+                .find(|(d, _)| Some(d.as_str()) == names.get(1).or(names.first()).copied())
+                .map(|(_, l)| *l);
+            errors.push(services[first].source.error(
+                line,
+                format!(
+                    "dependency cycle: {} -> {} (files: {}); remove one of these requires",
+                    names.join(" -> "),
+                    names[0],
+                    files.join(", ")
+                ),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let order = topo_order(&requires);
+        Ok(Graph {
+            requires,
+            dependents,
+            order,
+        })
+    }
+
+    /// `id` and everything it needs, transitively.
+    pub fn requirements_closure(&self, id: usize) -> Vec<usize> {
+        closure(&self.requires, id)
+    }
+
+    /// `id` and everything that needs it, transitively.
+    pub fn dependents_closure(&self, id: usize) -> Vec<usize> {
+        closure(&self.dependents, id)
+    }
+}
+
+fn closure(edges: &[Vec<usize>], start: usize) -> Vec<usize> {
+    let mut seen = vec![false; edges.len()];
+    let mut stack = vec![start];
+    let mut out = Vec::new();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        out.push(i);
+        stack.extend(edges[i].iter().copied());
+    }
+    out
+}
+
+/// Kahn's algorithm, taking the lowest index first so the order is stable.
+fn topo_order(requires: &[Vec<usize>]) -> Vec<usize> {
+    let mut missing: Vec<usize> = requires.iter().map(Vec::len).collect();
+    let mut dependents = vec![Vec::new(); requires.len()];
+    for (i, reqs) in requires.iter().enumerate() {
+        for &j in reqs {
+            dependents[j].push(i);
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..requires.len()).filter(|&i| missing[i] == 0).collect();
+    let mut order = Vec::with_capacity(requires.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &d in &dependents[i] {
+            missing[d] -= 1;
+            if missing[d] == 0 {
+                ready.insert(d);
+            }
+        }
+    }
+    order
+}
+
+/// Every elementary cycle found by a depth-first search, each reported once
+/// and rotated to start at its lowest index.
+fn find_cycles(requires: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let n = requires.len();
+    let mut mark = vec![Mark::New; n];
+    let mut cycles: Vec<Vec<usize>> = Vec::new();
+    for root in 0..n {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        // Iterative DFS: (node, next edge index); `path` mirrors the stack.
+        let mut stack = vec![(root, 0usize)];
+        mark[root] = Mark::Active;
+        while let Some(&mut (node, ref mut edge)) = stack.last_mut() {
+            if let Some(&next) = requires[node].get(*edge) {
+                *edge += 1;
+                match mark[next] {
+                    Mark::New => {
+                        mark[next] = Mark::Active;
+                        stack.push((next, 0));
+                    }
+                    Mark::Active => {
+                        let pos = stack.iter().position(|&(s, _)| s == next).unwrap_or(0);
+                        let mut cycle: Vec<usize> = stack[pos..].iter().map(|&(s, _)| s).collect();
+                        let min = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|&(_, v)| *v)
+                            .map_or(0, |(k, _)| k);
+                        cycle.rotate_left(min);
+                        if !cycles.contains(&cycle) {
+                            cycles.push(cycle);
+                        }
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                mark[node] = Mark::Done;
+                stack.pop();
+            }
+        }
+    }
+    cycles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(edges: &[&[usize]]) -> Vec<Vec<usize>> {
+        edges.iter().map(|e| e.to_vec()).collect()
+    }
+
+    #[test]
+    fn order_puts_requirements_first() {
+        // 0 requires 2, 1 requires 0, 2 requires nothing.
+        let order = topo_order(&g(&[&[2], &[0], &[]]));
+        assert_eq!(order, vec![2, 0, 1]);
+    }
+
+    #[test]
+    fn cycles_are_found_once_each() {
+        assert_eq!(find_cycles(&g(&[&[1], &[2], &[0]])), vec![vec![0, 1, 2]]);
+        assert_eq!(find_cycles(&g(&[&[0]])), vec![vec![0]]);
+        assert!(find_cycles(&g(&[&[1], &[], &[0, 1]])).is_empty());
+        // Two separate cycles.
+        assert_eq!(find_cycles(&g(&[&[1], &[0], &[3], &[2]])).len(), 2);
+    }
+
+    #[test]
+    fn closures_follow_edges_transitively() {
+        let graph = Graph {
+            requires: g(&[&[], &[0], &[1]]),
+            dependents: g(&[&[1], &[2], &[]]),
+            order: vec![0, 1, 2],
+        };
+        let mut r = graph.requirements_closure(2);
+        r.sort();
+        assert_eq!(r, vec![0, 1, 2]);
+        let mut d = graph.dependents_closure(0);
+        d.sort();
+        assert_eq!(d, vec![0, 1, 2]);
+    }
+}

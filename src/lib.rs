@@ -1,0 +1,19 @@
+//! corral: a container-native init and process supervisor.
+//!
+//! One static binary that runs as PID 1, supervises the services of a
+//! `services.d` directory, reaps zombies, forwards signals and shuts down in
+//! reverse dependency order. Invoked as `svctl` it is the control client.
+//!
+//! Layout: `config` and `graph` load and validate; `supervisor` is the pure
+//! state machine; `runtime` is the only place that makes system calls;
+//! `proto` is the control protocol shared with `ctl`, the client.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod ctl;
+pub mod graph;
+pub mod logging;
+pub mod proto;
+pub mod runtime;
+pub mod supervisor;

@@ -1,0 +1,84 @@
+//! corral's own messages: tracing events formatted as `corral: LEVEL: text`
+//! on stderr, one write per line. The level comes from `CORRAL_LOG`
+//! (`error`, `warn`, `info`, `debug`, `trace`, or `off`).
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Installs the subscriber. `default` applies when `CORRAL_LOG` is unset;
+/// an unreadable value falls back to it with a warning, never an error.
+pub fn init(default: LevelFilter) {
+    let (level, bad) = match std::env::var("CORRAL_LOG") {
+        Ok(v) => match parse_level(&v) {
+            Some(level) => (level, None),
+            None => (default, Some(v)),
+        },
+        Err(_) => (default, None),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .event_format(Plain)
+        .try_init();
+    if let Some(v) = bad {
+        tracing::warn!(
+            "CORRAL_LOG={v:?} is not a level; use error, warn, info, debug, trace or off"
+        );
+    }
+}
+
+fn parse_level(text: &str) -> Option<LevelFilter> {
+    Some(match text.trim().to_ascii_lowercase().as_str() {
+        "off" => LevelFilter::OFF,
+        "error" => LevelFilter::ERROR,
+        "warn" | "warning" => LevelFilter::WARN,
+        "info" => LevelFilter::INFO,
+        "debug" => LevelFilter::DEBUG,
+        "trace" => LevelFilter::TRACE,
+        _ => return None,
+    })
+}
+
+/// `corral: text` for info, `corral: warning: text` and so on otherwise.
+struct Plain;
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let tag = match *event.metadata().level() {
+            Level::ERROR => "error: ",
+            Level::WARN => "warning: ",
+            Level::INFO => "",
+            Level::DEBUG => "debug: ",
+            Level::TRACE => "trace: ",
+        };
+        write!(w, "corral: {tag}")?;
+        ctx.format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse() {
+        assert_eq!(parse_level("DEBUG"), Some(LevelFilter::DEBUG));
+        assert_eq!(parse_level(" warn "), Some(LevelFilter::WARN));
+        assert_eq!(parse_level("loud"), None);
+    }
+}

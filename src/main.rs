@@ -1,0 +1,38 @@
+//! Entry point: chooses between the daemon, `corral check` and the svctl
+//! client by argv[0] and subcommand, and turns the result into an exit code.
+
+use corral::cli::{self, Command};
+
+fn main() {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rest = args.get(1..).unwrap_or_default();
+    let code = if invoked_as == "svctl" {
+        corral::ctl::main(rest)
+    } else {
+        match cli::parse(rest, |k| std::env::var(k).ok()) {
+            Ok(Command::Run(opts)) => corral::runtime::run(opts),
+            Ok(Command::Check { services_dir }) => corral::check::run(&services_dir),
+            Ok(Command::Ctl(args)) => corral::ctl::main(&args),
+            Ok(Command::Help) => {
+                println!("{}", cli::USAGE);
+                0
+            }
+            Ok(Command::Version) => {
+                println!("corral {}", env!("CARGO_PKG_VERSION"));
+                0
+            }
+            Err(e) => {
+                eprintln!("corral: {e}\n\n{}", cli::USAGE);
+                corral::runtime::EXIT_CONFIG
+            }
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,209 @@
+//! The control protocol between corral and svctl: one JSON request per line,
+//! one JSON response per line, over the Unix control socket. Both sides use
+//! these types, so they cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a change would make old clients misread new servers.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A request: the protocol version and one verb.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    #[serde(flatten)]
+    pub verb: Verb,
+}
+
+/// What svctl asks for. Names are service names; an empty list in `status`
+/// means all services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "lowercase")]
+pub enum Verb {
+    Status {
+        #[serde(default)]
+        names: Vec<String>,
+    },
+    Start {
+        names: Vec<String>,
+        timeout_ms: u64,
+    },
+    Stop {
+        names: Vec<String>,
+        timeout_ms: u64,
+    },
+    Restart {
+        names: Vec<String>,
+        timeout_ms: u64,
+    },
+    Signal {
+        signal: String,
+        names: Vec<String>,
+    },
+    Shutdown,
+}
+
+/// How a process ended: an exit code or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LastExit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// One service in a status reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// `starting`, `running`, `stopping`, `stopped`, `backoff`, `failed` or
+    /// `exited`.
+    pub state: String,
+    pub pid: Option<i32>,
+    /// Milliseconds in the current state, or since the process started when
+    /// running.
+    pub uptime_ms: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<LastExit>,
+    pub enabled: bool,
+    /// The user the service runs as, when one is configured.
+    pub user: Option<String>,
+    /// Why the service is in its state: what it waits for, when it
+    /// restarts, why it failed.
+    pub note: Option<String>,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum Response {
+    Ok {
+        #[serde(default)]
+        services: Vec<ServiceStatus>,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
+}
+
+/// Error classes, which svctl maps to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A name that no service file defines, or a malformed request (exit 2).
+    BadRequest,
+    /// The operation ran but did not reach its goal: failed, timed out (exit 1).
+    Failed,
+}
+
+impl Response {
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+        Response::Error {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Decodes one request line, answering a mismatched version or bad JSON with
+/// the reason.
+pub fn decode_request(line: &[u8]) -> Result<Request, String> {
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: Option<u32>,
+    }
+    let version = serde_json::from_slice::<VersionOnly>(line)
+        .map_err(|e| format!("malformed request: {e}"))?
+        .version;
+    if version != Some(PROTOCOL_VERSION) {
+        return Err(format!(
+            "protocol version mismatch: corral speaks version {PROTOCOL_VERSION}, the request has {}; use the svctl of the same corral build",
+            version.map_or("none".to_string(), |v| v.to_string())
+        ));
+    }
+    serde_json::from_slice(line).map_err(|e| format!("malformed request: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let verbs = [
+            Verb::Status { names: vec![] },
+            Verb::Start {
+                names: vec!["a".into()],
+                timeout_ms: 5,
+            },
+            Verb::Stop {
+                names: vec!["a".into()],
+                timeout_ms: 5,
+            },
+            Verb::Restart {
+                names: vec!["b".into()],
+                timeout_ms: 1,
+            },
+            Verb::Signal {
+                signal: "HUP".into(),
+                names: vec!["a".into()],
+            },
+            Verb::Shutdown,
+        ];
+        for verb in verbs {
+            let req = Request {
+                version: PROTOCOL_VERSION,
+                verb,
+            };
+            let line = serde_json::to_vec(&req).unwrap();
+            assert_eq!(decode_request(&line).unwrap(), req);
+        }
+    }
+
+    #[test]
+    fn bad_requests_say_why() {
+        assert!(
+            decode_request(b"{not json")
+                .unwrap_err()
+                .contains("malformed")
+        );
+        assert!(
+            decode_request(br#"{"version":99,"verb":"status"}"#)
+                .unwrap_err()
+                .contains("version mismatch")
+        );
+        assert!(
+            decode_request(br#"{"verb":"status"}"#)
+                .unwrap_err()
+                .contains("version mismatch")
+        );
+        assert!(
+            decode_request(br#"{"version":1,"verb":"dance"}"#)
+                .unwrap_err()
+                .contains("malformed")
+        );
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let r = Response::Ok {
+            services: vec![ServiceStatus {
+                name: "db".into(),
+                state: "running".into(),
+                pid: Some(7),
+                uptime_ms: Some(10),
+                restarts: 1,
+                last_exit: Some(LastExit::Signal(9)),
+                enabled: true,
+                user: Some("nobody".into()),
+                note: None,
+            }],
+            message: None,
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""last_exit":{"signal":9}"#), "{text}");
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), r);
+    }
+}

@@ -1,0 +1,504 @@
+//! The control socket: accepts svctl connections, reads one request line
+//! per connection, turns it into supervisor events, and answers, at once or
+//! once the requested state is reached (a waiter with a deadline).
+//! Everything is non-blocking; a slow or silent client never stalls the loop.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, warn};
+
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+
+use super::{Kind, token};
+use crate::config::units::parse_signal;
+use crate::proto::{ErrorKind, Request, Response, Verb, decode_request};
+use crate::supervisor::{Event, Goal, Progress, ServiceId, Supervisor};
+
+/// Largest request accepted; svctl's are a few hundred bytes.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// One svctl connection.
+struct Client {
+    stream: UnixStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// A request was read; further input is ignored.
+    answered: bool,
+}
+
+/// A request waiting for services to reach a state.
+struct Waiter {
+    client: u64,
+    goals: Vec<(ServiceId, Goal)>,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+/// What a client's input amounted to.
+pub enum Input {
+    /// Nothing complete yet.
+    Nothing,
+    /// The client went away.
+    Closed,
+    Request(Request),
+}
+
+/// The listening socket, its clients and their waiters.
+pub struct Control {
+    listener: UnixListener,
+    path: PathBuf,
+    clients: HashMap<u64, Client>,
+    waiters: Vec<Waiter>,
+    next_id: u64,
+    /// A spare descriptor, given up to accept and drop a connection when
+    /// the process is out of descriptors (EMFILE), so the listener does not
+    /// stay readable forever.
+    spare: Option<File>,
+}
+
+impl Control {
+    /// Binds the socket (mode 0600). Creates a missing parent directory
+    /// with mode 0700; removes a stale socket left by an earlier run, but
+    /// refuses to steal one a live corral answers on.
+    pub fn bind(path: &Path) -> io::Result<Control> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another corral is listening there; give this one its own --socket",
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        Ok(Control {
+            listener,
+            path: path.to_path_buf(),
+            clients: HashMap::new(),
+            waiters: Vec::new(),
+            next_id: 0,
+            spare: File::open("/dev/null").ok(),
+        })
+    }
+
+    pub fn listener_fd(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+
+    /// Accepts every pending connection and watches each for input.
+    pub fn accept(&mut self, epoll: &Epoll) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let interest = EpollEvent::new(
+                        EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP,
+                        token(Kind::Client, id),
+                    );
+                    if let Err(e) = epoll.add(&stream, interest) {
+                        warn!("control socket: cannot watch a client: {e}");
+                        continue;
+                    }
+                    self.clients.insert(
+                        id,
+                        Client {
+                            stream,
+                            input: Vec::new(),
+                            output: Vec::new(),
+                            answered: false,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(nix::libc::EMFILE) => {
+                    warn!("control socket: out of file descriptors; refusing a connection");
+                    self.spare = None;
+                    let _ = self.listener.accept();
+                    self.spare = File::open("/dev/null").ok();
+                    break;
+                }
+                Err(e) => {
+                    warn!("control socket: accept: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Reads from a client. A complete line is decoded; a malformed one is
+    /// answered with an error here. Once a request is in, only a hang-up is
+    /// watched for (EPOLLHUP is always reported), so a client waiting for
+    /// its answer costs no wakeups.
+    pub fn read(&mut self, id: u64, epoll: &Epoll) -> Input {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return Input::Closed;
+        };
+        let mut buf = [0u8; 4096];
+        let mut eof = false;
+        while !c.answered && c.input.len() <= MAX_REQUEST {
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => c.input.extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        let line_end = c.input.iter().position(|&b| b == b'\n');
+        match line_end {
+            Some(end) if !c.answered => {
+                c.answered = true;
+                let line = c.input.get(..end).unwrap_or_default().to_vec();
+                c.input = Vec::new();
+                let mut hangup_only = EpollEvent::new(EpollFlags::empty(), token(Kind::Client, id));
+                let _ = epoll.modify(&c.stream, &mut hangup_only);
+                match decode_request(&line) {
+                    Ok(req) => Input::Request(req),
+                    Err(msg) => {
+                        self.reply(id, Response::error(ErrorKind::BadRequest, msg), epoll);
+                        Input::Nothing
+                    }
+                }
+            }
+            _ if eof || c.answered => {
+                self.drop_client(id, epoll);
+                Input::Closed
+            }
+            _ if c.input.len() > MAX_REQUEST => {
+                self.reply(
+                    id,
+                    Response::error(
+                        ErrorKind::BadRequest,
+                        "request too long: svctl requests are one short JSON line",
+                    ),
+                    epoll,
+                );
+                Input::Nothing
+            }
+            _ => Input::Nothing,
+        }
+    }
+
+    /// Queues the response and writes what the socket takes now; the rest
+    /// goes out when the socket is writable again.
+    pub fn reply(&mut self, id: u64, response: Response, epoll: &Epoll) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        c.answered = true;
+        let mut line = serde_json::to_vec(&response).unwrap_or_else(|e| {
+            format!("{{\"result\":\"error\",\"kind\":\"failed\",\"message\":\"{e}\"}}").into_bytes()
+        });
+        line.push(b'\n');
+        c.output.extend_from_slice(&line);
+        self.flush(id, epoll);
+    }
+
+    /// Writes pending output; closes the connection once all is written,
+    /// else waits for EPOLLOUT.
+    pub fn flush(&mut self, id: u64, epoll: &Epoll) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        while !c.output.is_empty() {
+            match c.stream.write(&c.output) {
+                Ok(n) => {
+                    c.output.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut interest =
+                        EpollEvent::new(EpollFlags::EPOLLOUT, token(Kind::Client, id));
+                    if epoll.modify(&c.stream, &mut interest).is_ok() {
+                        return;
+                    }
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.drop_client(id, epoll);
+    }
+
+    /// Forgets a client and its waiter, closing the connection.
+    pub fn drop_client(&mut self, id: u64, epoll: &Epoll) {
+        if let Some(c) = self.clients.remove(&id) {
+            let _ = epoll.delete(&c.stream);
+        }
+        self.waiters.retain(|w| w.client != id);
+    }
+
+    /// Turns a request into a supervisor event and either an immediate
+    /// answer or a waiter.
+    pub fn plan(&mut self, client: u64, req: Request, sup: &Supervisor, now: Instant) -> Plan {
+        let names = match &req.verb {
+            Verb::Status { names }
+            | Verb::Start { names, .. }
+            | Verb::Stop { names, .. }
+            | Verb::Restart { names, .. }
+            | Verb::Signal { names, .. } => names.clone(),
+            Verb::Shutdown => Vec::new(),
+        };
+        let ids = match resolve(sup, &names) {
+            Ok(ids) => ids,
+            Err(resp) => return Plan::reply(resp),
+        };
+        let busy = || {
+            Plan::reply(Response::error(
+                ErrorKind::Failed,
+                "corral is shutting down",
+            ))
+        };
+        let needs_names = || {
+            Plan::reply(Response::error(
+                ErrorKind::BadRequest,
+                "name at least one service",
+            ))
+        };
+        match req.verb {
+            Verb::Status { .. } => Plan::reply(Response::Ok {
+                services: sup.status(&ids, now),
+                message: None,
+            }),
+            _ if sup.is_shutting_down() => busy(),
+            Verb::Shutdown => Plan {
+                event: Some(Event::ShutdownRequested),
+                reply: Some(Response::Ok {
+                    services: Vec::new(),
+                    message: Some("shutting down".into()),
+                }),
+            },
+            Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } | Verb::Signal { .. }
+                if ids.is_empty() =>
+            {
+                needs_names()
+            }
+            Verb::Signal { signal, .. } => {
+                let signal = match parse_signal(&signal) {
+                    Ok(s) => s,
+                    Err(e) => return Plan::reply(Response::error(ErrorKind::BadRequest, e)),
+                };
+                let down: Vec<&str> = ids
+                    .iter()
+                    .filter_map(|&id| sup.services().get(id))
+                    .filter(|s| s.state.pid().is_none())
+                    .map(|s| s.spec.name.as_str())
+                    .collect();
+                let reply = if down.is_empty() {
+                    Response::Ok {
+                        services: Vec::new(),
+                        message: Some(format!("sent {}", signal.as_str())),
+                    }
+                } else {
+                    Response::error(
+                        ErrorKind::Failed,
+                        format!("not running, nothing sent to: {}", down.join(", ")),
+                    )
+                };
+                Plan {
+                    event: Some(Event::SignalRequested { ids, signal }),
+                    reply: Some(reply),
+                }
+            }
+            Verb::Start { timeout_ms, .. } => self
+                .wait(client, &ids, Goal::Up { starts_before: 0 }, timeout_ms, now)
+                .with_event(Event::StartRequested(ids)),
+            Verb::Stop { timeout_ms, .. } => self
+                .wait(client, &ids, Goal::Down, timeout_ms, now)
+                .with_event(Event::StopRequested(ids)),
+            Verb::Restart { timeout_ms, .. } => {
+                let goals: Vec<(ServiceId, Goal)> = ids
+                    .iter()
+                    .filter_map(|&id| {
+                        let starts_before = sup.services().get(id)?.starts;
+                        Some((id, Goal::Up { starts_before }))
+                    })
+                    .collect();
+                self.add_waiter(client, goals, timeout_ms, now);
+                Plan {
+                    event: Some(Event::RestartRequested(ids)),
+                    reply: None,
+                }
+            }
+        }
+    }
+
+    fn wait(
+        &mut self,
+        client: u64,
+        ids: &[ServiceId],
+        goal: Goal,
+        timeout_ms: u64,
+        now: Instant,
+    ) -> Plan {
+        self.add_waiter(
+            client,
+            ids.iter().map(|&id| (id, goal)).collect(),
+            timeout_ms,
+            now,
+        );
+        Plan {
+            event: None,
+            reply: None,
+        }
+    }
+
+    fn add_waiter(
+        &mut self,
+        client: u64,
+        goals: Vec<(ServiceId, Goal)>,
+        timeout_ms: u64,
+        now: Instant,
+    ) {
+        let timeout = Duration::from_millis(timeout_ms.min(24 * 3600 * 1000));
+        self.waiters.push(Waiter {
+            client,
+            goals,
+            deadline: now + timeout,
+            timeout,
+        });
+    }
+
+    /// The earliest waiter deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.waiters.iter().map(|w| w.deadline).min()
+    }
+
+    /// Answers every waiter whose goals are reached, failed or out of time.
+    pub fn settle_waiters(&mut self, sup: &Supervisor, now: Instant, epoll: &Epoll) {
+        let mut answers = Vec::new();
+        self.waiters.retain(|w| {
+            let mut pending = Vec::new();
+            for &(id, goal) in &w.goals {
+                match sup.progress(id, goal) {
+                    Progress::Reached => {}
+                    Progress::Pending => pending.push(id),
+                    Progress::Failed(why) => {
+                        let name = sup.services().get(id).map_or("?", |s| s.spec.name.as_str());
+                        answers.push((
+                            w.client,
+                            Response::error(ErrorKind::Failed, format!("{name}: {why}")),
+                        ));
+                        return false;
+                    }
+                }
+            }
+            if pending.is_empty() {
+                let ids: Vec<ServiceId> = w.goals.iter().map(|&(id, _)| id).collect();
+                answers.push((
+                    w.client,
+                    Response::Ok {
+                        services: sup.status(&ids, now),
+                        message: None,
+                    },
+                ));
+                return false;
+            }
+            if w.deadline <= now {
+                let stuck: Vec<String> = sup
+                    .status(&pending, now)
+                    .into_iter()
+                    .map(|s| match s.note {
+                        Some(note) => format!("{} is {} ({note})", s.name, s.state),
+                        None => format!("{} is {}", s.name, s.state),
+                    })
+                    .collect();
+                answers.push((
+                    w.client,
+                    Response::error(
+                        ErrorKind::Failed,
+                        format!("timed out after {:?}: {}", w.timeout, stuck.join("; ")),
+                    ),
+                ));
+                return false;
+            }
+            true
+        });
+        for (client, resp) in answers {
+            self.reply(client, resp, epoll);
+        }
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        debug!("removing {}", self.path.display());
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// What the event loop does with a request.
+pub struct Plan {
+    pub event: Option<Event>,
+    pub reply: Option<Response>,
+}
+
+impl Plan {
+    fn reply(resp: Response) -> Plan {
+        Plan {
+            event: None,
+            reply: Some(resp),
+        }
+    }
+
+    fn with_event(mut self, event: Event) -> Plan {
+        self.event = Some(event);
+        self
+    }
+}
+
+/// Service names to ids; an unknown name is a bad request naming the
+/// known ones.
+fn resolve(sup: &Supervisor, names: &[String]) -> Result<Vec<ServiceId>, Response> {
+    let mut ids = Vec::new();
+    for name in names {
+        match sup.lookup(name) {
+            Some(id) => ids.push(id),
+            None => {
+                let known: Vec<&str> = sup
+                    .services()
+                    .iter()
+                    .map(|s| s.spec.name.as_str())
+                    .collect();
+                let known = if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                };
+                return Err(Response::error(
+                    ErrorKind::BadRequest,
+                    format!("unknown service `{name}` (known: {known})"),
+                ));
+            }
+        }
+    }
+    Ok(ids)
+}

@@ -1,0 +1,365 @@
+//! The runtime: the only part of corral that makes system calls. One
+//! thread, one epoll wait whose timeout is the earliest deadline; idle means
+//! no wakeups at all. It feeds facts (signals, exits, requests) to the
+//! supervisor as events and carries out the actions it returns.
+
+pub mod control;
+pub mod output;
+pub mod reaper;
+pub mod signals;
+pub mod spawn;
+
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tracing::{debug, error, warn};
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::cli::RunOptions;
+use crate::config::{self, Config, Missing};
+use crate::supervisor::{Action, Event, Settings, Supervisor};
+use control::{Control, Input};
+use output::{Output, Stream};
+use signals::Signals;
+
+/// Exit code when corral cannot set itself up (no signalfd, no epoll).
+pub const EXIT_SETUP: i32 = 1;
+/// Exit code for an invalid configuration or command line.
+pub const EXIT_CONFIG: i32 = 2;
+
+/// What an epoll token refers to: the kind in the top 16 bits, an id below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Signals = 0,
+    Listener = 1,
+    Client = 2,
+    Pipe = 3,
+}
+
+pub(crate) fn token(kind: Kind, id: u64) -> u64 {
+    ((kind as u64) << 48) | (id & 0xffff_ffff_ffff)
+}
+
+fn untoken(token: u64) -> (u64, u64) {
+    (token >> 48, token & 0xffff_ffff_ffff)
+}
+
+/// Loads the configuration and runs until shutdown; returns the exit code.
+pub fn run(opts: RunOptions) -> i32 {
+    // First, before corral opens anything of its own.
+    let inherited = spawn::claim_inherited_fds();
+    let missing = if opts.services_named {
+        Missing::Error
+    } else {
+        Missing::Empty
+    };
+    let config = match config::load_dir(&opts.services_dir, missing) {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "corral: {} error(s) in {}; nothing was started",
+                errors.len(),
+                opts.services_dir.display()
+            );
+            return EXIT_CONFIG;
+        }
+    };
+    // tini mode stays silent unless something is wrong.
+    let tini_mode = config.services.is_empty() && opts.main.is_some();
+    crate::logging::init(if tini_mode {
+        LevelFilter::WARN
+    } else {
+        LevelFilter::INFO
+    });
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    match Runtime::new(config, &opts, inherited, tini_mode) {
+        Ok(mut rt) => rt.run(),
+        Err(e) => {
+            error!("cannot start: {e}");
+            EXIT_SETUP
+        }
+    }
+}
+
+struct Runtime {
+    epoll: Epoll,
+    signals: Signals,
+    control: Option<Control>,
+    output: Output,
+    sup: Supervisor,
+    main_argv: Option<Vec<String>>,
+    inherited: Vec<RawFd>,
+    queue: VecDeque<Event>,
+    exit: Option<i32>,
+}
+
+impl Runtime {
+    fn new(
+        config: Config,
+        opts: &RunOptions,
+        inherited: Vec<RawFd>,
+        tini_mode: bool,
+    ) -> anyhow::Result<Runtime> {
+        let signals = Signals::install().map_err(|e| anyhow::anyhow!("signalfd: {e}"))?;
+        reaper::become_subreaper();
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(
+            &signals,
+            EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Signals, 0)),
+        )?;
+        let control = match Control::bind(&opts.socket) {
+            Ok(c) => {
+                epoll.add(
+                    c.listener_fd(),
+                    EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Listener, 0)),
+                )?;
+                Some(c)
+            }
+            Err(e) if tini_mode => {
+                debug!("no control socket at {}: {e}", opts.socket.display());
+                None
+            }
+            Err(e) => {
+                warn!(
+                    "no control socket at {}: {e}; svctl will not work (set --socket or CORRAL_SOCKET to a writable path)",
+                    opts.socket.display()
+                );
+                None
+            }
+        };
+        let output = Output::new(config.services.iter().map(|s| s.name.as_str()));
+        let settings = Settings::with_budget(opts.shutdown_budget);
+        let sup = Supervisor::new(config, opts.main.is_some(), settings, Instant::now());
+        Ok(Runtime {
+            epoll,
+            signals,
+            control,
+            output,
+            sup,
+            main_argv: opts.main.clone(),
+            inherited,
+            queue: VecDeque::new(),
+            exit: None,
+        })
+    }
+
+    fn run(&mut self) -> i32 {
+        self.queue.push_back(Event::Boot);
+        let mut events = vec![EpollEvent::empty(); 64];
+        loop {
+            self.process();
+            if let Some(code) = self.exit {
+                self.drain_output();
+                return code;
+            }
+            let timeout = self.timeout(Instant::now());
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => 0,
+                Err(e) => {
+                    warn!("epoll_wait: {e}");
+                    0
+                }
+            };
+            for ev in events.iter().take(n) {
+                self.dispatch(ev.data(), ev.events());
+            }
+            self.reap();
+            if self
+                .sup
+                .next_deadline()
+                .is_some_and(|d| d <= Instant::now())
+            {
+                self.queue.push_back(Event::Tick);
+            }
+        }
+    }
+
+    /// Feeds queued events to the supervisor and performs its actions
+    /// until nothing is left, then answers svctl waiters.
+    fn process(&mut self) {
+        while let Some(event) = self.queue.pop_front() {
+            let actions = self.sup.handle(event, Instant::now());
+            for action in actions {
+                self.perform(action);
+            }
+        }
+        if let Some(c) = &mut self.control {
+            c.settle_waiters(&self.sup, Instant::now(), &self.epoll);
+        }
+    }
+
+    /// The epoll timeout: until the earliest deadline, rounded up to whole
+    /// milliseconds so we never wake just before it; none when idle.
+    fn timeout(&self, now: Instant) -> EpollTimeout {
+        let deadline = [
+            self.sup.next_deadline(),
+            self.control.as_ref().and_then(Control::next_deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match deadline {
+            None => EpollTimeout::NONE,
+            Some(d) => {
+                let ms = d
+                    .saturating_duration_since(now)
+                    .as_nanos()
+                    .div_ceil(1_000_000);
+                EpollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(EpollTimeout::MAX)
+            }
+        }
+    }
+
+    fn dispatch(&mut self, token: u64, flags: EpollFlags) {
+        let (kind, id) = untoken(token);
+        match kind {
+            k if k == Kind::Signals as u64 => {
+                for signal in self.signals.read() {
+                    // SIGCHLD only wakes us: every wakeup reaps.
+                    if signal != Signal::SIGCHLD {
+                        self.queue.push_back(Event::SignalReceived(signal));
+                    }
+                }
+            }
+            k if k == Kind::Listener as u64 => {
+                if let Some(c) = &mut self.control {
+                    c.accept(&self.epoll);
+                }
+            }
+            k if k == Kind::Client as u64 => self.on_client(id, flags),
+            k if k == Kind::Pipe as u64 => {
+                self.output.on_readable(id, &self.epoll);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_client(&mut self, id: u64, flags: EpollFlags) {
+        let Some(control) = &mut self.control else {
+            return;
+        };
+        if flags.contains(EpollFlags::EPOLLOUT) {
+            control.flush(id, &self.epoll);
+            return;
+        }
+        let Input::Request(req) = control.read(id, &self.epoll) else {
+            return;
+        };
+        let plan = control.plan(id, req, &self.sup, Instant::now());
+        if let Some(resp) = plan.reply {
+            control.reply(id, resp, &self.epoll);
+        }
+        if let Some(event) = plan.event {
+            self.queue.push_back(event);
+        }
+    }
+
+    fn reap(&mut self) {
+        let reaped = reaper::drain();
+        for (pid, status) in reaped.exits {
+            self.queue.push_back(Event::Reaped { pid, status });
+        }
+        if reaped.no_children {
+            self.queue.push_back(Event::NoChildren);
+        }
+    }
+
+    fn perform(&mut self, action: Action) {
+        match action {
+            Action::Spawn(id) => {
+                let event = self.spawn(id);
+                self.queue.push_back(event);
+            }
+            Action::SpawnMain => {
+                let argv = self.main_argv.as_deref().unwrap_or_default();
+                let event = match spawn::spawn_main(argv, &self.inherited) {
+                    Ok(pid) => Event::MainSpawned { pid },
+                    Err(e) => {
+                        error!("{}", e.message);
+                        Event::MainSpawnFailed { code: e.code }
+                    }
+                };
+                self.queue.push_back(event);
+            }
+            Action::Signal { pid, signal } => match kill(Pid::from_raw(pid), signal) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => warn!("kill({pid}, {}): {e}", signal.as_str()),
+            },
+            Action::SignalGroup { pgid, signal } => match killpg(Pid::from_raw(pgid), signal) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => warn!("killpg({pgid}, {}): {e}", signal.as_str()),
+            },
+            Action::SignalOrphans(signal) => {
+                reaper::signal_orphans(signal);
+                // With nothing left to signal, no SIGCHLD will come: look now.
+                self.reap();
+            }
+            Action::Exit(code) => self.exit = Some(code),
+        }
+    }
+
+    /// Opens the output pipes and starts service `id`.
+    fn spawn(&mut self, id: usize) -> Event {
+        let Some(service) = self.sup.services().get(id) else {
+            return Event::SpawnFailed {
+                id,
+                error: "unknown service".into(),
+            };
+        };
+        let spec = &service.spec;
+        let pipes = self
+            .output
+            .open(&spec.name, Stream::Stdout)
+            .and_then(|out| Ok((out, self.output.open(&spec.name, Stream::Stderr)?)));
+        let ((out_id, out_w), (err_id, err_w)) = match pipes {
+            Ok(p) => p,
+            Err(e) => {
+                return Event::SpawnFailed {
+                    id,
+                    error: format!("cannot create output pipes: {e}"),
+                };
+            }
+        };
+        match spawn::spawn_service(spec, out_w, err_w) {
+            Ok(pid) => {
+                for relay in [out_id, err_id] {
+                    if let Some(fd) = self.output.fd(relay) {
+                        let interest =
+                            EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Pipe, relay));
+                        if let Err(e) = self.epoll.add(fd, interest) {
+                            warn!("cannot watch output of {}: {e}", spec.name);
+                        }
+                    }
+                }
+                Event::Spawned { id, pid }
+            }
+            Err(e) => {
+                self.output.discard(out_id);
+                self.output.discard(err_id);
+                Event::SpawnFailed {
+                    id,
+                    error: e.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Relays what the pipes still hold before exiting, so the last lines
+    /// of stopped services are not lost.
+    fn drain_output(&mut self) {
+        for id in self.output.ids() {
+            self.output.on_readable(id, &self.epoll);
+        }
+    }
+}

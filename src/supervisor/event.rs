@@ -1,0 +1,103 @@
+//! What the supervisor is told (`Event`, past-tense facts) and what it asks
+//! the runtime to do (`Action`, imperatives). Plain data, no behaviour.
+
+use nix::sys::signal::Signal;
+
+use crate::proto::LastExit;
+
+/// A process id as the kernel gives it.
+pub type Pid = i32;
+
+/// Index of a service in the loaded configuration.
+pub type ServiceId = usize;
+
+/// How a reaped process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signaled(Signal),
+}
+
+impl ExitStatus {
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+
+    /// The shell convention: the code, or 128 + the signal number.
+    pub fn as_exit_code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signaled(s) => 128 + s as i32,
+        }
+    }
+
+    pub fn to_proto(self) -> LastExit {
+        match self {
+            ExitStatus::Code(c) => LastExit::Code(c),
+            ExitStatus::Signaled(s) => LastExit::Signal(s as i32),
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signaled(s) => write!(f, "killed by {}", s.as_str()),
+        }
+    }
+}
+
+/// Facts the runtime reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The configuration is loaded and the loop runs: start what is enabled.
+    Boot,
+    /// An `Action::Spawn` succeeded.
+    Spawned { id: ServiceId, pid: Pid },
+    /// An `Action::Spawn` failed before the program ran (exec error, fork
+    /// EAGAIN...).
+    SpawnFailed { id: ServiceId, error: String },
+    /// The main command (`corral -- CMD`) is running.
+    MainSpawned { pid: Pid },
+    /// The main command could not be executed; `code` is 126 or 127.
+    MainSpawnFailed { code: i32 },
+    /// waitpid returned this child: a service, the main command or an orphan.
+    Reaped { pid: Pid, status: ExitStatus },
+    /// waitpid said ECHILD: corral has no children left.
+    NoChildren,
+    /// Time has passed; deadlines at or before `now` are due.
+    Tick,
+    /// corral received a signal (other than SIGCHLD, which the runtime
+    /// turns into `Reaped`).
+    SignalReceived(Signal),
+    /// svctl start: the services and everything they require.
+    StartRequested(Vec<ServiceId>),
+    /// svctl stop: the services and everything that requires them.
+    StopRequested(Vec<ServiceId>),
+    /// svctl restart: these services only.
+    RestartRequested(Vec<ServiceId>),
+    /// svctl signal: deliver to the services' main processes.
+    SignalRequested { ids: Vec<ServiceId>, signal: Signal },
+    /// svctl shutdown.
+    ShutdownRequested,
+}
+
+/// Commands for the runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start the service's process; answer with `Spawned` or `SpawnFailed`.
+    Spawn(ServiceId),
+    /// Start the main command; answer with `MainSpawned` or `MainSpawnFailed`.
+    SpawnMain,
+    /// kill(2) one process.
+    Signal { pid: Pid, signal: Signal },
+    /// kill(2) a whole process group (a service's session).
+    SignalGroup { pgid: Pid, signal: Signal },
+    /// Signal every process left in the container (or, when corral is not
+    /// PID 1, every child corral still has), then report `NoChildren` once
+    /// none is left.
+    SignalOrphans(Signal),
+    /// Leave the event loop and exit with this code.
+    Exit(i32),
+}

@@ -1,0 +1,837 @@
+//! The supervisor: a pure state machine over all services, the main command
+//! and the shutdown sequence.
+//!
+//! It takes an `Event` and the current time and returns `Action`s. It makes
+//! no system calls (it only logs), so every transition is unit-tested
+//! without processes; `crate::runtime` performs the actions and reports their
+//! results back as events.
+
+pub mod event;
+pub mod policy;
+pub mod state;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, ServiceSpec};
+use crate::graph::Graph;
+use crate::proto::ServiceStatus;
+pub use event::{Action, Event, ExitStatus, Pid, ServiceId};
+use policy::Verdict;
+pub use state::State;
+
+/// Settings that are not per service.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// From the shutdown request until corral exits, orphans included.
+    pub shutdown_budget: Duration,
+    /// Time left to orphans between SIGTERM and SIGKILL.
+    pub orphan_grace: Duration,
+    /// How long to wait for processes that ignore even SIGKILL (stuck in
+    /// uninterruptible sleep) before exiting anyway.
+    pub kill_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::with_budget(DEFAULT_SHUTDOWN_BUDGET)
+    }
+}
+
+impl Settings {
+    /// Splits a shutdown budget: the last part (at most 500 ms) is for
+    /// orphans, the rest for services.
+    pub fn with_budget(budget: Duration) -> Settings {
+        Settings {
+            shutdown_budget: budget,
+            orphan_grace: (budget / 4).min(Duration::from_millis(500)),
+            kill_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Default shutdown budget: Docker waits 10 s before its SIGKILL, so corral
+/// finishes well before that.
+pub const DEFAULT_SHUTDOWN_BUDGET: Duration = Duration::from_secs(8);
+
+/// Exit code after a shutdown in which some service had to be SIGKILLed or
+/// the budget ran out (no main command).
+pub const EXIT_UNCLEAN: i32 = 1;
+
+/// One supervised service: its definition and its run-time record.
+#[derive(Debug)]
+pub struct Service {
+    pub spec: ServiceSpec,
+    pub state: State,
+    /// Whether the service should be up; requests and shutdown flip it.
+    pub want_up: bool,
+    /// Restarts since boot, automatic and requested.
+    pub restarts: u32,
+    /// Quick failures in a row, for backoff and the crash-loop budget.
+    pub failures: u32,
+    /// Processes started since boot; lets `restart` wait for a new one.
+    pub starts: u64,
+    pub last_exit: Option<ExitStatus>,
+    /// When the state last changed.
+    pub changed_at: Instant,
+}
+
+/// The main command of `corral -- CMD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Main {
+    /// No main command was given.
+    Absent,
+    /// Waits for the services to settle.
+    Pending,
+    Spawning,
+    Running {
+        pid: Pid,
+    },
+    /// Finished with this exit code (the shell convention).
+    Done {
+        code: i32,
+    },
+    /// Shutdown came before it started.
+    Skipped,
+}
+
+/// Where corral is in its own life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Supervising.
+    Up,
+    /// Stopping services in reverse dependency order; everything is killed
+    /// at `deadline`. `forced` after a second signal or the deadline.
+    Stopping { deadline: Instant, forced: bool },
+    /// Services are down; orphans got SIGTERM (or SIGKILL once `killed`).
+    /// At `until`: SIGKILL, or exit if that was sent already.
+    Orphans { until: Instant, killed: bool },
+    /// `Action::Exit` was issued.
+    Exiting,
+}
+
+/// Who owns a pid corral spawned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Service(ServiceId),
+    Main,
+}
+
+/// Progress of an svctl request towards its goal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    Reached,
+    Pending,
+    Failed(String),
+}
+
+/// What an svctl request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Running with a process started after `starts_before` processes.
+    Up { starts_before: u64 },
+    /// No process left.
+    Down,
+}
+
+/// All services and the shutdown sequence.
+#[derive(Debug)]
+pub struct Supervisor {
+    services: Vec<Service>,
+    graph: Graph,
+    pids: HashMap<Pid, Owner>,
+    main: Main,
+    phase: Phase,
+    settings: Settings,
+    /// Some service needed SIGKILL during shutdown, or the budget ran out.
+    unclean: bool,
+}
+
+impl Supervisor {
+    pub fn new(config: Config, has_main: bool, settings: Settings, now: Instant) -> Supervisor {
+        let services = config
+            .services
+            .into_iter()
+            .map(|spec| Service {
+                want_up: false,
+                state: State::Stopped,
+                restarts: 0,
+                failures: 0,
+                starts: 0,
+                last_exit: None,
+                changed_at: now,
+                spec,
+            })
+            .collect();
+        Supervisor {
+            services,
+            graph: config.graph,
+            pids: HashMap::new(),
+            main: if has_main {
+                Main::Pending
+            } else {
+                Main::Absent
+            },
+            phase: Phase::Up,
+            settings,
+            unclean: false,
+        }
+    }
+
+    /// Applies one event; returns what the runtime must do, in order.
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Exiting {
+            return out;
+        }
+        match event {
+            Event::Boot => {
+                for s in &mut self.services {
+                    if s.spec.enabled {
+                        s.want_up = true;
+                        set_state(s, State::Starting, now);
+                    }
+                }
+            }
+            Event::Spawned { id, pid } => self.on_spawned(id, pid, now),
+            Event::SpawnFailed { id, error } => self.on_spawn_failed(id, &error, now),
+            Event::MainSpawned { pid } => {
+                self.pids.insert(pid, Owner::Main);
+                self.main = Main::Running { pid };
+            }
+            Event::MainSpawnFailed { code } => {
+                self.main = Main::Done { code };
+                self.begin_shutdown(now, &mut out);
+            }
+            Event::Reaped { pid, status } => self.on_reaped(pid, status, now, &mut out),
+            Event::NoChildren => {
+                if let Phase::Orphans { .. } = self.phase {
+                    self.exit(&mut out);
+                }
+            }
+            Event::Tick => self.on_tick(now, &mut out),
+            Event::SignalReceived(signal) => self.on_signal(signal, now, &mut out),
+            Event::StartRequested(ids) => {
+                for id in ids {
+                    self.request_start(id, now);
+                }
+            }
+            Event::StopRequested(ids) => {
+                for id in ids {
+                    for d in self.graph.dependents_closure(id) {
+                        self.request_stop(d);
+                    }
+                }
+            }
+            Event::RestartRequested(ids) => {
+                for id in ids {
+                    self.request_restart(id, now, &mut out);
+                }
+            }
+            Event::SignalRequested { ids, signal } => {
+                for id in ids {
+                    if let Some(pid) = self.services.get(id).and_then(|s| s.state.pid()) {
+                        out.push(Action::Signal { pid, signal });
+                    }
+                }
+            }
+            Event::ShutdownRequested => self.request_shutdown(now, &mut out),
+        }
+        self.reconcile(now, &mut out);
+        out
+    }
+
+    /// The earliest time at which `Event::Tick` has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let services = self.services.iter().filter_map(|s| match &s.state {
+            State::Backoff { until } => Some(*until),
+            State::Stopping { kill_at, .. } => *kill_at,
+            _ => None,
+        });
+        let phase = match self.phase {
+            Phase::Stopping { deadline, .. } => Some(deadline),
+            Phase::Orphans { until, .. } => Some(until),
+            Phase::Up | Phase::Exiting => None,
+        };
+        services.chain(phase).min()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.phase != Phase::Up
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<ServiceId> {
+        self.services.iter().position(|s| s.spec.name == name)
+    }
+
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// The exit code corral ends with: the main command's, else 0 for a
+    /// clean shutdown and `EXIT_UNCLEAN` otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self.main {
+            Main::Done { code } => code,
+            _ if self.unclean => EXIT_UNCLEAN,
+            _ => 0,
+        }
+    }
+
+    /// Where service `id` stands with respect to `goal`.
+    pub fn progress(&self, id: ServiceId, goal: Goal) -> Progress {
+        let Some(s) = self.services.get(id) else {
+            return Progress::Failed("no such service".into());
+        };
+        match (goal, &s.state) {
+            (Goal::Down, state)
+                if !state.is_active()
+                    && !matches!(state, State::Backoff { .. } | State::Starting) =>
+            {
+                Progress::Reached
+            }
+            (Goal::Down, _) => Progress::Pending,
+            (Goal::Up { starts_before }, State::Running { .. }) if s.starts > starts_before => {
+                Progress::Reached
+            }
+            (Goal::Up { .. }, State::Failed { reason }) => {
+                Progress::Failed(format!("failed: {reason}"))
+            }
+            (Goal::Up { .. }, State::Exited) => Progress::Failed(match s.last_exit {
+                Some(e) => format!("exited ({e}) and its restart policy keeps it down"),
+                None => "exited".into(),
+            }),
+            (Goal::Up { .. }, State::Stopped) if !s.want_up => {
+                Progress::Failed("was stopped".into())
+            }
+            (Goal::Up { .. }, _) => Progress::Pending,
+        }
+    }
+
+    /// Status of the given services (all when `ids` is empty).
+    pub fn status(&self, ids: &[ServiceId], now: Instant) -> Vec<ServiceStatus> {
+        let all: Vec<ServiceId>;
+        let ids = if ids.is_empty() {
+            all = (0..self.services.len()).collect();
+            &all
+        } else {
+            ids
+        };
+        ids.iter()
+            .filter_map(|&id| {
+                let s = self.services.get(id)?;
+                let since = match &s.state {
+                    State::Running { started, .. } => *started,
+                    _ => s.changed_at,
+                };
+                Some(ServiceStatus {
+                    name: s.spec.name.clone(),
+                    state: s.state.word().to_string(),
+                    pid: s.state.pid(),
+                    uptime_ms: Some(now.saturating_duration_since(since).as_millis() as u64),
+                    restarts: s.restarts,
+                    last_exit: s.last_exit.map(ExitStatus::to_proto),
+                    enabled: s.spec.enabled,
+                    user: s.spec.credentials.as_ref().map(|c| c.display.clone()),
+                    note: self.note(id, now),
+                })
+            })
+            .collect()
+    }
+
+    /// Why a service is where it is, for status.
+    fn note(&self, id: ServiceId, now: Instant) -> Option<String> {
+        let s = self.services.get(id)?;
+        match &s.state {
+            State::Starting => {
+                let waiting: Vec<&str> = self
+                    .requirements(id)
+                    .filter(|&r| !matches!(self.services[r].state, State::Running { .. }))
+                    .map(|r| self.services[r].spec.name.as_str())
+                    .collect();
+                (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))
+            }
+            State::Backoff { until } => Some(format!(
+                "restart in {} ms",
+                until.saturating_duration_since(now).as_millis()
+            )),
+            State::Failed { reason } => Some(reason.clone()),
+            State::Stopping {
+                then_start: true, ..
+            } => Some("restarting".into()),
+            _ => None,
+        }
+    }
+
+    fn requirements(&self, id: ServiceId) -> impl Iterator<Item = ServiceId> + '_ {
+        self.graph.requires.get(id).into_iter().flatten().copied()
+    }
+
+    fn dependents(&self, id: ServiceId) -> impl Iterator<Item = ServiceId> + '_ {
+        self.graph.dependents.get(id).into_iter().flatten().copied()
+    }
+
+    fn on_spawned(&mut self, id: ServiceId, pid: Pid, now: Instant) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        self.pids.insert(pid, Owner::Service(id));
+        s.starts += 1;
+        info!("{}: started, pid {pid}", s.spec.name);
+        // Spawned only answers Spawning; a stop requested meanwhile is
+        // carried out by reconcile, which sees the process running.
+        set_state(s, State::Running { pid, started: now }, now);
+    }
+
+    fn on_spawn_failed(&mut self, id: ServiceId, error: &str, now: Instant) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        warn!("{}: cannot start: {error}", s.spec.name);
+        let (verdict, failures) = policy::after_exit(
+            s.spec.restart,
+            &s.spec.backoff,
+            None,
+            Duration::ZERO,
+            s.failures,
+        );
+        s.failures = failures;
+        let next = match verdict {
+            Verdict::Restart(delay) if s.want_up && self.phase == Phase::Up => {
+                State::Backoff { until: now + delay }
+            }
+            Verdict::Restart(_) => State::Stopped,
+            Verdict::Stay | Verdict::GiveUp => State::Failed {
+                reason: format!("cannot start: {error}"),
+            },
+        };
+        set_state(s, next, now);
+    }
+
+    fn on_reaped(&mut self, pid: Pid, status: ExitStatus, now: Instant, out: &mut Vec<Action>) {
+        match self.pids.remove(&pid) {
+            None => debug!("reaped orphan {pid} ({status})"),
+            Some(Owner::Main) => {
+                info!("main command exited: {status}");
+                self.main = Main::Done {
+                    code: status.as_exit_code(),
+                };
+                if self.phase == Phase::Up {
+                    self.begin_shutdown(now, out);
+                }
+            }
+            Some(Owner::Service(id)) => self.on_service_exit(id, pid, status, now, out),
+        }
+    }
+
+    fn on_service_exit(
+        &mut self,
+        id: ServiceId,
+        pid: Pid,
+        status: ExitStatus,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let up = self.phase == Phase::Up;
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        s.last_exit = Some(status);
+        // The main process is gone; whatever it left in its process group
+        // would hold ports and files against the next start.
+        out.push(Action::SignalGroup {
+            pgid: pid,
+            signal: Signal::SIGKILL,
+        });
+        let next = match s.state {
+            State::Running { started, .. } => {
+                let ran_for = now.saturating_duration_since(started);
+                let (verdict, failures) = policy::after_exit(
+                    s.spec.restart,
+                    &s.spec.backoff,
+                    Some(status),
+                    ran_for,
+                    s.failures,
+                );
+                s.failures = failures;
+                match verdict {
+                    _ if !s.want_up || !up => State::Stopped,
+                    Verdict::Restart(delay) => {
+                        warn!(
+                            "{}: {status}; restarting in {} ms",
+                            s.spec.name,
+                            delay.as_millis()
+                        );
+                        State::Backoff { until: now + delay }
+                    }
+                    Verdict::Stay => {
+                        info!(
+                            "{}: {status}; not restarted (restart = {:?})",
+                            s.spec.name, s.spec.restart
+                        );
+                        State::Exited
+                    }
+                    Verdict::GiveUp => {
+                        let reason = format!(
+                            "{failures} quick exits in a row, last: {status}; svctl start resets"
+                        );
+                        warn!("{}: failed: {reason}", s.spec.name);
+                        State::Failed { reason }
+                    }
+                }
+            }
+            State::Stopping { then_start, .. } => {
+                info!("{}: stopped ({status})", s.spec.name);
+                if then_start && s.want_up && up {
+                    s.restarts += 1;
+                    s.failures = 0;
+                    State::Starting
+                } else {
+                    State::Stopped
+                }
+            }
+            // The pid table only holds running processes.
+            State::Stopped
+            | State::Starting
+            | State::Spawning
+            | State::Backoff { .. }
+            | State::Failed { .. }
+            | State::Exited => return,
+        };
+        set_state(s, next, now);
+    }
+
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let up = self.phase == Phase::Up;
+        let stopping = matches!(self.phase, Phase::Stopping { .. });
+        for s in &mut self.services {
+            match s.state {
+                State::Backoff { until } if until <= now => {
+                    if s.want_up && up {
+                        s.restarts += 1;
+                        set_state(s, State::Starting, now);
+                    } else {
+                        set_state(s, State::Stopped, now);
+                    }
+                }
+                State::Stopping {
+                    pid,
+                    kill_at: Some(at),
+                    then_start,
+                } if at <= now => {
+                    warn!(
+                        "{}: did not stop within {:?}; sending SIGKILL",
+                        s.spec.name, s.spec.stop_timeout
+                    );
+                    out.push(Action::SignalGroup {
+                        pgid: pid,
+                        signal: Signal::SIGKILL,
+                    });
+                    s.state = State::Stopping {
+                        pid,
+                        kill_at: None,
+                        then_start,
+                    };
+                    if stopping {
+                        self.unclean = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        match self.phase {
+            Phase::Stopping {
+                deadline,
+                forced: false,
+            } if deadline <= now => {
+                warn!(
+                    "shutdown budget of {:?} ran out; killing what is left",
+                    self.settings.shutdown_budget
+                );
+                self.force(now, out);
+            }
+            Phase::Orphans {
+                until,
+                killed: false,
+            } if until <= now => {
+                out.push(Action::SignalOrphans(Signal::SIGKILL));
+                self.phase = Phase::Orphans {
+                    until: now + self.settings.kill_wait,
+                    killed: true,
+                };
+            }
+            Phase::Orphans {
+                until,
+                killed: true,
+            } if until <= now => {
+                warn!("processes survived SIGKILL (uninterruptible sleep?); exiting anyway");
+                self.exit(out);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_signal(&mut self, signal: Signal, now: Instant, out: &mut Vec<Action>) {
+        match (self.main, self.phase) {
+            // tini semantics: the main command gets every signal; corral
+            // shuts down when it exits.
+            (Main::Running { pid }, Phase::Up) => out.push(Action::Signal { pid, signal }),
+            (_, _) if matches!(signal, Signal::SIGTERM | Signal::SIGINT) => {
+                info!("received {}", signal.as_str());
+                self.request_shutdown(now, out);
+            }
+            (_, _) => debug!("ignoring {}", signal.as_str()),
+        }
+    }
+
+    fn request_start(&mut self, id: ServiceId, now: Instant) {
+        for r in self.graph.requirements_closure(id) {
+            let Some(s) = self.services.get_mut(r) else {
+                continue;
+            };
+            s.want_up = true;
+            match &mut s.state {
+                State::Failed { .. } => {
+                    s.failures = 0;
+                    set_state(s, State::Starting, now);
+                }
+                State::Stopped | State::Exited => set_state(s, State::Starting, now),
+                State::Backoff { .. } => {
+                    s.restarts += 1;
+                    set_state(s, State::Starting, now);
+                }
+                State::Stopping { then_start, .. } => *then_start = true,
+                State::Starting | State::Spawning | State::Running { .. } => {}
+            }
+        }
+    }
+
+    fn request_stop(&mut self, id: ServiceId) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        s.want_up = false;
+        if let State::Stopping { then_start, .. } = &mut s.state {
+            *then_start = false;
+        }
+    }
+
+    fn request_restart(&mut self, id: ServiceId, now: Instant, out: &mut Vec<Action>) {
+        self.request_start(id, now);
+        if let Some(State::Running { .. }) = self.services.get(id).map(|s| &s.state) {
+            self.begin_stop(id, true, now, out);
+        }
+    }
+
+    fn request_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match self.phase {
+            Phase::Up => self.begin_shutdown(now, out),
+            Phase::Stopping { forced: false, .. } => {
+                warn!("second stop request: killing everything now");
+                self.force(now, out);
+            }
+            Phase::Orphans { killed: false, .. } => {
+                out.push(Action::SignalOrphans(Signal::SIGKILL));
+                self.phase = Phase::Orphans {
+                    until: now + self.settings.kill_wait,
+                    killed: true,
+                };
+            }
+            Phase::Stopping { forced: true, .. }
+            | Phase::Orphans { killed: true, .. }
+            | Phase::Exiting => {}
+        }
+    }
+
+    fn begin_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+        info!("shutting down");
+        let services_budget = self
+            .settings
+            .shutdown_budget
+            .saturating_sub(self.settings.orphan_grace);
+        self.phase = Phase::Stopping {
+            deadline: now + services_budget,
+            forced: false,
+        };
+        for s in &mut self.services {
+            s.want_up = false;
+        }
+        match self.main {
+            Main::Running { pid } => out.push(Action::Signal {
+                pid,
+                signal: Signal::SIGTERM,
+            }),
+            Main::Pending | Main::Spawning => self.main = Main::Skipped,
+            Main::Absent | Main::Done { .. } | Main::Skipped => {}
+        }
+    }
+
+    /// Kills everything still running at once, ignoring order.
+    fn force(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.unclean = true;
+        self.phase = Phase::Stopping {
+            deadline: now,
+            forced: true,
+        };
+        if let Main::Running { pid } = self.main {
+            out.push(Action::Signal {
+                pid,
+                signal: Signal::SIGKILL,
+            });
+        }
+        for s in &mut self.services {
+            s.want_up = false;
+            if let Some(pid) = s.state.pid() {
+                out.push(Action::SignalGroup {
+                    pgid: pid,
+                    signal: Signal::SIGKILL,
+                });
+                s.state = State::Stopping {
+                    pid,
+                    kill_at: None,
+                    then_start: false,
+                };
+            }
+        }
+    }
+
+    /// Sends the stop signal; SIGKILL follows after stop_timeout.
+    fn begin_stop(&mut self, id: ServiceId, then_start: bool, now: Instant, out: &mut Vec<Action>) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        let State::Running { pid, .. } = s.state else {
+            return;
+        };
+        info!(
+            "{}: stopping (sending {})",
+            s.spec.name,
+            s.spec.stop_signal.as_str()
+        );
+        out.push(Action::SignalGroup {
+            pgid: pid,
+            signal: s.spec.stop_signal,
+        });
+        // A stopped (SIGSTOP'd) process cannot act on the stop signal.
+        out.push(Action::SignalGroup {
+            pgid: pid,
+            signal: Signal::SIGCONT,
+        });
+        let kill_at = Some(now + s.spec.stop_timeout);
+        set_state(
+            s,
+            State::Stopping {
+                pid,
+                kill_at,
+                then_start,
+            },
+            now,
+        );
+    }
+
+    /// Brings states in line with wants after every event: stops unwanted
+    /// services once their dependents are down, starts wanted ones once
+    /// their requirements run, starts the main command once the services
+    /// settled, and moves the shutdown along.
+    fn reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.phase == Phase::Exiting {
+            return;
+        }
+        let main_active = matches!(self.main, Main::Running { .. } | Main::Spawning);
+        let shutting_down = self.phase != Phase::Up;
+        for id in 0..self.services.len() {
+            if self.services[id].want_up {
+                continue;
+            }
+            match self.services[id].state {
+                State::Starting | State::Backoff { .. } => {
+                    set_state(&mut self.services[id], State::Stopped, now)
+                }
+                State::Running { .. } => {
+                    // Dependents stop first; during shutdown the main
+                    // command goes before every service.
+                    let blocked = (shutting_down && main_active)
+                        || self
+                            .dependents(id)
+                            .any(|d| self.services[d].state.is_active());
+                    if !blocked {
+                        self.begin_stop(id, false, now, out);
+                    }
+                }
+                State::Stopped
+                | State::Spawning
+                | State::Stopping { .. }
+                | State::Failed { .. }
+                | State::Exited => {}
+            }
+        }
+        if !shutting_down {
+            for k in 0..self.graph.order.len() {
+                let id = self.graph.order[k];
+                let ready = self.services[id].want_up
+                    && self.services[id].state == State::Starting
+                    && self
+                        .requirements(id)
+                        .all(|r| matches!(self.services[r].state, State::Running { .. }));
+                if ready {
+                    set_state(&mut self.services[id], State::Spawning, now);
+                    out.push(Action::Spawn(id));
+                }
+            }
+            if self.main == Main::Pending && (0..self.services.len()).all(|id| self.settled(id)) {
+                self.main = Main::Spawning;
+                out.push(Action::SpawnMain);
+            }
+        }
+        if let Phase::Stopping { forced, .. } = self.phase {
+            let all_down = !main_active && self.services.iter().all(|s| !s.state.is_active());
+            if all_down {
+                let (signal, until, killed) = if forced {
+                    (Signal::SIGKILL, now + self.settings.kill_wait, true)
+                } else {
+                    (Signal::SIGTERM, now + self.settings.orphan_grace, false)
+                };
+                debug!(
+                    "services are down; sending {} to what is left",
+                    signal.as_str()
+                );
+                out.push(Action::SignalOrphans(signal));
+                self.phase = Phase::Orphans { until, killed };
+            }
+        }
+    }
+
+    /// The service has come as far as it will without help: the main
+    /// command may start.
+    fn settled(&self, id: ServiceId) -> bool {
+        let s = &self.services[id];
+        match s.state {
+            State::Running { .. } | State::Failed { .. } | State::Exited | State::Stopped => true,
+            State::Starting => self.requirements(id).any(|r| self.dead_end(r)),
+            State::Spawning | State::Stopping { .. } | State::Backoff { .. } => false,
+        }
+    }
+
+    /// Down for good, or waiting on something that is.
+    fn dead_end(&self, id: ServiceId) -> bool {
+        let s = &self.services[id];
+        s.state.is_dead_end()
+            || (s.state == State::Starting && self.requirements(id).any(|r| self.dead_end(r)))
+    }
+
+    fn exit(&mut self, out: &mut Vec<Action>) {
+        self.phase = Phase::Exiting;
+        out.push(Action::Exit(self.exit_code()));
+    }
+}
+
+fn set_state(s: &mut Service, next: State, now: Instant) {
+    if s.state != next {
+        debug!("{}: {} -> {}", s.spec.name, s.state.word(), next.word());
+        s.state = next;
+        s.changed_at = now;
+    }
+}

@@ -1,0 +1,77 @@
+//! The state of one supervised service. Each variant carries exactly the
+//! data that is valid in it (a pid only while a process exists, a deadline
+//! only while one is pending), so impossible combinations cannot be built.
+
+use std::time::Instant;
+
+use super::event::Pid;
+
+/// Where a service is in its life cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Not running and not wanted (disabled, stopped by request, shut down).
+    Stopped,
+    /// Wanted up, waiting for the services it requires to be running.
+    Starting,
+    /// `Action::Spawn` issued; the runtime's answer is pending. Shown as
+    /// `starting`. Guards against spawning twice.
+    Spawning,
+    /// The process runs.
+    Running { pid: Pid, started: Instant },
+    /// The stop signal was sent; SIGKILL follows at `kill_at` (`None` once
+    /// SIGKILL was sent). `then_start` makes it a restart.
+    Stopping {
+        pid: Pid,
+        kill_at: Option<Instant>,
+        then_start: bool,
+    },
+    /// Exited on its own; restarts at `until`.
+    Backoff { until: Instant },
+    /// Gave up (crash-loop budget spent, or could not be executed); stays
+    /// down until `svctl start`.
+    Failed { reason: String },
+    /// Exited and the restart policy keeps it down.
+    Exited,
+}
+
+impl State {
+    /// The lowercase word status shows.
+    pub fn word(&self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Starting | State::Spawning => "starting",
+            State::Running { .. } => "running",
+            State::Stopping { .. } => "stopping",
+            State::Backoff { .. } => "backoff",
+            State::Failed { .. } => "failed",
+            State::Exited => "exited",
+        }
+    }
+
+    /// The process id while a process exists.
+    pub fn pid(&self) -> Option<Pid> {
+        match self {
+            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
+            State::Stopped
+            | State::Starting
+            | State::Spawning
+            | State::Backoff { .. }
+            | State::Failed { .. }
+            | State::Exited => None,
+        }
+    }
+
+    /// A process exists or is being created: dependents must wait for it to
+    /// be gone before it counts as down.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self,
+            State::Spawning | State::Running { .. } | State::Stopping { .. }
+        )
+    }
+
+    /// Down, and nothing will bring it up without a request.
+    pub fn is_dead_end(&self) -> bool {
+        matches!(self, State::Stopped | State::Failed { .. } | State::Exited)
+    }
+}
