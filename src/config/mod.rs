@@ -215,3 +215,316 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use users::{parse_group, parse_passwd};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(files: &[(&str, &str)]) -> Dir {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let dir =
+                std::env::temp_dir().join(format!("corral-config-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (name, text) in files {
+                std::fs::write(dir.join(name), text).unwrap();
+            }
+            Dir(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn users() -> UserDb {
+        UserDb {
+            users: parse_passwd(
+                "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n",
+            ),
+            groups: parse_group("root:x:0:\nnogroup:x:65534:\napp:x:1000:\nwww:x:33:app\n"),
+        }
+    }
+
+    fn load(files: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+        let dir = Dir::new(files);
+        load_dir_with(&dir.0, Missing::Error, &users()).map_err(|errs| {
+            errs.iter()
+                .map(|e| e.to_string().replace(&format!("{}/", dir.0.display()), ""))
+                .collect()
+        })
+    }
+
+    /// The single error of a one-file directory.
+    fn error(text: &str) -> String {
+        let errs = load(&[("svc.toml", text)]).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        errs.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn full_service_resolves() {
+        let c = load(&[
+            (
+                "web.toml",
+                r#"
+command = ["/usr/sbin/nginx", "-g", "daemon off;"]
+user = "app"
+requires = ["db"]
+env = { MODE = "prod" }
+working_dir = "/srv"
+restart = "on-failure"
+restart_delay = "250ms"
+restart_delay_max = "10s"
+restart_reset = 60
+restart_limit = 0
+stop_signal = "QUIT"
+stop_timeout = "2s"
+"#,
+            ),
+            (
+                "db.toml",
+                "run = \"exec db\"\ngroup = \"www\"\nenabled = false\n",
+            ),
+        ])
+        .unwrap();
+        let web = c.services.iter().find(|s| s.name == "web").unwrap();
+        assert_eq!(web.argv, ["/usr/sbin/nginx", "-g", "daemon off;"]);
+        let cred = web.credentials.as_ref().unwrap();
+        assert_eq!((cred.uid, cred.gid), (Some(1000), 1000));
+        assert_eq!(cred.groups, vec![1000, 33]);
+        assert_eq!(cred.home.as_deref(), Some("/home/app"));
+        assert_eq!(web.env, vec![("MODE".to_string(), "prod".to_string())]);
+        assert_eq!(web.restart, RestartPolicy::OnFailure);
+        assert_eq!(web.backoff.initial, Duration::from_millis(250));
+        assert_eq!(web.backoff.reset_after, Duration::from_secs(60));
+        assert_eq!(web.backoff.limit, None);
+        assert_eq!(web.stop_signal, nix::sys::signal::Signal::SIGQUIT);
+        assert_eq!(web.stop_timeout, Duration::from_secs(2));
+        let db = c.services.iter().find(|s| s.name == "db").unwrap();
+        assert_eq!(db.argv, ["/bin/sh", "-c", "exec db"]);
+        assert!(!db.enabled);
+        let cred = db.credentials.as_ref().unwrap();
+        assert_eq!(
+            (cred.uid, cred.gid, cred.groups.clone()),
+            (None, 33, vec![33])
+        );
+        // db first: web requires it.
+        let order: Vec<&str> = c
+            .graph
+            .order
+            .iter()
+            .map(|&i| c.services[i].name.as_str())
+            .collect();
+        assert_eq!(order, ["db", "web"]);
+    }
+
+    #[test]
+    fn numeric_user_without_passwd_entry_uses_its_own_gid() {
+        let c = load(&[("s.toml", "command = [\"/bin/true\"]\nuser = 12345\n")]).unwrap();
+        let cred = c.services[0].credentials.clone().unwrap();
+        assert_eq!(
+            (cred.uid, cred.gid, cred.home.as_deref()),
+            (Some(12345), 12345, Some("/"))
+        );
+        let c = load(&[("s.toml", "command = [\"/bin/true\"]\nuser = \"65534\"\n")]).unwrap();
+        assert_eq!(c.services[0].credentials.clone().unwrap().display, "nobody");
+    }
+
+    #[test]
+    fn each_error_names_file_and_line() {
+        let cases: &[(&str, &str)] = &[
+            ("command = [\"/bin/true\"\n", "svc.toml:1: "),
+            (
+                "command = [\"/bin/true\"]\nreqiures = [\"db\"]\n",
+                "svc.toml:2: unknown field `reqiures`",
+            ),
+            ("user = \"nobody\"\n", "svc.toml:1: no `command` or `run`"),
+            (
+                "command = [\"/bin/true\"]\nrun = \"true\"\n",
+                "svc.toml:1: both `command` and `run`",
+            ),
+            ("command = []\n", "svc.toml:1: command is empty"),
+            ("run = \" \"\n", "svc.toml:1: run is empty"),
+            (
+                "run = \"x\"\n\nuser = \"ghost\"\n",
+                "svc.toml:3: unknown user `ghost`",
+            ),
+            (
+                "run = \"x\"\ngroup = \"ghosts\"\n",
+                "svc.toml:2: unknown group `ghosts`",
+            ),
+            (
+                "run = \"x\"\nuser = -1\n",
+                "svc.toml:2: user id -1 is out of range",
+            ),
+            (
+                "run = \"x\"\nuser = true\n",
+                "svc.toml:2: user must be a name or a number",
+            ),
+            (
+                "run = \"x\"\nrestart = \"sometimes\"\n",
+                "svc.toml:2: restart = \"sometimes\" is not a policy",
+            ),
+            (
+                "run = \"x\"\nstop_timeout = \"-5s\"\n",
+                "svc.toml:2: stop_timeout: `-5s` is not a duration",
+            ),
+            (
+                "run = \"x\"\nstop_timeout = -5\n",
+                "svc.toml:2: stop_timeout: duration `-5` must not be negative",
+            ),
+            (
+                "run = \"x\"\nstop_timeout = \"999h\"\n",
+                "svc.toml:2: stop_timeout: duration `999h` is too long",
+            ),
+            (
+                "run = \"x\"\nrestart_delay = true\n",
+                "svc.toml:2: restart_delay: must be a duration",
+            ),
+            (
+                "run = \"x\"\nstop_signal = \"SIGBOGUS\"\n",
+                "svc.toml:2: stop_signal: unknown signal `SIGBOGUS`",
+            ),
+            (
+                "run = \"x\"\nrestart_limit = -3\n",
+                "svc.toml:2: restart_limit must be between",
+            ),
+            (
+                "run = \"x\"\nenv = { \"A=B\" = \"c\" }\n",
+                "svc.toml:2: env: `A=B` is not a valid variable name",
+            ),
+            (
+                "run = \"x\"\nworking_dir = \"srv\"\n",
+                "svc.toml:2: working_dir `srv` must be an absolute path",
+            ),
+            (
+                "run = \"x\"\nrequires = [\"ghost\"]\n",
+                "svc.toml:2: requires unknown service `ghost`",
+            ),
+            (
+                "run = \"x\"\nrequires = [\"svc\"]\n",
+                "svc.toml:2: dependency cycle: svc -> svc",
+            ),
+            ("run = 5\n", "svc.toml:1: invalid type"),
+            (
+                "run = \"x\"\nenabled = \"yes\"\n",
+                "svc.toml:2: invalid type",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = error(text);
+            assert!(
+                got.starts_with(want),
+                "for {text:?}\n got: {got}\nwant: {want}..."
+            );
+        }
+    }
+
+    #[test]
+    fn all_errors_of_all_files_are_reported_together() {
+        let errs = load(&[
+            ("a.toml", "run = \"x\"\nrequires = [\"b\"]\n"),
+            ("b.toml", "run = \"x\"\nrequires = [\"c\"]\n"),
+            ("c.toml", "run = \"x\"\nrequires = [\"a\"]\n"),
+            ("d.toml", "bogus = 1\n"),
+            (
+                "e.toml",
+                "run = \"x\"\nuser = \"ghost\"\ngroup = \"ghosts\"\n",
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("d.toml:1: unknown field `bogus`")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("e.toml:2: unknown user")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("e.toml:3: unknown group")),
+            "{errs:?}"
+        );
+        let cycle = errs.iter().find(|e| e.contains("cycle")).unwrap();
+        assert!(
+            cycle.starts_with("a.toml:2: dependency cycle: a -> b -> c -> a"),
+            "{cycle}"
+        );
+        assert!(
+            cycle.contains("b.toml") && cycle.contains("c.toml"),
+            "{cycle}"
+        );
+    }
+
+    #[test]
+    fn file_names_and_stray_files() {
+        let errs = load(&[("bad name.toml", "run = \"x\"\n")]).unwrap_err();
+        assert!(
+            errs[0].contains("`bad name` is not a valid service name"),
+            "{errs:?}"
+        );
+        let errs = load(&[("-x.toml", "run = \"x\"\n")]).unwrap_err();
+        assert!(errs[0].contains("not a valid service name"), "{errs:?}");
+        let c = load(&[
+            ("web.toml", "run = \"x\"\n"),
+            ("README", "hi"),
+            ("web.tml", "run = 1"),
+            (".hidden", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.services.len(), 1);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings.iter().any(|w| w.contains("web.tml: ignored")));
+    }
+
+    #[test]
+    fn non_utf8_and_unreadable_files() {
+        let dir = Dir::new(&[]);
+        std::fs::write(dir.0.join("bin.toml"), b"run = \"x\"\n\xff\n").unwrap();
+        std::os::unix::fs::symlink(dir.0.join("loop.toml"), dir.0.join("loop.toml")).unwrap();
+        let errs: Vec<String> = load_dir_with(&dir.0, Missing::Error, &users())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errs.iter()
+                .any(|e| e.ends_with("bin.toml:2: not valid UTF-8: TOML files must be UTF-8")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("loop.toml: cannot read")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn missing_directory_is_empty_unless_named() {
+        let missing = std::env::temp_dir().join("corral-config-does-not-exist");
+        assert!(
+            load_dir_with(&missing, Missing::Empty, &users())
+                .unwrap()
+                .services
+                .is_empty()
+        );
+        let errs = load_dir_with(&missing, Missing::Error, &users()).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("cannot read the services directory")
+        );
+    }
+}
