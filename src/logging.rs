@@ -14,6 +14,7 @@ use tracing_subscriber::registry::LookupSpan;
 /// an unreadable value falls back to it with a warning, never an error.
 pub fn init(default: LevelFilter) {
     let (level, bad) = match std::env::var("CORRAL_LOG") {
+        Ok(v) if v.trim().is_empty() => (default, None),
         Ok(v) => match parse_level(&v) {
             Some(level) => (level, None),
             None => (default, Some(v)),

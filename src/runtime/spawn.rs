@@ -155,14 +155,38 @@ fn check(ret: libc::c_int) -> io::Result<()> {
 }
 
 /// Default dispositions and an empty mask: a child must not inherit
-/// corral's blocked signals or the SIG_IGN of SIGPIPE that Rust sets.
+/// corral's blocked signals, the SIG_IGN of SIGPIPE that Rust sets, or
+/// anything corral's own parent ignored.
 fn reset_signals() {
-    // SAFETY: signal(2) and sigprocmask(2) are async-signal-safe; the set
-    // lives on this stack frame.
+    /// The kernel's `struct sigaction`; all zeros is SIG_DFL, no flags,
+    /// empty mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction(2) and sigprocmask(2) are async-signal-safe and
+    // only read the structures on this stack frame. The raw syscall,
+    // unlike glibc's signal(), also resets 32 and 33, which glibc reserves
+    // but an ignoring parent may have left SIG_IGN (they survive exec).
     unsafe {
         for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
             }
         }
         let mut set: libc::sigset_t = std::mem::zeroed();

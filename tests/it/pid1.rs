@@ -1,0 +1,337 @@
+//! PID 1 duties: reaping, privilege drop, a clean start for children,
+//! the main command (tini mode) with its exit codes and signals.
+
+use nix::sys::signal::Signal;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+
+use crate::harness::*;
+
+pub const TESTS: &[(&str, fn() -> TestResult)] = &[
+    (
+        "reaps_1000_double_forked_orphans",
+        reaps_1000_double_forked_orphans,
+    ),
+    ("drops_privileges_to_nobody", drops_privileges_to_nobody),
+    (
+        "children_start_with_clean_mask_and_only_fds_0_1_2",
+        children_start_with_clean_mask_and_only_fds_0_1_2,
+    ),
+    ("main_command_exit_codes", main_command_exit_codes),
+    (
+        "main_command_not_runnable_is_126_or_127",
+        main_command_not_runnable_is_126_or_127,
+    ),
+    (
+        "tini_mode_forwards_signals_and_stays_silent",
+        tini_mode_forwards_signals_and_stays_silent,
+    ),
+    (
+        "main_command_runs_after_services_and_stops_them",
+        main_command_runs_after_services_and_stops_them,
+    ),
+    (
+        "job_control_signals_never_stop_corral",
+        job_control_signals_never_stop_corral,
+    ),
+    (
+        "service_exec_failure_is_reported",
+        service_exec_failure_is_reported,
+    ),
+];
+
+fn reaps_1000_double_forked_orphans() -> TestResult {
+    require_pid_namespace()?;
+    let svc = r#"run = """
+i=0
+while [ $i -lt 1000 ]; do (sleep 0.1 &); i=$((i+1)); done
+echo spawned
+exec sleep 1000
+"""
+"#;
+    let c = Setup::new("reap", &[("forker", svc)]).start();
+    c.wait_socket();
+    wait_until("1000 orphans to be spawned", 60 * SECOND, || {
+        c.stdout().contains("spawned")
+    });
+    let mut procs = Vec::new();
+    wait_until("every orphan to be reaped", 20 * SECOND, || {
+        procs = c.namespace_processes();
+        procs.len() == 1
+    });
+    assert_eq!(procs[0].2, "sleep", "{procs:?}");
+    assert!(procs.iter().all(|p| p.1 != 'Z'), "{procs:?}");
+    assert!(
+        c.stderr().contains("reaped orphan"),
+        "orphans went through corral's reaper"
+    );
+    Ok(())
+}
+
+fn drops_privileges_to_nobody() -> TestResult {
+    require_pid_namespace()?;
+    let tmp = TempDir::new("priv");
+    let out = tmp.path("id");
+    let c = Setup::new(
+        "priv",
+        &[(
+            "low",
+            &format!(
+                "run = \"grep -E '^(Uid|Gid|Groups):' /proc/self/status > {0}; echo HOME=$HOME USER=$USER LOGNAME=$LOGNAME >> {0}; exec sleep 1000\"\nuser = \"nobody\"\n",
+                out.display()
+            ),
+        )],
+    )
+    .start();
+    c.wait_socket();
+    wait_until("the id report", 5 * SECOND, || {
+        tmp.read("id").contains("HOME=")
+    });
+    let text = tmp.read("id");
+    let nobody_gid = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("nobody:"))
+        .and_then(|l| l.split(':').nth(3).map(String::from))
+        .unwrap();
+    assert!(text.contains("Uid:\t65534\t65534\t65534\t65534"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Gid:\t{nobody_gid}\t{nobody_gid}\t{nobody_gid}\t{nobody_gid}"
+        )),
+        "{text}"
+    );
+    let groups = text.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert!(
+        !groups.split_whitespace().any(|g| g == "0"),
+        "root group dropped: {groups}"
+    );
+    assert!(groups.contains(&nobody_gid), "{groups}");
+    assert!(
+        text.contains("HOME=/nonexistent USER=nobody LOGNAME=nobody"),
+        "{text}"
+    );
+    assert_eq!(c.service("low")["user"], "nobody");
+    Ok(())
+}
+
+/// Opens a file as fd 7 in corral (without CLOEXEC), as a socket
+/// activator would.
+fn with_inherited_fd7(cmd: &mut std::process::Command) {
+    let f = std::fs::File::open("/dev/null").unwrap();
+    let raw = f.as_raw_fd();
+    // The File stays open in the parent until the command is spawned.
+    std::mem::forget(f);
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::dup2(raw, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+fn children_start_with_clean_mask_and_only_fds_0_1_2() -> TestResult {
+    require_pid_namespace()?;
+    let tmp = TempDir::new("clean");
+    // Each probe reads its own /proc/self/status: reading a shell's from a
+    // child races with the shell blocking signals around its own forks.
+    let mask = |who: &str| {
+        format!(
+            "grep -E '^Sig(Blk|Ign):' /proc/self/status > {}",
+            tmp.path(who).display()
+        )
+    };
+    let fds = |who: &str| {
+        format!(
+            "ls /proc/$$/fd | tr '\\n' ' ' > {}",
+            tmp.path(who).display()
+        )
+    };
+    let svc = format!(
+        "run = \"{}; {}; exec sleep 1000\"\n",
+        mask("service-mask"),
+        fds("service-fds")
+    );
+    let main_script = format!("{}; {}; sleep 1000", mask("main-mask"), fds("main-fds"));
+    let c = Setup::new("clean", &[("probe", &svc)])
+        .main(&["sh", "-c", &main_script])
+        .start_with(with_inherited_fd7);
+    c.wait_socket();
+    let files = ["service-mask", "service-fds", "main-mask", "main-fds"];
+    wait_until("all reports", 5 * SECOND, || {
+        files
+            .iter()
+            .all(|f| tmp.read(f).ends_with(' ') || tmp.read(f).contains("Ign"))
+    });
+    for who in ["service-mask", "main-mask"] {
+        let text = tmp.read(who);
+        assert!(text.contains("SigBlk:\t0000000000000000"), "{who}: {text}");
+        assert!(text.contains("SigIgn:\t0000000000000000"), "{who}: {text}");
+    }
+    assert_eq!(
+        tmp.read("service-fds").trim(),
+        "0 1 2",
+        "a service gets exactly 0, 1, 2"
+    );
+    // The main command keeps what corral inherited: our fd 7, and
+    // whatever the test runner itself passed down (cargo's jobserver).
+    let main = tmp.read("main-fds");
+    let main: Vec<&str> = main.split_whitespace().collect();
+    assert!(
+        ["0", "1", "2", "7"].iter().all(|f| main.contains(f)),
+        "the main command keeps fd 7: {main:?}"
+    );
+    Ok(())
+}
+
+fn main_command_exit_codes() -> TestResult {
+    require_pid_namespace()?;
+    for (script, want) in [("exit 0", 0), ("exit 3", 3), ("kill -TERM $$", 143)] {
+        // Both without services (tini mode) and with one.
+        for services in [&[][..], &[("bg", "command = [\"sleep\", \"1000\"]\n")][..]] {
+            let mut c = Setup::new("codes", services)
+                .main(&["sh", "-c", script])
+                .start();
+            let code = c.wait_exit(10 * SECOND);
+            assert_eq!(
+                code,
+                want,
+                "`{script}` with {} services\n{}",
+                services.len(),
+                c.stderr()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main_command_not_runnable_is_126_or_127() -> TestResult {
+    require_pid_namespace()?;
+    let mut c = Setup::new("nf", &[])
+        .main(&["/nonexistent/cmd"])
+        .env("CORRAL_LOG", "")
+        .start();
+    assert_eq!(c.wait_exit(5 * SECOND), 127);
+    assert!(
+        c.stderr().contains("cannot run /nonexistent/cmd"),
+        "{}",
+        c.stderr()
+    );
+    let mut c = Setup::new("nx", &[])
+        .main(&["/etc/passwd"])
+        .env("CORRAL_LOG", "")
+        .start();
+    assert_eq!(c.wait_exit(5 * SECOND), 126);
+    assert!(c.stderr().contains("Permission denied"), "{}", c.stderr());
+    Ok(())
+}
+
+fn tini_mode_forwards_signals_and_stays_silent() -> TestResult {
+    require_pid_namespace()?;
+    let script = "for s in HUP USR1 USR2 INT WINCH QUIT; do trap \"echo got $s\" $s; done; \
+                  trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 0.02; done";
+    let mut c = Setup::new("tini", &[])
+        .main(&["sh", "-c", script])
+        .env("CORRAL_LOG", "")
+        .start();
+    wait_until("ready", 5 * SECOND, || c.stdout().contains("ready"));
+    for (sig, word) in [
+        (Signal::SIGHUP, "HUP"),
+        (Signal::SIGUSR1, "USR1"),
+        (Signal::SIGUSR2, "USR2"),
+        (Signal::SIGINT, "INT"),
+        (Signal::SIGWINCH, "WINCH"),
+        (Signal::SIGQUIT, "QUIT"),
+    ] {
+        c.signal(sig);
+        wait_until(&format!("{word} to arrive"), 5 * SECOND, || {
+            c.stdout().contains(&format!("got {word}\n"))
+        });
+    }
+    c.signal(Signal::SIGTERM);
+    assert_eq!(c.wait_exit(5 * SECOND), 5);
+    // The main command's output is corral's own, unprefixed.
+    assert!(c.stdout().starts_with("ready\n"), "{}", c.stdout());
+    assert_eq!(c.stderr(), "", "tini mode prints nothing of its own");
+    // Killed by the forwarded signal: 128 + 15.
+    let mut c = Setup::new("tini143", &[]).main(&["sleep", "1000"]).start();
+    wait_until("sleep to run", 5 * SECOND, || {
+        c.namespace_processes().iter().any(|p| p.2 == "sleep")
+    });
+    c.signal(Signal::SIGTERM);
+    assert_eq!(c.wait_exit(5 * SECOND), 143);
+    Ok(())
+}
+
+fn main_command_runs_after_services_and_stops_them() -> TestResult {
+    require_pid_namespace()?;
+    let tmp = TempDir::new("mainsvc");
+    let svc = format!(
+        "run = \"trap 'echo db-term >> {0}; exit 0' TERM; echo db-start >> {0}; while :; do sleep 0.02; done\"\n",
+        tmp.path("log").display()
+    );
+    let setup = Setup::new("mainsvc", &[("db", &svc)]);
+    let main = format!(
+        "while ! grep -q db-start {0}; do sleep 0.01; done; echo main-ran >> {0}; {1} --socket {2} status >> {0}; exit 4",
+        tmp.path("log").display(),
+        svctl_link().display(),
+        setup.dir.path("control.sock").display()
+    );
+    let mut c = setup.main(&["sh", "-c", &main]).start();
+    let code = c.wait_exit(10 * SECOND);
+    assert_eq!(code, 4, "{}", c.stderr());
+    let log = tmp.read("log");
+    let order: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.starts_with("NAME") && !l.starts_with("db "))
+        .collect();
+    assert_eq!(order.first(), Some(&"db-start"), "{log}");
+    assert!(
+        order.contains(&"main-ran") && order.last() == Some(&"db-term"),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("db ") && l.contains("running")),
+        "svctl works from the main command:\n{log}"
+    );
+    Ok(())
+}
+
+fn job_control_signals_never_stop_corral() -> TestResult {
+    require_pid_namespace()?;
+    let c = Setup::new("tstp", &[("svc", "command = [\"sleep\", \"1000\"]\n")]).start();
+    c.wait_socket();
+    for sig in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+        c.signal(sig);
+    }
+    // Still answering, so not stopped.
+    assert_eq!(c.service("svc")["state"], "running");
+    let state = proc_state(c.host_pid()).unwrap().0;
+    assert_ne!(state, 'T', "corral must not be stopped");
+    Ok(())
+}
+
+fn service_exec_failure_is_reported() -> TestResult {
+    require_pid_namespace()?;
+    let c = Setup::new(
+        "execfail",
+        &[
+            ("missing", "command = [\"/nonexistent/daemon\"]\nrestart = \"never\"\n"),
+            ("retried", "command = [\"/nonexistent/daemon\"]\nrestart_delay = \"10ms\"\nrestart_limit = 1\n"),
+        ],
+    )
+    .start();
+    c.wait_socket();
+    let s = c.wait_state("missing", "failed", 5 * SECOND);
+    let note = s["note"].as_str().unwrap();
+    assert!(
+        note.contains("cannot execute /nonexistent/daemon") && note.contains("No such file"),
+        "{s}"
+    );
+    let s = c.wait_state("retried", "failed", 5 * SECOND);
+    assert_eq!(s["restarts"], 1, "{s}");
+    Ok(())
+}
