@@ -14,6 +14,9 @@ pub struct Skip(pub String);
 
 pub type TestResult = Result<(), Skip>;
 
+/// A named test function.
+pub type Test = (&'static str, fn() -> TestResult);
+
 /// The corral binary cargo built for this test run.
 pub fn corral_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_corral"))

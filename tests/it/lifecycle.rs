@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 
 use crate::harness::*;
 
-pub const TESTS: &[(&str, fn() -> TestResult)] = &[
+pub const TESTS: &[Test] = &[
     ("start_order_follows_requires", start_order_follows_requires),
     ("crash_restarts_with_backoff", crash_restarts_with_backoff),
     (

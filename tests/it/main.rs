@@ -12,9 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use harness::{Skip, TestResult};
-
-type Test = (&'static str, fn() -> TestResult);
+use harness::{Skip, Test};
 
 fn main() {
     let mut tests: Vec<Test> = Vec::new();

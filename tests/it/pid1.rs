@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 
 use crate::harness::*;
 
-pub const TESTS: &[(&str, fn() -> TestResult)] = &[
+pub const TESTS: &[Test] = &[
     (
         "reaps_1000_double_forked_orphans",
         reaps_1000_double_forked_orphans,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-pub const TESTS: &[(&str, fn() -> TestResult)] = &[
+pub const TESTS: &[Test] = &[
     ("status_table_and_json", status_table_and_json),
     (
         "start_stop_restart_wait_for_their_state",
