@@ -162,7 +162,10 @@ pub fn load_dir_with(
     }
 
     let graph = match Graph::build(&services) {
-        Ok(graph) => graph,
+        Ok(graph) => {
+            warn_disabled_requirements(&services, &graph, &mut warnings);
+            graph
+        }
         Err(errs) => {
             errors.extend(errs);
             Graph::default()
@@ -176,6 +179,25 @@ pub fn load_dir_with(
         })
     } else {
         Err(errors)
+    }
+}
+
+/// An enabled service that requires a disabled one waits at boot until
+/// the requirement is started by hand: legal, but worth saying.
+fn warn_disabled_requirements(services: &[ServiceSpec], graph: &Graph, warnings: &mut Vec<String>) {
+    for (s, reqs) in services.iter().zip(&graph.requires) {
+        for r in reqs.iter().filter_map(|&r| services.get(r)) {
+            if s.enabled && !r.enabled {
+                warnings.push(format!(
+                    "{}: {} requires {}, which is disabled: {} waits until `svctl start {}`",
+                    s.source.path.display(),
+                    s.name,
+                    r.name,
+                    s.name,
+                    r.name
+                ));
+            }
+        }
     }
 }
 
@@ -488,6 +510,18 @@ stop_timeout = "2s"
         assert_eq!(c.services.len(), 1);
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
         assert!(c.warnings.iter().any(|w| w.contains("web.tml: ignored")));
+        let c = load(&[
+            ("app.toml", "run = \"x\"\nrequires = [\"dbg\"]\n"),
+            ("dbg.toml", "run = \"x\"\nenabled = false\n"),
+        ])
+        .unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("app requires dbg, which is disabled")),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

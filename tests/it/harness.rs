@@ -17,6 +17,14 @@ pub type TestResult = Result<(), Skip>;
 /// A named test function.
 pub type Test = (&'static str, fn() -> TestResult);
 
+/// `tests![a, b]`: the test table, each function named once.
+#[macro_export]
+macro_rules! tests {
+    ($($f:ident),* $(,)?) => {
+        &[$((stringify!($f), $f as fn() -> $crate::harness::TestResult)),*]
+    };
+}
+
 /// The corral binary cargo built for this test run.
 pub fn corral_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_corral"))
@@ -113,6 +121,7 @@ pub struct Corral {
 /// How to start corral.
 pub struct Setup {
     pub dir: TempDir,
+    pub socket: Option<PathBuf>,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
 }
@@ -127,9 +136,16 @@ impl Setup {
         }
         Setup {
             dir,
+            socket: None,
             args: Vec::new(),
             env: Vec::new(),
         }
+    }
+
+    /// Puts the control socket at `rel` below the temp dir.
+    pub fn socket(mut self, rel: &str) -> Setup {
+        self.socket = Some(self.dir.path(rel));
+        self
     }
 
     pub fn env(mut self, k: &str, v: &str) -> Setup {
@@ -151,7 +167,10 @@ impl Setup {
     /// Starts with a hook to adjust the unshare command (stdin, fds).
     pub fn start_with(self, adjust: impl FnOnce(&mut Command)) -> Corral {
         let services = self.dir.path("services.d");
-        let socket = self.dir.path("control.sock");
+        let socket = self
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.dir.path("control.sock"));
         let mut cmd = Command::new("unshare");
         cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", "--"])
             .arg(corral_bin())

@@ -8,38 +8,17 @@ use nix::sys::signal::Signal;
 
 use crate::harness::*;
 
-pub const TESTS: &[Test] = &[
-    ("start_order_follows_requires", start_order_follows_requires),
-    ("crash_restarts_with_backoff", crash_restarts_with_backoff),
-    (
-        "crash_loop_ends_failed_until_svctl_start",
-        crash_loop_ends_failed_until_svctl_start,
-    ),
-    ("stop_escalates_to_sigkill", stop_escalates_to_sigkill),
-    (
-        "shutdown_in_reverse_order_exits_0",
-        shutdown_in_reverse_order_exits_0,
-    ),
-    (
-        "shutdown_budget_bounds_a_stuck_service",
-        shutdown_budget_bounds_a_stuck_service,
-    ),
-    (
-        "second_sigterm_skips_to_sigkill",
-        second_sigterm_skips_to_sigkill,
-    ),
-    (
-        "orphans_get_sigterm_at_shutdown",
-        orphans_get_sigterm_at_shutdown,
-    ),
-    (
-        "output_is_prefixed_and_stderr_stays_stderr",
-        output_is_prefixed_and_stderr_stays_stderr,
-    ),
-    (
-        "disabled_service_starts_only_on_request",
-        disabled_service_starts_only_on_request,
-    ),
+pub const TESTS: &[Test] = crate::tests![
+    start_order_follows_requires,
+    crash_restarts_with_backoff,
+    crash_loop_ends_failed_until_svctl_start,
+    stop_escalates_to_sigkill,
+    shutdown_in_reverse_order_exits_0,
+    shutdown_budget_bounds_a_stuck_service,
+    second_sigterm_skips_to_sigkill,
+    orphans_get_sigterm_at_shutdown,
+    output_is_prefixed_and_stderr_stays_stderr,
+    disabled_service_starts_only_on_request,
 ];
 
 /// A service that logs `NAME-start <ns>` and `NAME-term <ns>` to LOG and

@@ -7,37 +7,19 @@ use std::os::unix::process::CommandExt;
 
 use crate::harness::*;
 
-pub const TESTS: &[Test] = &[
-    (
-        "reaps_1000_double_forked_orphans",
-        reaps_1000_double_forked_orphans,
-    ),
-    ("drops_privileges_to_nobody", drops_privileges_to_nobody),
-    (
-        "children_start_with_clean_mask_and_only_fds_0_1_2",
-        children_start_with_clean_mask_and_only_fds_0_1_2,
-    ),
-    ("main_command_exit_codes", main_command_exit_codes),
-    (
-        "main_command_not_runnable_is_126_or_127",
-        main_command_not_runnable_is_126_or_127,
-    ),
-    (
-        "tini_mode_forwards_signals_and_stays_silent",
-        tini_mode_forwards_signals_and_stays_silent,
-    ),
-    (
-        "main_command_runs_after_services_and_stops_them",
-        main_command_runs_after_services_and_stops_them,
-    ),
-    (
-        "job_control_signals_never_stop_corral",
-        job_control_signals_never_stop_corral,
-    ),
-    (
-        "service_exec_failure_is_reported",
-        service_exec_failure_is_reported,
-    ),
+pub const TESTS: &[Test] = crate::tests![
+    reaps_1000_double_forked_orphans,
+    drops_privileges_to_nobody,
+    children_start_with_clean_mask_and_only_fds_0_1_2,
+    main_command_exit_codes,
+    main_command_not_runnable_is_126_or_127,
+    tini_mode_forwards_signals_and_stays_silent,
+    main_command_runs_after_services_and_stops_them,
+    job_control_signals_never_stop_corral,
+    service_exec_failure_is_reported,
+    idle_corral_never_wakes_up,
+    main_command_is_the_terminal_foreground_group,
+    socket_is_private,
 ];
 
 fn reaps_1000_double_forked_orphans() -> TestResult {
@@ -333,5 +315,96 @@ fn service_exec_failure_is_reported() -> TestResult {
     );
     let s = c.wait_state("retried", "failed", 5 * SECOND);
     assert_eq!(s["restarts"], 1, "{s}");
+    Ok(())
+}
+
+fn idle_corral_never_wakes_up() -> TestResult {
+    require_pid_namespace()?;
+    let c = Setup::new(
+        "idle",
+        &[
+            ("a", "command = [\"sleep\", \"1000\"]\n"),
+            ("b", "command = [\"sleep\", \"1000\"]\nrequires = [\"a\"]\n"),
+        ],
+    )
+    .start();
+    c.wait_socket();
+    c.wait_state("b", "running", 5 * SECOND);
+    let switches = || {
+        std::fs::read_to_string(format!("/proc/{}/status", c.host_pid()))
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("voluntary_ctxt_switches:")
+                    .map(|v| v.trim().parse::<u64>().unwrap())
+            })
+            .unwrap()
+    };
+    // Let the status call's own wakeups settle, then watch for 1.5 s.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let before = switches();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let after = switches();
+    assert_eq!(
+        before,
+        after,
+        "corral woke up {} times while idle",
+        after - before
+    );
+    Ok(())
+}
+
+fn main_command_is_the_terminal_foreground_group() -> TestResult {
+    require_pid_namespace()?;
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err(Skip(
+            "needs `script` (bsdutils) for a pseudo-terminal".into(),
+        ));
+    }
+    let tmp = TempDir::new("tty");
+    tmp.write("none/.keep", "");
+    // `script` gives the command a pty as controlling terminal; the main
+    // command reports its process group and the terminal's foreground group.
+    let inner = format!(
+        "unshare --pid --fork --mount-proc --kill-child {} --services {} --socket {} -- sh -c 'cut -d\" \" -f1,5,8 /proc/$$/stat > {}'",
+        corral_bin().display(),
+        tmp.path("none").display(),
+        tmp.path("sock").display(),
+        tmp.path("stat").display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stat = tmp.read("stat");
+    let f: Vec<&str> = stat.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "{stat}");
+    assert_eq!(
+        f[0], f[1],
+        "the main command leads its own process group: {stat}"
+    );
+    assert_eq!(
+        f[1], f[2],
+        "and that group is the terminal's foreground group: {stat}"
+    );
+    Ok(())
+}
+
+fn socket_is_private() -> TestResult {
+    require_pid_namespace()?;
+    use std::os::unix::fs::PermissionsExt;
+    let c = Setup::new("perm", &[])
+        .socket("run/corral/control.sock")
+        .start();
+    c.wait_socket();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&c.socket), 0o600);
+    assert_eq!(mode(c.socket.parent().unwrap()), 0o700);
     Ok(())
 }

@@ -6,30 +6,15 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-pub const TESTS: &[Test] = &[
-    ("status_table_and_json", status_table_and_json),
-    (
-        "start_stop_restart_wait_for_their_state",
-        start_stop_restart_wait_for_their_state,
-    ),
-    ("signal_reaches_the_service", signal_reaches_the_service),
-    (
-        "errors_have_messages_and_exit_codes",
-        errors_have_messages_and_exit_codes,
-    ),
-    (
-        "start_times_out_naming_what_it_waits_for",
-        start_times_out_naming_what_it_waits_for,
-    ),
-    ("shutdown_verb_and_corral_ctl", shutdown_verb_and_corral_ctl),
-    (
-        "bad_config_starts_nothing_and_lists_every_error",
-        bad_config_starts_nothing_and_lists_every_error,
-    ),
-    (
-        "check_validates_without_starting",
-        check_validates_without_starting,
-    ),
+pub const TESTS: &[Test] = crate::tests![
+    status_table_and_json,
+    start_stop_restart_wait_for_their_state,
+    signal_reaches_the_service,
+    errors_have_messages_and_exit_codes,
+    start_times_out_naming_what_it_waits_for,
+    shutdown_verb_and_corral_ctl,
+    bad_config_starts_nothing_and_lists_every_error,
+    check_validates_without_starting,
 ];
 
 fn text(out: &std::process::Output) -> (String, String) {
