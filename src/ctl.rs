@@ -242,7 +242,11 @@ fn table(services: &[ServiceStatus]) -> String {
                 s.name.clone(),
                 s.state.clone(),
                 s.pid.map_or("-".into(), |p| p.to_string()),
-                s.uptime_ms.map_or("-".into(), human_duration),
+                // Uptime means something only while a process exists.
+                match (s.state.as_str(), s.uptime_ms) {
+                    ("running" | "stopping", Some(ms)) => human_duration(ms),
+                    _ => "-".into(),
+                },
                 s.restarts.to_string(),
                 match s.last_exit {
                     None => "-".into(),

@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::cli::RunOptions;
@@ -81,6 +81,12 @@ pub fn run(opts: RunOptions) -> i32 {
     });
     for w in &config.warnings {
         warn!("{w}");
+    }
+    if config.services.is_empty() && opts.main.is_none() {
+        info!(
+            "no services in {} and no command: only reaping zombies until SIGTERM",
+            opts.services_dir.display()
+        );
     }
     match Runtime::new(config, &opts, inherited, tini_mode) {
         Ok(mut rt) => rt.run(),
