@@ -21,6 +21,9 @@ pub const TESTS: &[Test] = crate::tests![
     disabled_service_starts_only_on_request,
 ];
 
+/// A run script that ignores SIGTERM and says so.
+const IGNORES_TERM: &str = "trap '' TERM; echo ignoring; while :; do sleep 0.05; done";
+
 /// A service that logs `NAME-start <ns>` and `NAME-term <ns>` to LOG and
 /// exits on SIGTERM.
 fn polite(name: &str, log: &std::path::Path, extra: &str) -> String {
@@ -154,7 +157,7 @@ fn stop_escalates_to_sigkill() -> TestResult {
         "escalate",
         &[(
             "stubborn",
-            "run = \"trap '' TERM; echo ignoring; while :; do sleep 0.05; done\"\nstop_timeout = \"300ms\"\n",
+            &format!("run = \"{IGNORES_TERM}\"\nstop_timeout = \"300ms\"\n"),
         )],
     )
     .start();
@@ -224,7 +227,7 @@ fn shutdown_budget_bounds_a_stuck_service() -> TestResult {
         "budget",
         &[(
             "stuck",
-            "run = \"trap '' TERM; echo ignoring; while :; do sleep 0.05; done\"\nstop_timeout = \"60s\"\n",
+            &format!("run = \"{IGNORES_TERM}\"\nstop_timeout = \"60s\"\n"),
         )],
     )
     .env("CORRAL_SHUTDOWN_TIMEOUT", "1s")

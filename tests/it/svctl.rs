@@ -15,6 +15,7 @@ pub const TESTS: &[Test] = crate::tests![
     shutdown_verb_and_corral_ctl,
     bad_config_starts_nothing_and_lists_every_error,
     check_validates_without_starting,
+    socket_path_that_is_a_file_is_left_alone,
 ];
 
 fn text(out: &std::process::Output) -> (String, String) {
@@ -323,5 +324,21 @@ fn check_validates_without_starting() -> TestResult {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    Ok(())
+}
+
+fn socket_path_that_is_a_file_is_left_alone() -> TestResult {
+    require_pid_namespace()?;
+    let setup =
+        Setup::new("notsock", &[("db", "command = [\"sleep\", \"1000\"]\n")]).socket("precious");
+    setup.dir.write("precious", "keep me");
+    let c = setup.start();
+    wait_until("the warning", 5 * SECOND, || {
+        c.stderr().contains("is not a socket")
+    });
+    assert_eq!(c.dir.read("precious"), "keep me");
+    wait_until("db to run anyway", 5 * SECOND, || {
+        c.stderr().contains("db: started")
+    });
     Ok(())
 }
