@@ -3,7 +3,9 @@
 //! (`crate::graph`). All errors of all files are collected and reported
 //! together as `path:line: message`; nothing starts unless there are none.
 
+mod checker;
 pub mod model;
+pub mod probes;
 pub mod raw;
 pub mod units;
 pub mod users;
@@ -155,7 +157,7 @@ pub fn load_dir_with(
             ));
             continue;
         }
-        match load_file(&path, stem, users) {
+        match load_file(&path, stem, users, &mut warnings) {
             Ok(spec) => services.push(spec),
             Err(errs) => errors.extend(errs),
         }
@@ -202,7 +204,12 @@ fn warn_disabled_requirements(services: &[ServiceSpec], graph: &Graph, warnings:
 }
 
 /// Reads, parses and validates one service file.
-fn load_file(path: &Path, name: &str, users: &UserDb) -> Result<ServiceSpec, Vec<ConfigError>> {
+fn load_file(
+    path: &Path,
+    name: &str,
+    users: &UserDb,
+    warnings: &mut Vec<String>,
+) -> Result<ServiceSpec, Vec<ConfigError>> {
     let bare = Source::new(path.to_path_buf(), "");
     if let Err(why) = check_name(name) {
         return Err(vec![bare.error(None, why)]);
@@ -219,7 +226,7 @@ fn load_file(path: &Path, name: &str, users: &UserDb) -> Result<ServiceSpec, Vec
         let line = e.span().map(|s| source.line_of(s.start));
         vec![source.error(line, e.message().trim_end().replace('\n', "; "))]
     })?;
-    model::validate(name, &source, raw, users)
+    model::validate(name, &source, raw, users, warnings)
 }
 
 /// Service names become file stems, status keys and log prefixes: keep them

@@ -11,7 +11,9 @@ use nix::sys::signal::Signal;
 use toml::{Spanned, Value};
 
 use super::raw::RawService;
-use super::units::{parse_duration, parse_signal, seconds_to_duration};
+use super::checker::Checker;
+use super::probes::{self, HealthSpec, Kind, ReadySpec};
+use super::units::parse_signal;
 use super::users::UserDb;
 use super::{ConfigError, Source};
 
@@ -82,45 +84,19 @@ pub struct ServiceSpec {
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
     pub enabled: bool,
+    pub kind: Kind,
+    pub ready: Option<ReadySpec>,
+    pub health: Option<HealthSpec>,
+}
+
+impl ServiceSpec {
+    pub fn is_oneshot(&self) -> bool {
+        matches!(self.kind, Kind::Oneshot { .. })
+    }
 }
 
 /// Default time between stop_signal and SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Collects the errors of one file while validating it.
-struct Checker<'a> {
-    source: &'a Source,
-    errors: Vec<ConfigError>,
-}
-
-impl Checker<'_> {
-    fn error<T>(&mut self, span: &Spanned<T>, message: impl Into<String>) {
-        let line = self.source.line_of(span.span().start);
-        self.errors.push(self.source.error(Some(line), message));
-    }
-
-    fn duration(
-        &mut self,
-        value: &Option<Spanned<Value>>,
-        key: &str,
-        default: Duration,
-    ) -> Duration {
-        let Some(v) = value else { return default };
-        let parsed = match v.get_ref() {
-            Value::String(s) => parse_duration(s),
-            Value::Integer(n) => seconds_to_duration(*n as f64, &n.to_string()),
-            Value::Float(f) => seconds_to_duration(*f, &f.to_string()),
-            other => Err(format!(
-                "must be a duration such as \"5s\", not a {}",
-                other.type_str()
-            )),
-        };
-        parsed.unwrap_or_else(|e| {
-            self.error(v, format!("{key}: {e}"));
-            default
-        })
-    }
-}
 
 /// Validates one parsed file. Returns every problem found, not just the first.
 pub fn validate(
@@ -128,11 +104,9 @@ pub fn validate(
     source: &Source,
     raw: RawService,
     users: &UserDb,
+    warnings: &mut Vec<String>,
 ) -> Result<ServiceSpec, Vec<ConfigError>> {
-    let mut c = Checker {
-        source,
-        errors: Vec::new(),
-    };
+    let mut c = Checker::new(source);
 
     let argv = match (&raw.command, &raw.run) {
         (Some(cmd), None) => {
@@ -253,6 +227,22 @@ pub fn validate(
         })
         .collect();
 
+    let kind = probes::kind(&mut c, raw.kind.as_ref(), &raw.timeout, raw.optional.as_ref());
+    let ready = raw.ready.as_ref().and_then(|r| probes::ready(&mut c, r, warnings));
+    let health = raw.health.as_ref().and_then(|h| probes::health(&mut c, h));
+    if let Kind::Oneshot { .. } = kind {
+        let oneshot_error = "does not apply to a oneshot, which runs once to completion: remove it";
+        if let Some(r) = &raw.restart {
+            c.error(r, format!("restart {oneshot_error}"));
+        }
+        if let Some(r) = &raw.ready {
+            c.error(r, format!("[ready] {oneshot_error} (a oneshot is done when it exits 0)"));
+        }
+        if let Some(h) = &raw.health {
+            c.error(h, format!("[health] {oneshot_error}"));
+        }
+    }
+
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
@@ -269,6 +259,9 @@ pub fn validate(
         stop_signal,
         stop_timeout,
         enabled: raw.enabled.unwrap_or(true),
+        kind,
+        ready,
+        health,
     })
 }
 
@@ -279,7 +272,7 @@ enum IdRef<'a> {
     Id(u32),
 }
 
-fn id_ref<'a>(c: &mut Checker, v: &'a Spanned<Value>, key: &str) -> Option<IdRef<'a>> {
+fn id_ref<'a>(c: &mut Checker<'_>, v: &'a Spanned<Value>, key: &str) -> Option<IdRef<'a>> {
     match v.get_ref() {
         Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
             match s.parse() {
@@ -306,7 +299,7 @@ fn id_ref<'a>(c: &mut Checker, v: &'a Spanned<Value>, key: &str) -> Option<IdRef
 }
 
 fn resolve_credentials(
-    c: &mut Checker,
+    c: &mut Checker<'_>,
     user: Option<&Spanned<Value>>,
     group: Option<&Spanned<Value>>,
     db: &UserDb,

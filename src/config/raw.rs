@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
+use super::probes::{RawHealth, RawReady};
+
 /// One `services.d/NAME.toml` file, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +32,12 @@ pub struct RawService {
     pub stop_signal: Option<Spanned<Value>>,
     pub stop_timeout: Option<Spanned<Value>>,
     pub enabled: Option<bool>,
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<Value>>,
+    pub optional: Option<Spanned<bool>>,
+    pub ready: Option<Spanned<RawReady>>,
+    pub health: Option<Spanned<RawHealth>>,
 }
 
 /// Parses one file; the error keeps toml's span so the caller can turn it

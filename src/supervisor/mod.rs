@@ -859,6 +859,9 @@ mod tests {
             stop_signal: Signal::SIGTERM,
             stop_timeout: Duration::from_secs(5),
             enabled: true,
+            kind: crate::config::probes::Kind::Longrun,
+            ready: None,
+            health: None,
         }
     }
 
