@@ -70,6 +70,18 @@ pub struct ServiceStatus {
     /// Why the service is in its state: what it waits for, when it
     /// restarts, why it failed.
     pub note: Option<String>,
+    /// `longrun` or `oneshot`.
+    pub kind: String,
+    /// Ready (a longrun) or done successfully (a oneshot).
+    pub ready: bool,
+    /// How long the current process took to become ready.
+    pub ready_ms: Option<u64>,
+    /// `starting`, `healthy` or `unhealthy` while health checks run.
+    pub health: Option<String>,
+    /// The last line of the last health check.
+    pub health_output: Option<String>,
+    /// The service's own STATUS= text (notify protocol).
+    pub status_text: Option<String>,
 }
 
 /// The answer to one request.
@@ -199,6 +211,12 @@ mod tests {
                 enabled: true,
                 user: Some("nobody".into()),
                 note: None,
+                kind: "longrun".into(),
+                ready: true,
+                ready_ms: Some(3),
+                health: Some("healthy".into()),
+                health_output: None,
+                status_text: Some("serving".into()),
             }],
             message: None,
         };

@@ -10,9 +10,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use toml::{Spanned, Value};
 
-use super::raw::RawService;
 use super::checker::Checker;
 use super::probes::{self, HealthSpec, Kind, ReadySpec};
+use super::raw::RawService;
 use super::units::parse_signal;
 use super::users::UserDb;
 use super::{ConfigError, Source};
@@ -227,8 +227,16 @@ pub fn validate(
         })
         .collect();
 
-    let kind = probes::kind(&mut c, raw.kind.as_ref(), &raw.timeout, raw.optional.as_ref());
-    let ready = raw.ready.as_ref().and_then(|r| probes::ready(&mut c, r, warnings));
+    let kind = probes::kind(
+        &mut c,
+        raw.kind.as_ref(),
+        &raw.timeout,
+        raw.optional.as_ref(),
+    );
+    let ready = raw
+        .ready
+        .as_ref()
+        .and_then(|r| probes::ready(&mut c, r, warnings));
     let health = raw.health.as_ref().and_then(|h| probes::health(&mut c, h));
     if let Kind::Oneshot { .. } = kind {
         let oneshot_error = "does not apply to a oneshot, which runs once to completion: remove it";
@@ -236,7 +244,10 @@ pub fn validate(
             c.error(r, format!("restart {oneshot_error}"));
         }
         if let Some(r) = &raw.ready {
-            c.error(r, format!("[ready] {oneshot_error} (a oneshot is done when it exits 0)"));
+            c.error(
+                r,
+                format!("[ready] {oneshot_error} (a oneshot is done when it exits 0)"),
+            );
         }
         if let Some(h) = &raw.health {
             c.error(h, format!("[health] {oneshot_error}"));

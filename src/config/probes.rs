@@ -110,34 +110,42 @@ pub struct RawHealth {
 
 /// Validates `[ready]`; `table` spans the whole table for errors that
 /// concern no single key.
-pub fn ready(c: &mut Checker<'_>, table: &Spanned<RawReady>, warnings: &mut Vec<String>) -> Option<ReadySpec> {
+pub fn ready(
+    c: &mut Checker<'_>,
+    table: &Spanned<RawReady>,
+    warnings: &mut Vec<String>,
+) -> Option<ReadySpec> {
     let r = table.get_ref();
     let mut methods = Vec::new();
-    if let Some(n) = &r.notify {
-        if *n.get_ref() {
-            methods.push(ReadyMethod::Notify);
-        }
+    if r.notify.as_ref().is_some_and(|n| *n.get_ref()) {
+        methods.push(ReadyMethod::Notify);
     }
     if let Some(fd) = &r.fd {
         match i32::try_from(*fd.get_ref()) {
             Ok(n) if (3..=1023).contains(&n) => methods.push(ReadyMethod::Fd(n)),
-            _ => c.error(fd, "ready.fd must be a descriptor number from 3 to 1023 (0, 1 and 2 are stdio)"),
+            _ => c.error(
+                fd,
+                "ready.fd must be a descriptor number from 3 to 1023 (0, 1 and 2 are stdio)",
+            ),
         }
     }
-    if let Some(addr) = &r.tcp {
-        if let Some(a) = tcp(c, addr, "ready.tcp") {
-            methods.push(ReadyMethod::Poll(Probe::Tcp(a)));
-        }
+    if let Some(addr) = &r.tcp
+        && let Some(a) = tcp(c, addr, "ready.tcp")
+    {
+        methods.push(ReadyMethod::Poll(Probe::Tcp(a)));
     }
-    if let Some(cmd) = &r.exec {
-        if let Some(argv) = exec(c, cmd, "ready.exec") {
-            methods.push(ReadyMethod::Poll(Probe::Exec(argv)));
-        }
+    if let Some(cmd) = &r.exec
+        && let Some(argv) = exec(c, cmd, "ready.exec")
+    {
+        methods.push(ReadyMethod::Poll(Probe::Exec(argv)));
     }
     if let Some(path) = &r.file {
         let p = PathBuf::from(path.get_ref());
         if !p.is_absolute() {
-            c.error(path, format!("ready.file `{}` must be an absolute path", p.display()));
+            c.error(
+                path,
+                format!("ready.file `{}` must be an absolute path", p.display()),
+            );
         } else {
             if p.parent().is_some_and(|d| !d.exists()) {
                 warnings.push(format!(
@@ -149,16 +157,22 @@ pub fn ready(c: &mut Checker<'_>, table: &Spanned<RawReady>, warnings: &mut Vec<
             methods.push(ReadyMethod::Poll(Probe::File(p)));
         }
     }
-    let given = [r.notify.is_some(), r.fd.is_some(), r.tcp.is_some(), r.exec.is_some(), r.file.is_some()]
-        .into_iter()
-        .filter(|&b| b)
-        .count();
+    let given = [
+        r.notify.is_some(),
+        r.fd.is_some(),
+        r.tcp.is_some(),
+        r.exec.is_some(),
+        r.file.is_some(),
+    ]
+    .into_iter()
+    .filter(|&b| b)
+    .count();
     let timeout = c.duration(&r.timeout, "ready.timeout", DEFAULT_READY_TIMEOUT);
     let interval = c.duration(&r.interval, "ready.interval", DEFAULT_READY_INTERVAL);
-    if interval.is_zero() {
-        if let Some(i) = &r.interval {
-            c.error(i, "ready.interval must be more than 0");
-        }
+    if let Some(i) = &r.interval
+        && interval.is_zero()
+    {
+        c.error(i, "ready.interval must be more than 0");
     }
     match (given, methods.pop()) {
         (1, Some(method)) => Some(ReadySpec {
@@ -171,7 +185,10 @@ pub fn ready(c: &mut Checker<'_>, table: &Spanned<RawReady>, warnings: &mut Vec<
             None
         }
         (1, None) if r.notify.is_some() => {
-            c.error(table, "ready: notify = false names no method; remove [ready] or set notify = true");
+            c.error(
+                table,
+                "ready: notify = false names no method; remove [ready] or set notify = true",
+            );
             None
         }
         (1, None) => None,
@@ -193,14 +210,20 @@ pub fn health(c: &mut Checker<'_>, table: &Spanned<RawHealth>) -> Option<HealthS
             None
         }
         (None, None) => {
-            c.error(table, "[health] names no check: add exec = \"CMD\" or tcp = \"ADDR:PORT\"");
+            c.error(
+                table,
+                "[health] names no check: add exec = \"CMD\" or tcp = \"ADDR:PORT\"",
+            );
             None
         }
     };
     let interval = c.duration(&h.interval, "health.interval", DEFAULT_HEALTH_INTERVAL);
     let timeout = c.duration(&h.timeout, "health.timeout", DEFAULT_HEALTH_TIMEOUT);
     let start_period = c.duration(&h.start_period, "health.start_period", Duration::ZERO);
-    for (value, key, d) in [(&h.interval, "health.interval", interval), (&h.timeout, "health.timeout", timeout)] {
+    for (value, key, d) in [
+        (&h.interval, "health.interval", interval),
+        (&h.timeout, "health.timeout", timeout),
+    ] {
         if let (Some(v), true) = (value, d.is_zero()) {
             c.error(v, format!("{key} must be more than 0"));
         }
@@ -219,7 +242,10 @@ pub fn health(c: &mut Checker<'_>, table: &Spanned<RawHealth>) -> Option<HealthS
         None | Some((_, "none")) => OnUnhealthy::Nothing,
         Some((_, "restart")) => OnUnhealthy::Restart,
         Some((v, other)) => {
-            c.error(v, format!("health.on_unhealthy = \"{other}\": use \"restart\" or \"none\""));
+            c.error(
+                v,
+                format!("health.on_unhealthy = \"{other}\": use \"restart\" or \"none\""),
+            );
             OnUnhealthy::Nothing
         }
     };
@@ -243,7 +269,10 @@ pub fn kind(
     match kind.map(|k| (k, k.get_ref().as_str())) {
         None | Some((_, "longrun")) => {
             if let Some(t) = timeout {
-                c.error(t, "timeout applies to oneshots; a longrun's start is bounded by [ready] timeout");
+                c.error(
+                    t,
+                    "timeout applies to oneshots; a longrun's start is bounded by [ready] timeout",
+                );
             }
             if let Some(o) = optional {
                 c.error(o, "optional applies to oneshots (type = \"oneshot\")");
@@ -251,7 +280,9 @@ pub fn kind(
             Kind::Longrun
         }
         Some((_, "oneshot")) => Kind::Oneshot {
-            timeout: timeout.as_ref().map(|_| c.duration(timeout, "timeout", Duration::ZERO)),
+            timeout: timeout
+                .as_ref()
+                .map(|_| c.duration(timeout, "timeout", Duration::ZERO)),
             optional: optional.is_some_and(|o| *o.get_ref()),
         },
         Some((k, other)) => {
@@ -268,7 +299,10 @@ fn tcp(c: &mut Checker<'_>, v: &Spanned<String>, key: &str) -> Option<SocketAddr
     if let Ok(a) = text.parse::<SocketAddr>() {
         return Some(a);
     }
-    if let Some(port) = text.strip_prefix("localhost:").and_then(|p| p.parse::<u16>().ok()) {
+    if let Some(port) = text
+        .strip_prefix("localhost:")
+        .and_then(|p| p.parse::<u16>().ok())
+    {
         return Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
     c.error(v, format!("{key} = \"{text}\" is not an address: write IP:PORT such as \"127.0.0.1:5432\" or \"[::1]:80\" (no host names)"));
@@ -278,9 +312,12 @@ fn tcp(c: &mut Checker<'_>, v: &Spanned<String>, key: &str) -> Option<SocketAddr
 /// A string for `/bin/sh -c`, or an argv array.
 fn exec(c: &mut Checker<'_>, v: &Spanned<Value>, key: &str) -> Option<Vec<String>> {
     match v.get_ref() {
-        Value::String(s) if !s.trim().is_empty() => Some(vec!["/bin/sh".into(), "-c".into(), s.clone()]),
+        Value::String(s) if !s.trim().is_empty() => {
+            Some(vec!["/bin/sh".into(), "-c".into(), s.clone()])
+        }
         Value::Array(items) => {
-            let argv: Option<Vec<String>> = items.iter().map(|i| i.as_str().map(String::from)).collect();
+            let argv: Option<Vec<String>> =
+                items.iter().map(|i| i.as_str().map(String::from)).collect();
             match argv {
                 Some(argv) if argv.first().is_some_and(|p| !p.is_empty()) => Some(argv),
                 _ => {
@@ -290,7 +327,10 @@ fn exec(c: &mut Checker<'_>, v: &Spanned<Value>, key: &str) -> Option<Vec<String
             }
         }
         _ => {
-            c.error(v, format!("{key} must be a command string or a list of strings"));
+            c.error(
+                v,
+                format!("{key} must be a command string or a list of strings"),
+            );
             None
         }
     }

@@ -4,7 +4,9 @@
 //! supervisor as events and carries out the actions it returns.
 
 pub mod control;
+pub mod notify;
 pub mod output;
+pub mod probes;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
@@ -21,11 +23,15 @@ use tracing::{debug, error, info, warn};
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::cli::RunOptions;
-use crate::config::{self, Config, Missing};
+use crate::config::probes::ReadyMethod;
+use crate::config::{self, Config, Missing, ServiceSpec};
 use crate::supervisor::{Action, Event, Settings, Supervisor};
 use control::{Control, Input};
+use notify::Notify;
 use output::{Output, Stream};
+use probes::Probes;
 use signals::Signals;
+use spawn::Extras;
 
 /// Exit code when corral cannot set itself up (no signalfd, no epoll).
 pub const EXIT_SETUP: i32 = 1;
@@ -39,6 +45,9 @@ pub(crate) enum Kind {
     Listener = 1,
     Client = 2,
     Pipe = 3,
+    Probe = 4,
+    ReadyFd = 5,
+    Notify = 6,
 }
 
 pub(crate) fn token(kind: Kind, id: u64) -> u64 {
@@ -102,6 +111,8 @@ struct Runtime {
     signals: Signals,
     control: Option<Control>,
     output: Output,
+    probes: Probes,
+    notify: Notify,
     sup: Supervisor,
     main_argv: Option<Vec<String>>,
     inherited: Vec<RawFd>,
@@ -151,6 +162,8 @@ impl Runtime {
             signals,
             control,
             output,
+            probes: Probes::default(),
+            notify: Notify::new(),
             sup,
             main_argv: opts.main.clone(),
             inherited,
@@ -247,6 +260,27 @@ impl Runtime {
             k if k == Kind::Pipe as u64 => {
                 self.output.on_readable(id, &self.epoll);
             }
+            k if k == Kind::Probe as u64 => {
+                if let Some(event) = self.probes.on_connect(id, &self.epoll) {
+                    self.queue.push_back(event);
+                }
+            }
+            k if k == Kind::ReadyFd as u64 => {
+                let id = id as usize;
+                if let Some((run, message)) = self.notify.on_pipe(id, &self.epoll) {
+                    self.queue.push_back(Event::Notified { id, run, message });
+                }
+            }
+            k if k == Kind::Notify as u64 => {
+                let id = id as usize;
+                let Some(s) = self.sup.services().get(id) else {
+                    return;
+                };
+                let (run, session) = (s.starts, s.state.pid());
+                for message in self.notify.on_socket(id, &s.spec.name, session) {
+                    self.queue.push_back(Event::Notified { id, run, message });
+                }
+            }
             _ => {}
         }
     }
@@ -274,7 +308,11 @@ impl Runtime {
     fn reap(&mut self) {
         let reaped = reaper::drain();
         for (pid, status) in reaped.exits {
-            self.queue.push_back(Event::Reaped { pid, status });
+            let event = self
+                .probes
+                .on_exit(pid, status)
+                .unwrap_or(Event::Reaped { pid, status });
+            self.queue.push_back(event);
         }
         if reaped.no_children {
             self.queue.push_back(Event::NoChildren);
@@ -311,6 +349,15 @@ impl Runtime {
                 // With nothing left to signal, no SIGCHLD will come: look now.
                 self.reap();
             }
+            Action::Probe { id, run, purpose } => {
+                let Some(s) = self.sup.services().get(id) else {
+                    return;
+                };
+                if let Some(event) = self.probes.start(id, run, purpose, &s.spec, &self.epoll) {
+                    self.queue.push_back(event);
+                }
+            }
+            Action::CancelProbe { id, purpose } => self.probes.cancel(id, purpose, &self.epoll),
             Action::Exit(code) => self.exit = Some(code),
         }
     }
@@ -337,7 +384,15 @@ impl Runtime {
                 };
             }
         };
-        match spawn::spawn_service(spec, out_w, err_w) {
+        let extras = match extras(&mut self.notify, &self.epoll, id, service.starts + 1, spec) {
+            Ok(extras) => extras,
+            Err(e) => {
+                self.output.discard(out_id);
+                self.output.discard(err_id);
+                return Event::SpawnFailed { id, error: e };
+            }
+        };
+        match spawn::spawn_service(spec, out_w, err_w, extras) {
             Ok(pid) => {
                 for relay in [out_id, err_id] {
                     if let Some(fd) = self.output.fd(relay) {
@@ -368,4 +423,32 @@ impl Runtime {
             self.output.on_readable(id, &self.epoll);
         }
     }
+}
+
+/// NOTIFY_SOCKET or the readiness pipe of run `run`, as the service's
+/// [ready] asks.
+fn extras(
+    notify: &mut Notify,
+    epoll: &Epoll,
+    id: usize,
+    run: u64,
+    spec: &ServiceSpec,
+) -> Result<Extras, String> {
+    let mut extras = Extras::default();
+    match spec.ready.as_ref().map(|r| &r.method) {
+        Some(ReadyMethod::Notify) => {
+            let addr = notify
+                .socket_for(id, &spec.name, epoll)
+                .map_err(|e| format!("cannot create the notify socket: {e}"))?;
+            extras.env.push(("NOTIFY_SOCKET".into(), addr));
+        }
+        Some(ReadyMethod::Fd(n)) => {
+            let wr = notify
+                .ready_pipe(id, run, epoll)
+                .map_err(|e| format!("cannot create the readiness pipe: {e}"))?;
+            extras.fd = Some((wr, *n));
+        }
+        Some(ReadyMethod::Poll(_)) | None => {}
+    }
+    Ok(extras)
 }

@@ -9,7 +9,7 @@
 //! back (socket activation passes through, as with tini).
 
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -41,12 +41,38 @@ pub fn claim_inherited_fds() -> Vec<RawFd> {
     fds
 }
 
+/// What a service process gets beyond its definition.
+#[derive(Default)]
+pub struct Extras {
+    /// Added to the environment (NOTIFY_SOCKET).
+    pub env: Vec<(String, String)>,
+    /// A descriptor to place at a fixed number (the s6 readiness fd).
+    pub fd: Option<(OwnedFd, RawFd)>,
+}
+
 /// Starts a service in its own session (so its own process group, without
 /// a controlling terminal), as its user, with stdin on /dev/null and
 /// stdout/stderr on the given pipes.
-pub fn spawn_service(spec: &ServiceSpec, stdout: OwnedFd, stderr: OwnedFd) -> io::Result<i32> {
-    let (program, args) = spec
-        .argv
+pub fn spawn_service(
+    spec: &ServiceSpec,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    extras: Extras,
+) -> io::Result<i32> {
+    spawn_as(spec, &spec.argv, stdout, stderr, extras)
+}
+
+/// Runs `argv` the way `spec`'s service runs: same user, groups,
+/// environment and working directory, in a session of its own. Used for
+/// the service itself and for its exec checks.
+pub fn spawn_as(
+    spec: &ServiceSpec,
+    argv: &[String],
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    extras: Extras,
+) -> io::Result<i32> {
+    let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = Command::new(program);
@@ -68,6 +94,16 @@ pub fn spawn_service(spec: &ServiceSpec, stdout: OwnedFd, stderr: OwnedFd) -> io
         (c.uid, c.gid, groups)
     });
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(extras.env.iter().map(|(k, v)| (k, v)));
+    let placed = extras
+        .fd
+        .as_ref()
+        .map(|(fd, target)| (fd.as_raw_fd(), *target));
+    // std's spawn opens a close-on-exec pipe to report exec errors; if it
+    // got the number the readiness fd must take, the dup2 below would
+    // replace it. Holding that number ourselves (a close-on-exec duplicate,
+    // dropped after the spawn) keeps it out of std's reach.
+    let _holder = placed.and_then(|(fd, target)| hold_fd_number(fd, target));
     // SAFETY: the closure only makes async-signal-safe system calls on data
     // prepared before fork; it allocates nothing.
     unsafe {
@@ -82,6 +118,14 @@ pub fn spawn_service(spec: &ServiceSpec, stdout: OwnedFd, stderr: OwnedFd) -> io
                     check(libc::setuid(*uid))?;
                 }
             }
+            if let Some((fd, target)) = placed {
+                if fd == target {
+                    // dup2 onto itself keeps close-on-exec: clear it.
+                    check(libc::fcntl(fd, libc::F_SETFD, 0))?;
+                } else {
+                    check(libc::dup2(fd, target))?;
+                }
+            }
             reset_signals();
             Ok(())
         });
@@ -90,6 +134,20 @@ pub fn spawn_service(spec: &ServiceSpec, stdout: OwnedFd, stderr: OwnedFd) -> io
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot execute {program}: {e}")))?;
     Ok(child.id() as i32)
+}
+
+/// Occupies descriptor number `target` with a close-on-exec duplicate of
+/// `fd` if it is free, so nothing else opens it until the guard drops.
+fn hold_fd_number(fd: RawFd, target: RawFd) -> Option<OwnedFd> {
+    // SAFETY: probing and duplicating plain descriptor numbers; the new
+    // descriptor is owned by the returned OwnedFd.
+    unsafe {
+        if fd == target || libc::fcntl(target, libc::F_GETFD) >= 0 {
+            return None;
+        }
+        let got = libc::dup3(fd, target, libc::O_CLOEXEC);
+        (got == target).then(|| OwnedFd::from_raw_fd(got))
+    }
 }
 
 /// Why the main command could not start, with the shell's exit code.

@@ -81,6 +81,48 @@ pub enum Event {
     SignalRequested { ids: Vec<ServiceId>, signal: Signal },
     /// svctl shutdown.
     ShutdownRequested,
+    /// A probe started by `Action::Probe` finished.
+    ProbeDone(ProbeResult),
+    /// The service spoke for itself: a newline on its readiness fd, or a
+    /// notify message from one of its processes.
+    Notified {
+        id: ServiceId,
+        run: u64,
+        message: Notice,
+    },
+}
+
+/// The outcome of one check. `run` is the service's start count when the
+/// check was asked for, so results of an earlier run are recognised and
+/// dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeResult {
+    pub id: ServiceId,
+    pub run: u64,
+    pub purpose: Purpose,
+    pub ok: bool,
+    /// The last line the check printed, or why it failed.
+    pub output: String,
+}
+
+/// What a probe is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    Ready,
+    Health,
+}
+
+/// The parts of a notify message corral acts on (sd_notify(3)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notice {
+    /// READY=1 (or a newline on the readiness fd).
+    pub ready: bool,
+    /// STATUS=...
+    pub status: Option<String>,
+    /// STOPPING=1
+    pub stopping: bool,
+    /// MAINPID=...
+    pub main_pid: Option<Pid>,
 }
 
 /// Commands for the runtime.
@@ -98,6 +140,14 @@ pub enum Action {
     /// PID 1, every child corral still has), then report `NoChildren` once
     /// none is left.
     SignalOrphans(Signal),
+    /// Run the service's ready or health check; answer with `ProbeDone`.
+    Probe {
+        id: ServiceId,
+        run: u64,
+        purpose: Purpose,
+    },
+    /// Abandon a check still running (kill an exec check, drop a connect).
+    CancelProbe { id: ServiceId, purpose: Purpose },
     /// Leave the event loop and exit with this code.
     Exit(i32),
 }

@@ -7,6 +7,7 @@
 //! results back as events.
 
 pub mod event;
+pub mod health;
 pub mod policy;
 pub mod state;
 
@@ -16,12 +17,14 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tracing::{debug, info, warn};
 
+use crate::config::probes::{Kind, OnUnhealthy, ReadyMethod};
 use crate::config::{Config, ServiceSpec};
 use crate::graph::Graph;
 use crate::proto::ServiceStatus;
-pub use event::{Action, Event, ExitStatus, Pid, ServiceId};
+pub use event::{Action, Event, ExitStatus, Notice, Pid, ProbeResult, Purpose, ServiceId};
+use health::{HealthCheck, HealthStatus};
 use policy::Verdict;
-pub use state::State;
+pub use state::{AfterStop, Readiness, State};
 
 /// Settings that are not per service.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +36,11 @@ pub struct Settings {
     /// How long to wait for processes that ignore even SIGKILL (stuck in
     /// uninterruptible sleep) before exiting anyway.
     pub kill_wait: Duration,
+    /// The main command starts at the latest this long after boot, ready
+    /// services or not.
+    pub start_timeout: Duration,
+    /// When startup is not done by then, say what is pending.
+    pub report_after: Duration,
 }
 
 impl Default for Settings {
@@ -49,6 +57,8 @@ impl Settings {
             shutdown_budget: budget,
             orphan_grace: (budget / 4).min(Duration::from_millis(500)),
             kill_wait: Duration::from_secs(1),
+            start_timeout: DEFAULT_START_TIMEOUT,
+            report_after: Duration::from_secs(10),
         }
     }
 }
@@ -57,9 +67,15 @@ impl Settings {
 /// finishes well before that.
 pub const DEFAULT_SHUTDOWN_BUDGET: Duration = Duration::from_secs(8);
 
+/// Default bound on how long the main command waits for the services.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Exit code after a shutdown in which some service had to be SIGKILLed or
 /// the budget ran out (no main command).
 pub const EXIT_UNCLEAN: i32 = 1;
+
+/// Exit code when a required oneshot failed at boot.
+pub const EXIT_ONESHOT_FAILED: i32 = 3;
 
 /// One supervised service: its definition and its run-time record.
 #[derive(Debug)]
@@ -72,11 +88,41 @@ pub struct Service {
     pub restarts: u32,
     /// Quick failures in a row, for backoff and the crash-loop budget.
     pub failures: u32,
-    /// Processes started since boot; lets `restart` wait for a new one.
+    /// Processes started since boot; lets `restart` wait for a new one,
+    /// and tells probe results of an earlier run apart.
     pub starts: u64,
     pub last_exit: Option<ExitStatus>,
     /// When the state last changed.
     pub changed_at: Instant,
+    /// The last STATUS= the service sent over the notify protocol.
+    pub status_text: Option<String>,
+}
+
+impl Service {
+    /// Ready (longrun) or done (oneshot): what dependents wait for.
+    fn is_up(&self) -> bool {
+        match (&self.state, self.spec.kind) {
+            (State::Running { ready, .. }, Kind::Longrun) => {
+                matches!(ready, Readiness::Ready { .. })
+            }
+            // An optional oneshot that failed does not hold anything up.
+            (State::Failed { .. } | State::Exited, Kind::Oneshot { optional: true, .. }) => true,
+            (State::Exited, Kind::Oneshot { .. }) => {
+                self.last_exit.is_some_and(ExitStatus::success)
+            }
+            _ => false,
+        }
+    }
+
+    fn health(&self) -> Option<&HealthCheck> {
+        match &self.state {
+            State::Running {
+                ready: Readiness::Ready { health, .. },
+                ..
+            } => health.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// The main command of `corral -- CMD`.
@@ -84,7 +130,7 @@ pub struct Service {
 enum Main {
     /// No main command was given.
     Absent,
-    /// Waits for the services to settle.
+    /// Waits for the services to be ready, at most until `start_timeout`.
     Pending,
     Spawning,
     Running {
@@ -113,6 +159,17 @@ enum Phase {
     Exiting,
 }
 
+/// Startup progress, for the one summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Startup {
+    /// Booted at `since`; `nagged` once the pending report was logged.
+    Pending {
+        since: Instant,
+        nagged: bool,
+    },
+    Done,
+}
+
 /// Who owns a pid corral spawned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
@@ -131,11 +188,15 @@ pub enum Progress {
 /// What an svctl request waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Goal {
-    /// Running with a process started after `starts_before` processes.
+    /// Ready (a oneshot: done), with a process started after
+    /// `starts_before` processes.
     Up { starts_before: u64 },
     /// No process left.
     Down,
 }
+
+/// One line of `svctl health`: what is wrong with a service, if anything.
+pub type Complaint = (String, String);
 
 /// All services and the shutdown sequence.
 #[derive(Debug)]
@@ -146,8 +207,11 @@ pub struct Supervisor {
     main: Main,
     phase: Phase,
     settings: Settings,
+    startup: Startup,
     /// Some service needed SIGKILL during shutdown, or the budget ran out.
     unclean: bool,
+    /// A required oneshot failed at boot and took the container down.
+    oneshot_failed: bool,
 }
 
 impl Supervisor {
@@ -163,6 +227,7 @@ impl Supervisor {
                 starts: 0,
                 last_exit: None,
                 changed_at: now,
+                status_text: None,
                 spec,
             })
             .collect();
@@ -177,7 +242,12 @@ impl Supervisor {
             },
             phase: Phase::Up,
             settings,
+            startup: Startup::Pending {
+                since: now,
+                nagged: false,
+            },
             unclean: false,
+            oneshot_failed: false,
         }
     }
 
@@ -189,6 +259,10 @@ impl Supervisor {
         }
         match event {
             Event::Boot => {
+                self.startup = Startup::Pending {
+                    since: now,
+                    nagged: false,
+                };
                 for s in &mut self.services {
                     if s.spec.enabled {
                         s.want_up = true;
@@ -196,8 +270,8 @@ impl Supervisor {
                     }
                 }
             }
-            Event::Spawned { id, pid } => self.on_spawned(id, pid, now),
-            Event::SpawnFailed { id, error } => self.on_spawn_failed(id, &error, now),
+            Event::Spawned { id, pid } => self.on_spawned(id, pid, now, &mut out),
+            Event::SpawnFailed { id, error } => self.on_spawn_failed(id, &error, now, &mut out),
             Event::MainSpawned { pid } => {
                 self.pids.insert(pid, Owner::Main);
                 self.main = Main::Running { pid };
@@ -239,6 +313,8 @@ impl Supervisor {
                 }
             }
             Event::ShutdownRequested => self.request_shutdown(now, &mut out),
+            Event::ProbeDone(result) => self.on_probe_done(result, now, &mut out),
+            Event::Notified { id, run, message } => self.on_notified(id, run, message, now),
         }
         self.reconcile(now, &mut out);
         out
@@ -246,17 +322,41 @@ impl Supervisor {
 
     /// The earliest time at which `Event::Tick` has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let services = self.services.iter().filter_map(|s| match &s.state {
-            State::Backoff { until } => Some(*until),
-            State::Stopping { kill_at, .. } => *kill_at,
-            _ => None,
+        let services = self.services.iter().flat_map(|s| {
+            let (a, b) = match &s.state {
+                State::Backoff { until } => (Some(*until), None),
+                State::Stopping { kill_at, .. } => (*kill_at, None),
+                State::Running {
+                    ready:
+                        Readiness::Waiting {
+                            deadline,
+                            next_probe,
+                        },
+                    ..
+                } => (*deadline, *next_probe),
+                State::Running {
+                    ready: Readiness::Ready { health, .. },
+                    ..
+                } => (health.as_ref().and_then(HealthCheck::deadline), None),
+                _ => (None, None),
+            };
+            a.into_iter().chain(b)
         });
         let phase = match self.phase {
             Phase::Stopping { deadline, .. } => Some(deadline),
             Phase::Orphans { until, .. } => Some(until),
             Phase::Up | Phase::Exiting => None,
         };
-        services.chain(phase).min()
+        let startup = match self.startup {
+            Startup::Pending { since, nagged } => {
+                let nag = (!nagged).then(|| since + self.settings.report_after);
+                let main =
+                    (self.main == Main::Pending).then(|| since + self.settings.start_timeout);
+                nag.into_iter().chain(main).min()
+            }
+            Startup::Done => None,
+        };
+        services.chain(phase).chain(startup).min()
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -271,11 +371,13 @@ impl Supervisor {
         &self.services
     }
 
-    /// The exit code corral ends with: the main command's, else 0 for a
-    /// clean shutdown and `EXIT_UNCLEAN` otherwise.
+    /// The exit code corral ends with: the main command's; else
+    /// `EXIT_ONESHOT_FAILED` when a required oneshot failed at boot;
+    /// else 0 for a clean shutdown and `EXIT_UNCLEAN` otherwise.
     pub fn exit_code(&self) -> i32 {
         match self.main {
             Main::Done { code } => code,
+            _ if self.oneshot_failed => EXIT_ONESHOT_FAILED,
             _ if self.unclean => EXIT_UNCLEAN,
             _ => 0,
         }
@@ -294,21 +396,61 @@ impl Supervisor {
                 Progress::Reached
             }
             (Goal::Down, _) => Progress::Pending,
-            (Goal::Up { starts_before }, State::Running { .. }) if s.starts > starts_before => {
+            (Goal::Up { starts_before }, _) if s.is_up() && s.starts > starts_before => {
                 Progress::Reached
             }
             (Goal::Up { .. }, State::Failed { reason }) => {
                 Progress::Failed(format!("failed: {reason}"))
             }
             (Goal::Up { .. }, State::Exited) => Progress::Failed(match s.last_exit {
+                Some(e) if s.spec.is_oneshot() => format!("oneshot failed ({e})"),
                 Some(e) => format!("exited ({e}) and its restart policy keeps it down"),
                 None => "exited".into(),
             }),
-            (Goal::Up { .. }, State::Stopped) if !s.want_up => {
-                Progress::Failed("was stopped".into())
+            (Goal::Up { .. }, State::Stopped) => {
+                Progress::Failed(if s.spec.enabled || s.starts > 0 {
+                    "is stopped".into()
+                } else {
+                    "is disabled and was not started (svctl start starts it)".into()
+                })
             }
+            (Goal::Up { .. }, State::Starting) => match self.blocker(id) {
+                Some(b) => Progress::Failed(format!("blocked: {}", self.blocked_reason(b))),
+                None => Progress::Pending,
+            },
             (Goal::Up { .. }, _) => Progress::Pending,
         }
+    }
+
+    /// What `svctl health` reports: every enabled service that is not up,
+    /// ready and healthy, and every oneshot that did not succeed, each with
+    /// what is wrong. Empty means healthy.
+    pub fn complaints(&self) -> Vec<Complaint> {
+        let mut out = Vec::new();
+        if self.phase != Phase::Up {
+            out.push(("corral".to_string(), "is shutting down".to_string()));
+        }
+        for (id, s) in self.services.iter().enumerate() {
+            if !s.spec.enabled && s.starts == 0 {
+                continue;
+            }
+            let problem = match (&s.state, s.health()) {
+                (_, Some(h)) if h.status == HealthStatus::Unhealthy => Some(format!(
+                    "unhealthy: {}",
+                    h.output.as_deref().unwrap_or("no output")
+                )),
+                _ if s.is_up() => None,
+                (State::Running { .. }, _) => Some("running, not ready yet".to_string()),
+                _ => Some(match self.progress(id, Goal::Up { starts_before: 0 }) {
+                    Progress::Failed(why) => why,
+                    _ => s.state.word().to_string(),
+                }),
+            };
+            if let Some(p) = problem {
+                out.push((s.spec.name.clone(), p));
+            }
+        }
+        out
     }
 
     /// Status of the given services (all when `ids` is empty).
@@ -327,9 +469,22 @@ impl Supervisor {
                     State::Running { started, .. } => *started,
                     _ => s.changed_at,
                 };
+                let (ready, ready_ms) = match &s.state {
+                    State::Running {
+                        started,
+                        ready: Readiness::Ready { at, .. },
+                        ..
+                    } => (
+                        true,
+                        Some(at.saturating_duration_since(*started).as_millis() as u64),
+                    ),
+                    _ => (s.is_up(), None),
+                };
+                let blocked = s.state == State::Starting && self.blocker(id).is_some();
+                let health = s.health();
                 Some(ServiceStatus {
                     name: s.spec.name.clone(),
-                    state: s.state.word().to_string(),
+                    state: if blocked { "blocked" } else { s.state.word() }.to_string(),
                     pid: s.state.pid(),
                     uptime_ms: Some(now.saturating_duration_since(since).as_millis() as u64),
                     restarts: s.restarts,
@@ -337,6 +492,17 @@ impl Supervisor {
                     enabled: s.spec.enabled,
                     user: s.spec.credentials.as_ref().map(|c| c.display.clone()),
                     note: self.note(id, now),
+                    kind: if s.spec.is_oneshot() {
+                        "oneshot"
+                    } else {
+                        "longrun"
+                    }
+                    .to_string(),
+                    ready,
+                    ready_ms,
+                    health: health.map(|h| h.status.word().to_string()),
+                    health_output: health.and_then(|h| h.output.clone()),
+                    status_text: s.status_text.clone(),
                 })
             })
             .collect()
@@ -347,21 +513,33 @@ impl Supervisor {
         let s = self.services.get(id)?;
         match &s.state {
             State::Starting => {
+                if let Some(b) = self.blocker(id) {
+                    return Some(format!("blocked: {}", self.blocked_reason(b)));
+                }
                 let waiting: Vec<&str> = self
                     .requirements(id)
-                    .filter(|&r| !matches!(self.services[r].state, State::Running { .. }))
+                    .filter(|&r| !self.services[r].is_up())
                     .map(|r| self.services[r].spec.name.as_str())
                     .collect();
                 (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))
             }
+            State::Running {
+                ready: Readiness::Waiting { .. },
+                ..
+            } if !s.spec.is_oneshot() => Some("waiting for readiness".into()),
             State::Backoff { until } => Some(format!(
                 "restart in {} ms",
                 until.saturating_duration_since(now).as_millis()
             )),
             State::Failed { reason } => Some(reason.clone()),
             State::Stopping {
-                then_start: true, ..
+                then: AfterStop::Start,
+                ..
             } => Some("restarting".into()),
+            State::Stopping {
+                then: AfterStop::Fail(reason),
+                ..
+            } => Some(reason.clone()),
             _ => None,
         }
     }
@@ -374,23 +552,72 @@ impl Supervisor {
         self.graph.dependents.get(id).into_iter().flatten().copied()
     }
 
-    fn on_spawned(&mut self, id: ServiceId, pid: Pid, now: Instant) {
+    fn on_spawned(&mut self, id: ServiceId, pid: Pid, now: Instant, out: &mut Vec<Action>) {
         let Some(s) = self.services.get_mut(id) else {
             return;
         };
         self.pids.insert(pid, Owner::Service(id));
         s.starts += 1;
+        s.status_text = None;
         info!("{}: started, pid {pid}", s.spec.name);
+        let ready = match (s.spec.kind, &s.spec.ready) {
+            (Kind::Oneshot { timeout, .. }, _) => Readiness::Waiting {
+                deadline: timeout.map(|t| now + t),
+                next_probe: None,
+            },
+            (Kind::Longrun, None) => Readiness::Ready {
+                at: now,
+                health: s
+                    .spec
+                    .health
+                    .as_ref()
+                    .map(|h| HealthCheck::new(h, now, now)),
+            },
+            (Kind::Longrun, Some(r)) => {
+                if let ReadyMethod::Poll(_) = r.method {
+                    out.push(Action::Probe {
+                        id,
+                        run: s.starts,
+                        purpose: Purpose::Ready,
+                    });
+                }
+                Readiness::Waiting {
+                    deadline: Some(now + r.timeout),
+                    next_probe: None,
+                }
+            }
+        };
         // Spawned only answers Spawning; a stop requested meanwhile is
         // carried out by reconcile, which sees the process running.
-        set_state(s, State::Running { pid, started: now }, now);
+        set_state(
+            s,
+            State::Running {
+                pid,
+                started: now,
+                ready,
+            },
+            now,
+        );
     }
 
-    fn on_spawn_failed(&mut self, id: ServiceId, error: &str, now: Instant) {
+    fn on_spawn_failed(&mut self, id: ServiceId, error: &str, now: Instant, out: &mut Vec<Action>) {
+        let up = self.phase == Phase::Up;
         let Some(s) = self.services.get_mut(id) else {
             return;
         };
         warn!("{}: cannot start: {error}", s.spec.name);
+        let reason = format!("cannot start: {error}");
+        if s.spec.is_oneshot() {
+            set_state(
+                s,
+                State::Failed {
+                    reason: reason.clone(),
+                },
+                now,
+            );
+            self.oneshot_failure(id, &reason, now, out);
+            return;
+        }
         let (verdict, failures) = policy::after_exit(
             s.spec.restart,
             &s.spec.backoff,
@@ -400,13 +627,9 @@ impl Supervisor {
         );
         s.failures = failures;
         let next = match verdict {
-            Verdict::Restart(delay) if s.want_up && self.phase == Phase::Up => {
-                State::Backoff { until: now + delay }
-            }
+            Verdict::Restart(delay) if s.want_up && up => State::Backoff { until: now + delay },
             Verdict::Restart(_) => State::Stopped,
-            Verdict::Stay | Verdict::GiveUp => State::Failed {
-                reason: format!("cannot start: {error}"),
-            },
+            Verdict::Stay | Verdict::GiveUp => State::Failed { reason },
         };
         set_state(s, next, now);
     }
@@ -446,70 +669,101 @@ impl Supervisor {
             pgid: pid,
             signal: Signal::SIGKILL,
         });
-        let next = match s.state {
-            State::Running { started, .. } => {
-                let ran_for = now.saturating_duration_since(started);
-                let (verdict, failures) = policy::after_exit(
-                    s.spec.restart,
-                    &s.spec.backoff,
-                    Some(status),
-                    ran_for,
-                    s.failures,
-                );
-                s.failures = failures;
-                match verdict {
-                    _ if !s.want_up || !up => State::Stopped,
-                    Verdict::Restart(delay) => {
-                        warn!(
-                            "{}: {status}; restarting in {} ms",
-                            s.spec.name,
-                            delay.as_millis()
-                        );
-                        State::Backoff { until: now + delay }
-                    }
-                    Verdict::Stay => {
-                        info!(
-                            "{}: {status}; not restarted (restart = {:?})",
-                            s.spec.name, s.spec.restart
-                        );
-                        State::Exited
-                    }
-                    Verdict::GiveUp => {
-                        let reason = format!(
-                            "{failures} quick exits in a row, last: {status}; svctl start resets"
-                        );
-                        warn!("{}: failed: {reason}", s.spec.name);
-                        State::Failed { reason }
-                    }
+        cancel_probes(id, &s.spec, out);
+        let name = s.spec.name.clone();
+        let mut oneshot_failed = None;
+        let next = match std::mem::replace(&mut s.state, State::Stopped) {
+            State::Running { .. } if !s.want_up || !up => State::Stopped,
+            State::Running { started, .. } if s.spec.is_oneshot() => {
+                let took = now.saturating_duration_since(started).as_millis();
+                if status.success() {
+                    info!("{name}: done in {took} ms");
+                    State::Exited
+                } else {
+                    let reason = format!("{status} after {took} ms");
+                    warn!("{name}: oneshot failed: {reason}");
+                    oneshot_failed = Some(reason.clone());
+                    State::Failed { reason }
                 }
             }
-            State::Stopping { then_start, .. } => {
-                info!("{}: stopped ({status})", s.spec.name);
-                if then_start && s.want_up && up {
-                    s.restarts += 1;
-                    s.failures = 0;
-                    State::Starting
-                } else {
-                    State::Stopped
+            State::Running { started, .. } => {
+                let ran_for = now.saturating_duration_since(started);
+                after_failure(s, Some(status), ran_for, None, now)
+            }
+            State::Stopping { then, .. } => {
+                info!("{name}: stopped ({status})");
+                match then {
+                    AfterStop::Start if s.want_up && up => {
+                        s.restarts += 1;
+                        s.failures = 0;
+                        State::Starting
+                    }
+                    AfterStop::Down | AfterStop::Start => State::Stopped,
+                    AfterStop::Fail(reason) if s.spec.is_oneshot() => {
+                        oneshot_failed = Some(reason.clone());
+                        State::Failed { reason }
+                    }
+                    AfterStop::Fail(_) if !s.want_up || !up => State::Stopped,
+                    AfterStop::Fail(reason) => {
+                        after_failure(s, None, Duration::ZERO, Some(reason), now)
+                    }
                 }
             }
             // The pid table only holds running processes.
-            State::Stopped
+            other @ (State::Stopped
             | State::Starting
             | State::Spawning
             | State::Backoff { .. }
             | State::Failed { .. }
-            | State::Exited => return,
+            | State::Exited) => other,
         };
-        set_state(s, next, now);
+        s.changed_at = now;
+        debug!("{name}: now {}", next.word());
+        s.state = next;
+        if let Some(reason) = oneshot_failed {
+            self.oneshot_failure(id, &reason, now, out);
+        }
+    }
+
+    /// A oneshot failed: its dependents stay blocked, and a required one
+    /// that failed on its boot run takes the container down.
+    fn oneshot_failure(
+        &mut self,
+        id: ServiceId,
+        reason: &str,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(s) = self.services.get(id) else {
+            return;
+        };
+        let name = &s.spec.name;
+        match s.spec.kind {
+            Kind::Oneshot { optional: true, .. } => {
+                warn!("{name}: optional oneshot failed ({reason}); what requires it starts anyway")
+            }
+            Kind::Oneshot { .. } if s.spec.enabled && s.starts == 1 && self.phase == Phase::Up => {
+                tracing::error!(
+                    "{name}: required oneshot failed ({reason}); stopping the container (exit code {EXIT_ONESHOT_FAILED}); \
+                     set optional = true in its file to carry on instead"
+                );
+                self.oneshot_failed = true;
+                self.begin_shutdown(now, out);
+            }
+            _ => warn!(
+                "{name}: oneshot failed ({reason}); what requires it is blocked until it succeeds"
+            ),
+        }
     }
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         let up = self.phase == Phase::Up;
         let stopping = matches!(self.phase, Phase::Stopping { .. });
-        for s in &mut self.services {
-            match s.state {
-                State::Backoff { until } if until <= now => {
+        let mut failed_starts = Vec::new();
+        for (id, s) in self.services.iter_mut().enumerate() {
+            let run = s.starts;
+            match &mut s.state {
+                State::Backoff { until } if *until <= now => {
                     if s.want_up && up {
                         s.restarts += 1;
                         set_state(s, State::Starting, now);
@@ -518,29 +772,91 @@ impl Supervisor {
                     }
                 }
                 State::Stopping {
-                    pid,
-                    kill_at: Some(at),
-                    then_start,
-                } if at <= now => {
+                    pid, kill_at: at, ..
+                } if at.is_some_and(|at| at <= now) => {
                     warn!(
                         "{}: did not stop within {:?}; sending SIGKILL",
                         s.spec.name, s.spec.stop_timeout
                     );
                     out.push(Action::SignalGroup {
-                        pgid: pid,
+                        pgid: *pid,
                         signal: Signal::SIGKILL,
                     });
-                    s.state = State::Stopping {
-                        pid,
-                        kill_at: None,
-                        then_start,
-                    };
+                    *at = None;
                     if stopping {
                         self.unclean = true;
                     }
                 }
+                State::Running {
+                    started,
+                    ready:
+                        Readiness::Waiting {
+                            deadline,
+                            next_probe,
+                        },
+                    ..
+                } => {
+                    if deadline.is_some_and(|d| d <= now) {
+                        let took = now.saturating_duration_since(*started);
+                        let reason = if s.spec.is_oneshot() {
+                            format!("timed out after {} ms", took.as_millis())
+                        } else {
+                            format!("not ready within {} ms", took.as_millis())
+                        };
+                        warn!("{}: {reason}; stopping it", s.spec.name);
+                        failed_starts.push((id, reason));
+                    } else if next_probe.is_some_and(|t| t <= now) {
+                        *next_probe = None;
+                        out.push(Action::Probe {
+                            id,
+                            run,
+                            purpose: Purpose::Ready,
+                        });
+                    }
+                }
+                State::Running {
+                    ready:
+                        Readiness::Ready {
+                            health: Some(h), ..
+                        },
+                    ..
+                } => {
+                    let Some(spec) = &s.spec.health else { continue };
+                    if h.next.is_some_and(|t| t <= now) {
+                        h.begin(spec, now);
+                        out.push(Action::Probe {
+                            id,
+                            run,
+                            purpose: Purpose::Health,
+                        });
+                    } else if h.in_flight_until.is_some_and(|t| t <= now) {
+                        out.push(Action::CancelProbe {
+                            id,
+                            purpose: Purpose::Health,
+                        });
+                        let why = format!("check timed out after {} ms", spec.timeout.as_millis());
+                        if h.record(spec, false, why.clone(), now) {
+                            warn!("{}: unhealthy: {why}", s.spec.name);
+                            if spec.on_unhealthy == OnUnhealthy::Restart {
+                                failed_starts.push((id, String::new()));
+                            }
+                        }
+                    }
+                }
                 _ => {}
             }
+        }
+        for (id, reason) in failed_starts {
+            // An empty reason marks a restart for an unhealthy service.
+            let then = if reason.is_empty() {
+                AfterStop::Start
+            } else {
+                AfterStop::Fail(reason)
+            };
+            if let Some(s) = self.services.get(id) {
+                cancel_probes(id, &s.spec, out);
+            }
+            self.begin_stop(id, then, now, out);
         }
         match self.phase {
             Phase::Stopping {
@@ -572,6 +888,121 @@ impl Supervisor {
             }
             _ => {}
         }
+        if let Startup::Pending {
+            since,
+            nagged: false,
+        } = self.startup
+            && since + self.settings.report_after <= now
+        {
+            self.startup = Startup::Pending {
+                since,
+                nagged: true,
+            };
+            info!(
+                "still starting after {} s: {}",
+                self.settings.report_after.as_secs(),
+                self.pending_list().join(", ")
+            );
+        }
+    }
+
+    fn on_probe_done(&mut self, result: ProbeResult, now: Instant, out: &mut Vec<Action>) {
+        let ProbeResult {
+            id,
+            run,
+            purpose,
+            ok,
+            output,
+        } = result;
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        if s.starts != run {
+            return;
+        }
+        let mut restart = false;
+        match (purpose, &mut s.state) {
+            (
+                Purpose::Ready,
+                State::Running {
+                    ready: Readiness::Waiting { next_probe, .. },
+                    ..
+                },
+            ) => {
+                if ok {
+                    mark_ready(s, now);
+                } else if let Some(r) = &s.spec.ready {
+                    debug!("{}: not ready yet: {output}", s.spec.name);
+                    *next_probe = Some(now + r.interval);
+                }
+            }
+            (
+                Purpose::Health,
+                State::Running {
+                    ready:
+                        Readiness::Ready {
+                            health: Some(h), ..
+                        },
+                    ..
+                },
+            ) => {
+                let Some(spec) = &s.spec.health else { return };
+                let was = h.status;
+                if h.record(spec, ok, output.clone(), now) {
+                    warn!(
+                        "{}: unhealthy after {} failed checks: {output}",
+                        s.spec.name, h.failures
+                    );
+                    restart = spec.on_unhealthy == OnUnhealthy::Restart;
+                } else if was == HealthStatus::Unhealthy && h.status == HealthStatus::Healthy {
+                    info!("{}: healthy again", s.spec.name);
+                }
+            }
+            _ => {}
+        }
+        if restart {
+            info!(
+                "{}: restarting (on_unhealthy = \"restart\")",
+                self.services[id].spec.name
+            );
+            self.begin_stop(id, AfterStop::Start, now, out);
+        }
+    }
+
+    fn on_notified(&mut self, id: ServiceId, run: u64, message: Notice, now: Instant) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        if s.starts != run {
+            return;
+        }
+        if let Some(text) = message.status {
+            debug!("{}: status: {text}", s.spec.name);
+            s.status_text = Some(text);
+        }
+        if message.stopping {
+            info!("{}: says it is stopping", s.spec.name);
+        }
+        if let Some(pid) = message.main_pid {
+            debug!(
+                "{}: MAINPID={pid} noted; corral keeps supervising the process it started",
+                s.spec.name
+            );
+        }
+        let waiting = matches!(
+            s.state,
+            State::Running {
+                ready: Readiness::Waiting { .. },
+                ..
+            }
+        );
+        let speaks = matches!(
+            s.spec.ready.as_ref().map(|r| &r.method),
+            Some(ReadyMethod::Notify | ReadyMethod::Fd(_))
+        );
+        if message.ready && waiting && speaks {
+            mark_ready(s, now);
+        }
     }
 
     fn on_signal(&mut self, signal: Signal, now: Instant, out: &mut Vec<Action>) {
@@ -593,17 +1024,21 @@ impl Supervisor {
                 continue;
             };
             s.want_up = true;
+            let done_oneshot = s.spec.is_oneshot() && r != id && s.is_up();
             match &mut s.state {
                 State::Failed { .. } => {
                     s.failures = 0;
                     set_state(s, State::Starting, now);
                 }
+                // A oneshot that succeeded stays done for what requires
+                // it; started by name, it runs again.
+                State::Exited if done_oneshot => {}
                 State::Stopped | State::Exited => set_state(s, State::Starting, now),
                 State::Backoff { .. } => {
                     s.restarts += 1;
                     set_state(s, State::Starting, now);
                 }
-                State::Stopping { then_start, .. } => *then_start = true,
+                State::Stopping { then, .. } => *then = AfterStop::Start,
                 State::Starting | State::Spawning | State::Running { .. } => {}
             }
         }
@@ -614,15 +1049,15 @@ impl Supervisor {
             return;
         };
         s.want_up = false;
-        if let State::Stopping { then_start, .. } = &mut s.state {
-            *then_start = false;
+        if let State::Stopping { then, .. } = &mut s.state {
+            *then = AfterStop::Down;
         }
     }
 
     fn request_restart(&mut self, id: ServiceId, now: Instant, out: &mut Vec<Action>) {
         self.request_start(id, now);
         if let Some(State::Running { .. }) = self.services.get(id).map(|s| &s.state) {
-            self.begin_stop(id, true, now, out);
+            self.begin_stop(id, AfterStop::Start, now, out);
         }
     }
 
@@ -656,6 +1091,7 @@ impl Supervisor {
             deadline: now + services_budget,
             forced: false,
         };
+        self.startup = Startup::Done;
         for s in &mut self.services {
             s.want_up = false;
         }
@@ -692,14 +1128,14 @@ impl Supervisor {
                 s.state = State::Stopping {
                     pid,
                     kill_at: None,
-                    then_start: false,
+                    then: AfterStop::Down,
                 };
             }
         }
     }
 
     /// Sends the stop signal; SIGKILL follows after stop_timeout.
-    fn begin_stop(&mut self, id: ServiceId, then_start: bool, now: Instant, out: &mut Vec<Action>) {
+    fn begin_stop(&mut self, id: ServiceId, then: AfterStop, now: Instant, out: &mut Vec<Action>) {
         let Some(s) = self.services.get_mut(id) else {
             return;
         };
@@ -721,21 +1157,13 @@ impl Supervisor {
             signal: Signal::SIGCONT,
         });
         let kill_at = Some(now + s.spec.stop_timeout);
-        set_state(
-            s,
-            State::Stopping {
-                pid,
-                kill_at,
-                then_start,
-            },
-            now,
-        );
+        set_state(s, State::Stopping { pid, kill_at, then }, now);
     }
 
     /// Brings states in line with wants after every event: stops unwanted
     /// services once their dependents are down, starts wanted ones once
-    /// their requirements run, starts the main command once the services
-    /// settled, and moves the shutdown along.
+    /// their requirements are up, starts the main command once the services
+    /// are ready, and moves the shutdown along.
     fn reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
         if self.phase == Phase::Exiting {
             return;
@@ -758,7 +1186,7 @@ impl Supervisor {
                             .dependents(id)
                             .any(|d| self.services[d].state.is_active());
                     if !blocked {
-                        self.begin_stop(id, false, now, out);
+                        self.begin_stop(id, AfterStop::Down, now, out);
                     }
                 }
                 State::Stopped
@@ -773,18 +1201,13 @@ impl Supervisor {
                 let id = self.graph.order[k];
                 let ready = self.services[id].want_up
                     && self.services[id].state == State::Starting
-                    && self
-                        .requirements(id)
-                        .all(|r| matches!(self.services[r].state, State::Running { .. }));
+                    && self.requirements(id).all(|r| self.services[r].is_up());
                 if ready {
                     set_state(&mut self.services[id], State::Spawning, now);
                     out.push(Action::Spawn(id));
                 }
             }
-            if self.main == Main::Pending && (0..self.services.len()).all(|id| self.settled(id)) {
-                self.main = Main::Spawning;
-                out.push(Action::SpawnMain);
-            }
+            self.check_startup(now, out);
         }
         if let Phase::Stopping { forced, .. } = self.phase {
             let all_down = !main_active && self.services.iter().all(|s| !s.state.is_active());
@@ -804,27 +1227,200 @@ impl Supervisor {
         }
     }
 
-    /// The service has come as far as it will without help: the main
-    /// command may start.
+    /// Logs the startup summary once everything settled, and starts the
+    /// main command then (or once `start_timeout` ran out).
+    fn check_startup(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Startup::Pending { since, .. } = self.startup else {
+            self.start_main(out);
+            return;
+        };
+        let took = now.saturating_duration_since(since).as_millis();
+        if (0..self.services.len()).all(|id| self.settled(id)) {
+            self.startup = Startup::Done;
+            let enabled: Vec<&Service> = self.services.iter().filter(|s| s.spec.enabled).collect();
+            let troubled: Vec<String> = self
+                .status(&[], now)
+                .into_iter()
+                .filter(|st| st.enabled && !st.ready)
+                .map(|st| format!("{} {}", st.name, st.state))
+                .collect();
+            if troubled.is_empty() && !enabled.is_empty() {
+                info!("all {} services ready in {took} ms", enabled.len());
+            } else if !troubled.is_empty() {
+                warn!(
+                    "startup finished in {took} ms; {} of {} services not ready: {}",
+                    troubled.len(),
+                    enabled.len(),
+                    troubled.join(", ")
+                );
+            }
+            self.start_main(out);
+        } else if self.main == Main::Pending && since + self.settings.start_timeout <= now {
+            warn!(
+                "starting the main command after {} s although not everything is ready: {}",
+                self.settings.start_timeout.as_secs(),
+                self.pending_list().join(", ")
+            );
+            self.start_main(out);
+        }
+    }
+
+    fn start_main(&mut self, out: &mut Vec<Action>) {
+        if self.main == Main::Pending {
+            self.main = Main::Spawning;
+            out.push(Action::SpawnMain);
+        }
+    }
+
+    /// `name (state)` for every enabled service not yet settled.
+    fn pending_list(&self) -> Vec<String> {
+        (0..self.services.len())
+            .filter(|&id| !self.settled(id))
+            .map(|id| {
+                format!(
+                    "{} ({})",
+                    self.services[id].spec.name,
+                    self.services[id].state.word()
+                )
+            })
+            .collect()
+    }
+
+    /// The service has come as far as it will without help: ready, done,
+    /// or down for good.
     fn settled(&self, id: ServiceId) -> bool {
         let s = &self.services[id];
-        match s.state {
-            State::Running { .. } | State::Failed { .. } | State::Exited | State::Stopped => true,
-            State::Starting => self.requirements(id).any(|r| self.dead_end(r)),
+        match &s.state {
+            State::Running { ready, .. } => matches!(ready, Readiness::Ready { .. }),
+            State::Failed { .. } | State::Exited | State::Stopped => true,
+            State::Starting => self.blocker(id).is_some(),
             State::Spawning | State::Stopping { .. } | State::Backoff { .. } => false,
         }
     }
 
-    /// Down for good, or waiting on something that is.
-    fn dead_end(&self, id: ServiceId) -> bool {
-        let s = &self.services[id];
-        s.state.is_dead_end()
-            || (s.state == State::Starting && self.requirements(id).any(|r| self.dead_end(r)))
+    /// The requirement (direct or further down) that keeps `id` from ever
+    /// starting without help: down for good and not up.
+    fn blocker(&self, id: ServiceId) -> Option<ServiceId> {
+        for r in self.requirements(id) {
+            let s = &self.services[r];
+            if s.is_up() {
+                continue;
+            }
+            if s.state.is_dead_end() {
+                return Some(r);
+            }
+            if s.state == State::Starting
+                && let Some(b) = self.blocker(r)
+            {
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    fn blocked_reason(&self, b: ServiceId) -> String {
+        let s = &self.services[b];
+        match &s.state {
+            State::Failed { reason } => format!("{} failed: {reason}", s.spec.name),
+            State::Exited => match s.last_exit {
+                Some(e) => format!("{} exited ({e})", s.spec.name),
+                None => format!("{} exited", s.spec.name),
+            },
+            _ => format!("{} is {}", s.spec.name, s.state.word()),
+        }
     }
 
     fn exit(&mut self, out: &mut Vec<Action>) {
         self.phase = Phase::Exiting;
         out.push(Action::Exit(self.exit_code()));
+    }
+}
+
+/// The state after a longrun failed on its own (`status` from its exit)
+/// or did not become ready (`reason`), by its restart policy.
+fn after_failure(
+    s: &mut Service,
+    status: Option<ExitStatus>,
+    ran_for: Duration,
+    reason: Option<String>,
+    now: Instant,
+) -> State {
+    let (verdict, failures) =
+        policy::after_exit(s.spec.restart, &s.spec.backoff, status, ran_for, s.failures);
+    s.failures = failures;
+    let what = match (&reason, status) {
+        (Some(r), _) => r.clone(),
+        (None, Some(st)) => st.to_string(),
+        (None, None) => "failed".to_string(),
+    };
+    match verdict {
+        Verdict::Restart(delay) => {
+            warn!(
+                "{}: {what}; restarting in {} ms",
+                s.spec.name,
+                delay.as_millis()
+            );
+            State::Backoff { until: now + delay }
+        }
+        Verdict::Stay if reason.is_none() => {
+            info!(
+                "{}: {what}; not restarted (restart = {:?})",
+                s.spec.name, s.spec.restart
+            );
+            State::Exited
+        }
+        Verdict::Stay => State::Failed { reason: what },
+        Verdict::GiveUp => {
+            let reason =
+                format!("{failures} quick exits in a row, last: {what}; svctl start resets");
+            warn!("{}: failed: {reason}", s.spec.name);
+            State::Failed { reason }
+        }
+    }
+}
+
+/// Waiting -> Ready, with health checks from now on.
+fn mark_ready(s: &mut Service, now: Instant) {
+    if let State::Running {
+        pid,
+        started,
+        ready: Readiness::Waiting { .. },
+    } = s.state
+    {
+        info!(
+            "{}: ready in {} ms",
+            s.spec.name,
+            now.saturating_duration_since(started).as_millis()
+        );
+        let health = s
+            .spec
+            .health
+            .as_ref()
+            .map(|h| HealthCheck::new(h, started, now));
+        s.state = State::Running {
+            pid,
+            started,
+            ready: Readiness::Ready { at: now, health },
+        };
+    }
+}
+
+/// Drops the checks a service may have in flight.
+fn cancel_probes(id: ServiceId, spec: &ServiceSpec, out: &mut Vec<Action>) {
+    if matches!(
+        spec.ready.as_ref().map(|r| &r.method),
+        Some(ReadyMethod::Poll(_))
+    ) {
+        out.push(Action::CancelProbe {
+            id,
+            purpose: Purpose::Ready,
+        });
+    }
+    if spec.health.is_some() {
+        out.push(Action::CancelProbe {
+            id,
+            purpose: Purpose::Health,
+        });
     }
 }
 
@@ -837,465 +1433,4 @@ fn set_state(s: &mut Service, next: State, now: Instant) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Backoff, RestartPolicy, Source};
-    use std::path::PathBuf;
-
-    fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
-        ServiceSpec {
-            name: name.into(),
-            source: Source::new(PathBuf::from(format!("{name}.toml")), ""),
-            argv: vec!["/bin/true".into()],
-            credentials: None,
-            env: Vec::new(),
-            working_dir: None,
-            requires: requires.iter().map(|r| (r.to_string(), 1)).collect(),
-            restart: RestartPolicy::Always,
-            backoff: Backoff {
-                limit: Some(2),
-                ..Backoff::default()
-            },
-            stop_signal: Signal::SIGTERM,
-            stop_timeout: Duration::from_secs(5),
-            enabled: true,
-            kind: crate::config::probes::Kind::Longrun,
-            ready: None,
-            health: None,
-        }
-    }
-
-    /// A supervisor plus a clock and a pid counter, so tests read as
-    /// scripts of events.
-    struct Sim {
-        sup: Supervisor,
-        now: Instant,
-        next_pid: Pid,
-    }
-
-    impl Sim {
-        fn new(specs: Vec<ServiceSpec>, has_main: bool) -> Sim {
-            let graph = Graph::build(&specs).unwrap();
-            let now = Instant::now();
-            let config = Config {
-                services: specs,
-                graph,
-                warnings: Vec::new(),
-            };
-            Sim {
-                sup: Supervisor::new(config, has_main, Settings::default(), now),
-                now,
-                next_pid: 100,
-            }
-        }
-
-        fn id(&self, name: &str) -> ServiceId {
-            self.sup.lookup(name).unwrap()
-        }
-
-        fn state(&self, name: &str) -> &State {
-            &self.sup.services()[self.id(name)].state
-        }
-
-        fn pid(&self, name: &str) -> Pid {
-            self.state(name).pid().unwrap()
-        }
-
-        fn handle(&mut self, e: Event) -> Vec<Action> {
-            self.sup.handle(e, self.now)
-        }
-
-        /// Handles `e` and answers every Spawn like a runtime whose spawns
-        /// succeed; returns all actions seen.
-        fn run(&mut self, e: Event) -> Vec<Action> {
-            let mut queue = vec![e];
-            let mut seen = Vec::new();
-            while let Some(e) = queue.pop() {
-                for a in self.handle(e) {
-                    match &a {
-                        Action::Spawn(id) => {
-                            self.next_pid += 1;
-                            queue.insert(
-                                0,
-                                Event::Spawned {
-                                    id: *id,
-                                    pid: self.next_pid,
-                                },
-                            );
-                        }
-                        Action::SpawnMain => {
-                            self.next_pid += 1;
-                            queue.insert(0, Event::MainSpawned { pid: self.next_pid });
-                        }
-                        _ => {}
-                    }
-                    seen.push(a);
-                }
-            }
-            seen
-        }
-
-        fn advance(&mut self, d: Duration) -> Vec<Action> {
-            self.now += d;
-            self.run(Event::Tick)
-        }
-
-        fn exit(&mut self, name: &str, status: ExitStatus) -> Vec<Action> {
-            let pid = self.pid(name);
-            self.run(Event::Reaped { pid, status })
-        }
-    }
-
-    fn spawned(actions: &[Action]) -> Vec<ServiceId> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Spawn(id) => Some(*id),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn term(pid: Pid) -> Action {
-        Action::SignalGroup {
-            pgid: pid,
-            signal: Signal::SIGTERM,
-        }
-    }
-
-    #[test]
-    fn boot_starts_in_dependency_order_and_skips_disabled() {
-        let mut off = spec("off", &[]);
-        off.enabled = false;
-        let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[]), off], false);
-        let actions = sim.run(Event::Boot);
-        assert_eq!(spawned(&actions), vec![sim.id("db"), sim.id("app")]);
-        assert!(matches!(sim.state("app"), State::Running { .. }));
-        assert_eq!(sim.state("off"), &State::Stopped);
-    }
-
-    #[test]
-    fn dependent_waits_while_requirement_is_not_running() {
-        let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], false);
-        let db = sim.id("db");
-        // Boot without answering the spawn: app must wait.
-        let actions = sim.handle(Event::Boot);
-        assert_eq!(spawned(&actions), vec![db]);
-        assert_eq!(sim.state("app"), &State::Starting);
-        let note = sim.sup.status(&[sim.id("app")], sim.now)[0].note.clone();
-        assert_eq!(note.as_deref(), Some("waiting for db"));
-        // A second event before the answer must not spawn db twice.
-        assert!(spawned(&sim.handle(Event::Tick)).is_empty());
-        let actions = sim.run(Event::Spawned { id: db, pid: 5 });
-        assert_eq!(spawned(&actions), vec![sim.id("app")]);
-    }
-
-    #[test]
-    fn crash_backs_off_then_restarts_and_budget_ends_in_failed() {
-        let mut sim = Sim::new(vec![spec("svc", &[])], false);
-        sim.run(Event::Boot);
-        let pid = sim.pid("svc");
-        let actions = sim.exit("svc", ExitStatus::Code(1));
-        // Leftovers of the process group are killed.
-        assert!(actions.contains(&Action::SignalGroup {
-            pgid: pid,
-            signal: Signal::SIGKILL
-        }));
-        let State::Backoff { until } = *sim.state("svc") else {
-            panic!("{:?}", sim.state("svc"))
-        };
-        assert_eq!(until - sim.now, Duration::from_millis(100));
-        assert_eq!(sim.sup.next_deadline(), Some(until));
-        // Not before the deadline.
-        assert!(spawned(&sim.advance(Duration::from_millis(99))).is_empty());
-        assert_eq!(spawned(&sim.advance(Duration::from_millis(1))), vec![0]);
-        assert_eq!(sim.sup.services()[0].restarts, 1);
-        // Second quick failure: 200 ms.
-        sim.exit("svc", ExitStatus::Code(1));
-        assert!(
-            matches!(sim.state("svc"), State::Backoff { until } if *until - sim.now == Duration::from_millis(200))
-        );
-        sim.advance(Duration::from_millis(200));
-        // Third: the budget of 2 restarts is spent.
-        sim.exit("svc", ExitStatus::Signaled(Signal::SIGSEGV));
-        let State::Failed { reason } = sim.state("svc") else {
-            panic!("{:?}", sim.state("svc"))
-        };
-        assert!(reason.contains("3 quick exits"), "{reason}");
-        assert_eq!(sim.sup.next_deadline(), None);
-        // svctl start resets the budget.
-        let actions = sim.run(Event::StartRequested(vec![0]));
-        assert_eq!(spawned(&actions), vec![0]);
-        assert_eq!(sim.sup.services()[0].failures, 0);
-    }
-
-    #[test]
-    fn restart_policies() {
-        let mut never = spec("never", &[]);
-        never.restart = RestartPolicy::Never;
-        let mut onf = spec("onf", &[]);
-        onf.restart = RestartPolicy::OnFailure;
-        let mut sim = Sim::new(vec![never, onf], false);
-        sim.run(Event::Boot);
-        sim.exit("never", ExitStatus::Code(1));
-        assert_eq!(sim.state("never"), &State::Exited);
-        sim.exit("onf", ExitStatus::Code(0));
-        assert_eq!(sim.state("onf"), &State::Exited);
-        assert_eq!(sim.sup.services()[1].last_exit, Some(ExitStatus::Code(0)));
-    }
-
-    #[test]
-    fn spawn_failure_counts_against_the_budget() {
-        let mut sim = Sim::new(vec![spec("svc", &[])], false);
-        sim.handle(Event::Boot);
-        sim.handle(Event::SpawnFailed {
-            id: 0,
-            error: "No such file".into(),
-        });
-        assert!(matches!(sim.state("svc"), State::Backoff { .. }));
-        let mut never = spec("n", &[]);
-        never.restart = RestartPolicy::Never;
-        let mut sim = Sim::new(vec![never], false);
-        sim.handle(Event::Boot);
-        sim.handle(Event::SpawnFailed {
-            id: 0,
-            error: "No such file".into(),
-        });
-        assert!(
-            matches!(sim.state("n"), State::Failed { reason } if reason.contains("No such file"))
-        );
-    }
-
-    #[test]
-    fn stop_escalates_to_sigkill_after_stop_timeout() {
-        let mut sim = Sim::new(vec![spec("svc", &[])], false);
-        sim.run(Event::Boot);
-        let pid = sim.pid("svc");
-        let actions = sim.run(Event::StopRequested(vec![0]));
-        assert_eq!(actions.first(), Some(&term(pid)));
-        assert!(sim.advance(Duration::from_millis(4999)).is_empty());
-        let actions = sim.advance(Duration::from_millis(1));
-        assert_eq!(
-            actions,
-            vec![Action::SignalGroup {
-                pgid: pid,
-                signal: Signal::SIGKILL
-            }]
-        );
-        sim.run(Event::Reaped {
-            pid,
-            status: ExitStatus::Signaled(Signal::SIGKILL),
-        });
-        assert_eq!(sim.state("svc"), &State::Stopped);
-        assert_eq!(sim.sup.progress(0, Goal::Down), Progress::Reached);
-    }
-
-    #[test]
-    fn stop_takes_dependents_down_first_and_start_brings_requirements() {
-        let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], false);
-        sim.run(Event::Boot);
-        let (app, db) = (sim.pid("app"), sim.pid("db"));
-        let actions = sim.run(Event::StopRequested(vec![sim.id("db")]));
-        assert!(actions.contains(&term(app)));
-        assert!(
-            !actions.contains(&term(db)),
-            "db must wait for app: {actions:?}"
-        );
-        let actions = sim.exit("app", ExitStatus::Code(0));
-        assert!(actions.contains(&term(db)));
-        sim.exit("db", ExitStatus::Code(0));
-        assert_eq!(sim.state("app"), &State::Stopped);
-        // Starting app brings db back first.
-        let actions = sim.run(Event::StartRequested(vec![sim.id("app")]));
-        assert_eq!(spawned(&actions), vec![sim.id("db"), sim.id("app")]);
-    }
-
-    #[test]
-    fn restart_stops_and_starts_only_that_service() {
-        let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], false);
-        sim.run(Event::Boot);
-        let (app, db) = (sim.pid("app"), sim.pid("db"));
-        let before = sim.sup.services()[sim.id("db")].starts;
-        let goal = Goal::Up {
-            starts_before: before,
-        };
-        let actions = sim.run(Event::RestartRequested(vec![sim.id("db")]));
-        assert!(actions.contains(&term(db)) && !actions.contains(&term(app)));
-        assert_eq!(sim.sup.progress(sim.id("db"), goal), Progress::Pending);
-        let actions = sim.exit("db", ExitStatus::Code(0));
-        assert_eq!(spawned(&actions), vec![sim.id("db")]);
-        assert_eq!(sim.sup.progress(sim.id("db"), goal), Progress::Reached);
-        assert_eq!(sim.pid("app"), app);
-        assert_eq!(sim.sup.services()[sim.id("db")].restarts, 1);
-    }
-
-    #[test]
-    fn shutdown_stops_in_reverse_order_then_orphans_then_exits_clean() {
-        let mut sim = Sim::new(
-            vec![spec("app", &["db"]), spec("db", &[]), spec("cron", &[])],
-            false,
-        );
-        sim.run(Event::Boot);
-        let (app, db, cron) = (sim.pid("app"), sim.pid("db"), sim.pid("cron"));
-        let actions = sim.run(Event::SignalReceived(Signal::SIGTERM));
-        // Independent services stop in parallel; db waits for app.
-        assert!(actions.contains(&term(app)) && actions.contains(&term(cron)));
-        assert!(!actions.contains(&term(db)));
-        sim.exit("cron", ExitStatus::Signaled(Signal::SIGTERM));
-        assert_eq!(
-            sim.state("cron"),
-            &State::Stopped,
-            "no restart during shutdown"
-        );
-        assert!(sim.exit("app", ExitStatus::Code(0)).contains(&term(db)));
-        let actions = sim.exit("db", ExitStatus::Code(0));
-        assert!(actions.contains(&Action::SignalOrphans(Signal::SIGTERM)));
-        assert_eq!(sim.run(Event::NoChildren), vec![Action::Exit(0)]);
-        // Nothing after exit.
-        assert!(sim.run(Event::Boot).is_empty());
-    }
-
-    #[test]
-    fn shutdown_budget_and_second_signal_force_sigkill_and_exit_unclean() {
-        let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], false);
-        sim.run(Event::Boot);
-        let (app, db) = (sim.pid("app"), sim.pid("db"));
-        sim.run(Event::ShutdownRequested);
-        let kill = |pid| Action::SignalGroup {
-            pgid: pid,
-            signal: Signal::SIGKILL,
-        };
-        let actions = sim.run(Event::SignalReceived(Signal::SIGINT));
-        assert!(
-            actions.contains(&kill(app)) && actions.contains(&kill(db)),
-            "{actions:?}"
-        );
-        sim.exit("app", ExitStatus::Signaled(Signal::SIGKILL));
-        let actions = sim.exit("db", ExitStatus::Signaled(Signal::SIGKILL));
-        assert!(actions.contains(&Action::SignalOrphans(Signal::SIGKILL)));
-        assert_eq!(sim.run(Event::NoChildren), vec![Action::Exit(EXIT_UNCLEAN)]);
-
-        // The budget alone: 8 s minus the 500 ms left for orphans.
-        let mut sim = Sim::new(vec![spec("stuck", &[])], false);
-        sim.run(Event::Boot);
-        let pid = sim.pid("stuck");
-        sim.run(Event::SignalReceived(Signal::SIGTERM));
-        // stop_timeout (5 s) comes first...
-        assert_eq!(sim.advance(Duration::from_secs(5)), vec![kill(pid)]);
-        // ...a process that survives SIGKILL is given up at the budget.
-        assert_eq!(
-            sim.sup.next_deadline(),
-            Some(sim.now + Duration::from_millis(2500))
-        );
-        sim.advance(Duration::from_millis(2500));
-        sim.exit("stuck", ExitStatus::Signaled(Signal::SIGKILL));
-        assert_eq!(sim.run(Event::NoChildren), vec![Action::Exit(EXIT_UNCLEAN)]);
-    }
-
-    #[test]
-    fn orphans_get_sigkill_after_grace_and_corral_gives_up_eventually() {
-        let mut sim = Sim::new(vec![], false);
-        sim.run(Event::Boot);
-        assert_eq!(
-            sim.run(Event::SignalReceived(Signal::SIGTERM)),
-            vec![Action::SignalOrphans(Signal::SIGTERM)]
-        );
-        assert_eq!(
-            sim.advance(Duration::from_millis(500)),
-            vec![Action::SignalOrphans(Signal::SIGKILL)]
-        );
-        assert_eq!(sim.advance(Duration::from_secs(1)), vec![Action::Exit(0)]);
-    }
-
-    #[test]
-    fn main_command_gets_signals_and_its_exit_ends_corral_with_its_code() {
-        let mut sim = Sim::new(vec![spec("db", &[])], true);
-        let actions = sim.run(Event::Boot);
-        // The main command starts after the services.
-        let pos = |a: &Action| actions.iter().position(|x| x == a);
-        assert!(
-            pos(&Action::Spawn(0)) < pos(&Action::SpawnMain) && pos(&Action::SpawnMain).is_some()
-        );
-        let main = sim.next_pid;
-        for s in [
-            Signal::SIGTERM,
-            Signal::SIGINT,
-            Signal::SIGHUP,
-            Signal::SIGUSR1,
-        ] {
-            assert_eq!(
-                sim.run(Event::SignalReceived(s)),
-                vec![Action::Signal {
-                    pid: main,
-                    signal: s
-                }]
-            );
-        }
-        let db = sim.pid("db");
-        let actions = sim.run(Event::Reaped {
-            pid: main,
-            status: ExitStatus::Signaled(Signal::SIGTERM),
-        });
-        assert!(actions.contains(&term(db)));
-        sim.exit("db", ExitStatus::Code(0));
-        assert_eq!(sim.run(Event::NoChildren), vec![Action::Exit(143)]);
-    }
-
-    #[test]
-    fn main_waits_for_services_but_not_for_dead_ends() {
-        let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], true);
-        let actions = sim.handle(Event::Boot);
-        assert!(!actions.contains(&Action::SpawnMain));
-        // db cannot be executed and its policy gives up: app is blocked
-        // for good, so the main command may start.
-        let mut never = spec("db", &[]);
-        never.restart = RestartPolicy::Never;
-        let mut sim = Sim::new(vec![spec("app", &["db"]), never], true);
-        sim.handle(Event::Boot);
-        let actions = sim.handle(Event::SpawnFailed {
-            id: sim.id("db"),
-            error: "ENOENT".into(),
-        });
-        assert!(actions.contains(&Action::SpawnMain), "{actions:?}");
-    }
-
-    #[test]
-    fn main_that_cannot_run_exits_with_its_code() {
-        let mut sim = Sim::new(vec![], true);
-        assert_eq!(sim.handle(Event::Boot), vec![Action::SpawnMain]);
-        let actions = sim.handle(Event::MainSpawnFailed { code: 127 });
-        assert_eq!(actions, vec![Action::SignalOrphans(Signal::SIGTERM)]);
-        assert_eq!(sim.handle(Event::NoChildren), vec![Action::Exit(127)]);
-    }
-
-    #[test]
-    fn orphan_exits_and_unknown_pids_change_nothing() {
-        let mut sim = Sim::new(vec![spec("db", &[])], false);
-        sim.run(Event::Boot);
-        let before = sim.state("db").clone();
-        let actions = sim.run(Event::Reaped {
-            pid: 99999,
-            status: ExitStatus::Code(0),
-        });
-        assert!(actions.is_empty());
-        assert_eq!(sim.state("db"), &before);
-        assert!(sim.run(Event::NoChildren).is_empty());
-    }
-
-    #[test]
-    fn signal_request_reaches_main_processes_only_of_running_services() {
-        let mut sim = Sim::new(vec![spec("a", &[]), spec("b", &[])], false);
-        sim.run(Event::Boot);
-        let a = sim.pid("a");
-        sim.run(Event::StopRequested(vec![1]));
-        let actions = sim.run(Event::SignalRequested {
-            ids: vec![0, 1],
-            signal: Signal::SIGHUP,
-        });
-        // b is stopping and still has its process: it gets the signal too.
-        assert!(actions.contains(&Action::Signal {
-            pid: a,
-            signal: Signal::SIGHUP
-        }));
-    }
-}
+mod tests;

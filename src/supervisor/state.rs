@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::event::Pid;
+use super::health::HealthCheck;
 
 /// Where a service is in its life cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,14 +17,19 @@ pub enum State {
     /// `Action::Spawn` issued; the runtime's answer is pending. Shown as
     /// `starting`. Guards against spawning twice.
     Spawning,
-    /// The process runs.
-    Running { pid: Pid, started: Instant },
+    /// The process runs; dependents wait until it is ready (a oneshot is
+    /// never ready: it is done when it exits 0).
+    Running {
+        pid: Pid,
+        started: Instant,
+        ready: Readiness,
+    },
     /// The stop signal was sent; SIGKILL follows at `kill_at` (`None` once
-    /// SIGKILL was sent). `then_start` makes it a restart.
+    /// SIGKILL was sent). `then` says what follows the exit.
     Stopping {
         pid: Pid,
         kill_at: Option<Instant>,
-        then_start: bool,
+        then: AfterStop,
     },
     /// Exited on its own; restarts at `until`.
     Backoff { until: Instant },
@@ -32,6 +38,35 @@ pub enum State {
     Failed { reason: String },
     /// Exited and the restart policy keeps it down.
     Exited,
+}
+
+/// Whether a running service is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Ready since `at`; health checks run while ready.
+    Ready {
+        at: Instant,
+        health: Option<HealthCheck>,
+    },
+    /// Not yet. At `deadline` the start has failed (a oneshot's `timeout`,
+    /// a longrun's `[ready] timeout`); at `next_probe` corral polls again
+    /// (`None`: a probe is in flight, or the service tells corral itself).
+    Waiting {
+        deadline: Option<Instant>,
+        next_probe: Option<Instant>,
+    },
+}
+
+/// What follows once a stopping process has exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterStop {
+    /// Stay down (stop request, shutdown).
+    Down,
+    /// Start again (restart request, start during stop).
+    Start,
+    /// The start failed (not ready in time, oneshot timeout): treat it as
+    /// a failed exit with this reason.
+    Fail(String),
 }
 
 impl State {

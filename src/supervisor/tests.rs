@@ -1,0 +1,457 @@
+//! Supervisor transitions as scripts of events, without processes.
+use super::*;
+use crate::config::{Backoff, RestartPolicy, Source};
+use std::path::PathBuf;
+
+fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
+    ServiceSpec {
+        name: name.into(),
+        source: Source::new(PathBuf::from(format!("{name}.toml")), ""),
+        argv: vec!["/bin/true".into()],
+        credentials: None,
+        env: Vec::new(),
+        working_dir: None,
+        requires: requires.iter().map(|r| (r.to_string(), 1)).collect(),
+        restart: RestartPolicy::Always,
+        backoff: Backoff {
+            limit: Some(2),
+            ..Backoff::default()
+        },
+        stop_signal: Signal::SIGTERM,
+        stop_timeout: Duration::from_secs(5),
+        enabled: true,
+        kind: crate::config::probes::Kind::Longrun,
+        ready: None,
+        health: None,
+    }
+}
+
+/// A supervisor plus a clock and a pid counter, so tests read as
+/// scripts of events.
+struct Sim {
+    sup: Supervisor,
+    now: Instant,
+    next_pid: Pid,
+}
+
+impl Sim {
+    fn new(specs: Vec<ServiceSpec>, has_main: bool) -> Sim {
+        let graph = Graph::build(&specs).unwrap();
+        let now = Instant::now();
+        let config = Config {
+            services: specs,
+            graph,
+            warnings: Vec::new(),
+        };
+        Sim {
+            sup: Supervisor::new(config, has_main, Settings::default(), now),
+            now,
+            next_pid: 100,
+        }
+    }
+
+    fn id(&self, name: &str) -> ServiceId {
+        self.sup.lookup(name).unwrap()
+    }
+
+    fn state(&self, name: &str) -> &State {
+        &self.sup.services()[self.id(name)].state
+    }
+
+    fn pid(&self, name: &str) -> Pid {
+        self.state(name).pid().unwrap()
+    }
+
+    fn handle(&mut self, e: Event) -> Vec<Action> {
+        self.sup.handle(e, self.now)
+    }
+
+    /// Handles `e` and answers every Spawn like a runtime whose spawns
+    /// succeed; returns all actions seen.
+    fn run(&mut self, e: Event) -> Vec<Action> {
+        let mut queue = vec![e];
+        let mut seen = Vec::new();
+        while let Some(e) = queue.pop() {
+            for a in self.handle(e) {
+                match &a {
+                    Action::Spawn(id) => {
+                        self.next_pid += 1;
+                        queue.insert(
+                            0,
+                            Event::Spawned {
+                                id: *id,
+                                pid: self.next_pid,
+                            },
+                        );
+                    }
+                    Action::SpawnMain => {
+                        self.next_pid += 1;
+                        queue.insert(0, Event::MainSpawned { pid: self.next_pid });
+                    }
+                    _ => {}
+                }
+                seen.push(a);
+            }
+        }
+        seen
+    }
+
+    fn advance(&mut self, d: Duration) -> Vec<Action> {
+        self.now += d;
+        self.run(Event::Tick)
+    }
+
+    fn exit(&mut self, name: &str, status: ExitStatus) -> Vec<Action> {
+        let pid = self.pid(name);
+        self.run(Event::Reaped { pid, status })
+    }
+}
+
+fn spawned(actions: &[Action]) -> Vec<ServiceId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Spawn(id) => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn term(pid: Pid) -> Action {
+    Action::SignalGroup {
+        pgid: pid,
+        signal: Signal::SIGTERM,
+    }
+}
+
+#[test]
+fn boot_starts_in_dependency_order_and_skips_disabled() {
+    let mut off = spec("off", &[]);
+    off.enabled = false;
+    let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[]), off], false);
+    let actions = sim.run(Event::Boot);
+    assert_eq!(spawned(&actions), vec![sim.id("db"), sim.id("app")]);
+    assert!(matches!(sim.state("app"), State::Running { .. }));
+    assert_eq!(sim.state("off"), &State::Stopped);
+}
+
+#[test]
+fn dependent_waits_while_requirement_is_not_running() {
+    let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], false);
+    let db = sim.id("db");
+    // Boot without answering the spawn: app must wait.
+    let actions = sim.handle(Event::Boot);
+    assert_eq!(spawned(&actions), vec![db]);
+    assert_eq!(sim.state("app"), &State::Starting);
+    let note = sim.sup.status(&[sim.id("app")], sim.now)[0].note.clone();
+    assert_eq!(note.as_deref(), Some("waiting for db"));
+    // A second event before the answer must not spawn db twice.
+    assert!(spawned(&sim.handle(Event::Tick)).is_empty());
+    let actions = sim.run(Event::Spawned { id: db, pid: 5 });
+    assert_eq!(spawned(&actions), vec![sim.id("app")]);
+}
+
+#[test]
+fn crash_backs_off_then_restarts_and_budget_ends_in_failed() {
+    let mut sim = Sim::new(vec![spec("svc", &[])], false);
+    sim.run(Event::Boot);
+    let pid = sim.pid("svc");
+    let actions = sim.exit("svc", ExitStatus::Code(1));
+    // Leftovers of the process group are killed.
+    assert!(actions.contains(&Action::SignalGroup {
+        pgid: pid,
+        signal: Signal::SIGKILL
+    }));
+    let State::Backoff { until } = *sim.state("svc") else {
+        panic!("{:?}", sim.state("svc"))
+    };
+    assert_eq!(until - sim.now, Duration::from_millis(100));
+    assert_eq!(sim.sup.next_deadline(), Some(until));
+    // Not before the deadline.
+    assert!(spawned(&sim.advance(Duration::from_millis(99))).is_empty());
+    assert_eq!(spawned(&sim.advance(Duration::from_millis(1))), vec![0]);
+    assert_eq!(sim.sup.services()[0].restarts, 1);
+    // Second quick failure: 200 ms.
+    sim.exit("svc", ExitStatus::Code(1));
+    assert!(
+        matches!(sim.state("svc"), State::Backoff { until } if *until - sim.now == Duration::from_millis(200))
+    );
+    sim.advance(Duration::from_millis(200));
+    // Third: the budget of 2 restarts is spent.
+    sim.exit("svc", ExitStatus::Signaled(Signal::SIGSEGV));
+    let State::Failed { reason } = sim.state("svc") else {
+        panic!("{:?}", sim.state("svc"))
+    };
+    assert!(reason.contains("3 quick exits"), "{reason}");
+    assert_eq!(sim.sup.next_deadline(), None);
+    // svctl start resets the budget.
+    let actions = sim.run(Event::StartRequested(vec![0]));
+    assert_eq!(spawned(&actions), vec![0]);
+    assert_eq!(sim.sup.services()[0].failures, 0);
+}
+
+#[test]
+fn restart_policies() {
+    let mut never = spec("never", &[]);
+    never.restart = RestartPolicy::Never;
+    let mut onf = spec("onf", &[]);
+    onf.restart = RestartPolicy::OnFailure;
+    let mut sim = Sim::new(vec![never, onf], false);
+    sim.run(Event::Boot);
+    sim.exit("never", ExitStatus::Code(1));
+    assert_eq!(sim.state("never"), &State::Exited);
+    sim.exit("onf", ExitStatus::Code(0));
+    assert_eq!(sim.state("onf"), &State::Exited);
+    assert_eq!(sim.sup.services()[1].last_exit, Some(ExitStatus::Code(0)));
+}
+
+#[test]
+fn spawn_failure_counts_against_the_budget() {
+    let mut sim = Sim::new(vec![spec("svc", &[])], false);
+    sim.handle(Event::Boot);
+    sim.handle(Event::SpawnFailed {
+        id: 0,
+        error: "No such file".into(),
+    });
+    assert!(matches!(sim.state("svc"), State::Backoff { .. }));
+    let mut never = spec("n", &[]);
+    never.restart = RestartPolicy::Never;
+    let mut sim = Sim::new(vec![never], false);
+    sim.handle(Event::Boot);
+    sim.handle(Event::SpawnFailed {
+        id: 0,
+        error: "No such file".into(),
+    });
+    assert!(matches!(sim.state("n"), State::Failed { reason } if reason.contains("No such file")));
+}
+
+#[test]
+fn stop_escalates_to_sigkill_after_stop_timeout() {
+    let mut sim = Sim::new(vec![spec("svc", &[])], false);
+    sim.run(Event::Boot);
+    let pid = sim.pid("svc");
+    let actions = sim.run(Event::StopRequested(vec![0]));
+    assert_eq!(actions.first(), Some(&term(pid)));
+    assert!(sim.advance(Duration::from_millis(4999)).is_empty());
+    let actions = sim.advance(Duration::from_millis(1));
+    assert_eq!(
+        actions,
+        vec![Action::SignalGroup {
+            pgid: pid,
+            signal: Signal::SIGKILL
+        }]
+    );
+    sim.run(Event::Reaped {
+        pid,
+        status: ExitStatus::Signaled(Signal::SIGKILL),
+    });
+    assert_eq!(sim.state("svc"), &State::Stopped);
+    assert_eq!(sim.sup.progress(0, Goal::Down), Progress::Reached);
+}
+
+#[test]
+fn stop_takes_dependents_down_first_and_start_brings_requirements() {
+    let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], false);
+    sim.run(Event::Boot);
+    let (app, db) = (sim.pid("app"), sim.pid("db"));
+    let actions = sim.run(Event::StopRequested(vec![sim.id("db")]));
+    assert!(actions.contains(&term(app)));
+    assert!(
+        !actions.contains(&term(db)),
+        "db must wait for app: {actions:?}"
+    );
+    let actions = sim.exit("app", ExitStatus::Code(0));
+    assert!(actions.contains(&term(db)));
+    sim.exit("db", ExitStatus::Code(0));
+    assert_eq!(sim.state("app"), &State::Stopped);
+    // Starting app brings db back first.
+    let actions = sim.run(Event::StartRequested(vec![sim.id("app")]));
+    assert_eq!(spawned(&actions), vec![sim.id("db"), sim.id("app")]);
+}
+
+#[test]
+fn restart_stops_and_starts_only_that_service() {
+    let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], false);
+    sim.run(Event::Boot);
+    let (app, db) = (sim.pid("app"), sim.pid("db"));
+    let before = sim.sup.services()[sim.id("db")].starts;
+    let goal = Goal::Up {
+        starts_before: before,
+    };
+    let actions = sim.run(Event::RestartRequested(vec![sim.id("db")]));
+    assert!(actions.contains(&term(db)) && !actions.contains(&term(app)));
+    assert_eq!(sim.sup.progress(sim.id("db"), goal), Progress::Pending);
+    let actions = sim.exit("db", ExitStatus::Code(0));
+    assert_eq!(spawned(&actions), vec![sim.id("db")]);
+    assert_eq!(sim.sup.progress(sim.id("db"), goal), Progress::Reached);
+    assert_eq!(sim.pid("app"), app);
+    assert_eq!(sim.sup.services()[sim.id("db")].restarts, 1);
+}
+
+#[test]
+fn shutdown_stops_in_reverse_order_then_orphans_then_exits_clean() {
+    let mut sim = Sim::new(
+        vec![spec("app", &["db"]), spec("db", &[]), spec("cron", &[])],
+        false,
+    );
+    sim.run(Event::Boot);
+    let (app, db, cron) = (sim.pid("app"), sim.pid("db"), sim.pid("cron"));
+    let actions = sim.run(Event::SignalReceived(Signal::SIGTERM));
+    // Independent services stop in parallel; db waits for app.
+    assert!(actions.contains(&term(app)) && actions.contains(&term(cron)));
+    assert!(!actions.contains(&term(db)));
+    sim.exit("cron", ExitStatus::Signaled(Signal::SIGTERM));
+    assert_eq!(
+        sim.state("cron"),
+        &State::Stopped,
+        "no restart during shutdown"
+    );
+    assert!(sim.exit("app", ExitStatus::Code(0)).contains(&term(db)));
+    let actions = sim.exit("db", ExitStatus::Code(0));
+    assert!(actions.contains(&Action::SignalOrphans(Signal::SIGTERM)));
+    assert_eq!(sim.run(Event::NoChildren), vec![Action::Exit(0)]);
+    // Nothing after exit.
+    assert!(sim.run(Event::Boot).is_empty());
+}
+
+#[test]
+fn shutdown_budget_and_second_signal_force_sigkill_and_exit_unclean() {
+    let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], false);
+    sim.run(Event::Boot);
+    let (app, db) = (sim.pid("app"), sim.pid("db"));
+    sim.run(Event::ShutdownRequested);
+    let kill = |pid| Action::SignalGroup {
+        pgid: pid,
+        signal: Signal::SIGKILL,
+    };
+    let actions = sim.run(Event::SignalReceived(Signal::SIGINT));
+    assert!(
+        actions.contains(&kill(app)) && actions.contains(&kill(db)),
+        "{actions:?}"
+    );
+    sim.exit("app", ExitStatus::Signaled(Signal::SIGKILL));
+    let actions = sim.exit("db", ExitStatus::Signaled(Signal::SIGKILL));
+    assert!(actions.contains(&Action::SignalOrphans(Signal::SIGKILL)));
+    assert_eq!(sim.run(Event::NoChildren), vec![Action::Exit(EXIT_UNCLEAN)]);
+
+    // The budget alone: 8 s minus the 500 ms left for orphans.
+    let mut sim = Sim::new(vec![spec("stuck", &[])], false);
+    sim.run(Event::Boot);
+    let pid = sim.pid("stuck");
+    sim.run(Event::SignalReceived(Signal::SIGTERM));
+    // stop_timeout (5 s) comes first...
+    assert_eq!(sim.advance(Duration::from_secs(5)), vec![kill(pid)]);
+    // ...a process that survives SIGKILL is given up at the budget.
+    assert_eq!(
+        sim.sup.next_deadline(),
+        Some(sim.now + Duration::from_millis(2500))
+    );
+    sim.advance(Duration::from_millis(2500));
+    sim.exit("stuck", ExitStatus::Signaled(Signal::SIGKILL));
+    assert_eq!(sim.run(Event::NoChildren), vec![Action::Exit(EXIT_UNCLEAN)]);
+}
+
+#[test]
+fn orphans_get_sigkill_after_grace_and_corral_gives_up_eventually() {
+    let mut sim = Sim::new(vec![], false);
+    sim.run(Event::Boot);
+    assert_eq!(
+        sim.run(Event::SignalReceived(Signal::SIGTERM)),
+        vec![Action::SignalOrphans(Signal::SIGTERM)]
+    );
+    assert_eq!(
+        sim.advance(Duration::from_millis(500)),
+        vec![Action::SignalOrphans(Signal::SIGKILL)]
+    );
+    assert_eq!(sim.advance(Duration::from_secs(1)), vec![Action::Exit(0)]);
+}
+
+#[test]
+fn main_command_gets_signals_and_its_exit_ends_corral_with_its_code() {
+    let mut sim = Sim::new(vec![spec("db", &[])], true);
+    let actions = sim.run(Event::Boot);
+    // The main command starts after the services.
+    let pos = |a: &Action| actions.iter().position(|x| x == a);
+    assert!(pos(&Action::Spawn(0)) < pos(&Action::SpawnMain) && pos(&Action::SpawnMain).is_some());
+    let main = sim.next_pid;
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
+        assert_eq!(
+            sim.run(Event::SignalReceived(s)),
+            vec![Action::Signal {
+                pid: main,
+                signal: s
+            }]
+        );
+    }
+    let db = sim.pid("db");
+    let actions = sim.run(Event::Reaped {
+        pid: main,
+        status: ExitStatus::Signaled(Signal::SIGTERM),
+    });
+    assert!(actions.contains(&term(db)));
+    sim.exit("db", ExitStatus::Code(0));
+    assert_eq!(sim.run(Event::NoChildren), vec![Action::Exit(143)]);
+}
+
+#[test]
+fn main_waits_for_services_but_not_for_dead_ends() {
+    let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], true);
+    let actions = sim.handle(Event::Boot);
+    assert!(!actions.contains(&Action::SpawnMain));
+    // db cannot be executed and its policy gives up: app is blocked
+    // for good, so the main command may start.
+    let mut never = spec("db", &[]);
+    never.restart = RestartPolicy::Never;
+    let mut sim = Sim::new(vec![spec("app", &["db"]), never], true);
+    sim.handle(Event::Boot);
+    let actions = sim.handle(Event::SpawnFailed {
+        id: sim.id("db"),
+        error: "ENOENT".into(),
+    });
+    assert!(actions.contains(&Action::SpawnMain), "{actions:?}");
+}
+
+#[test]
+fn main_that_cannot_run_exits_with_its_code() {
+    let mut sim = Sim::new(vec![], true);
+    assert_eq!(sim.handle(Event::Boot), vec![Action::SpawnMain]);
+    let actions = sim.handle(Event::MainSpawnFailed { code: 127 });
+    assert_eq!(actions, vec![Action::SignalOrphans(Signal::SIGTERM)]);
+    assert_eq!(sim.handle(Event::NoChildren), vec![Action::Exit(127)]);
+}
+
+#[test]
+fn orphan_exits_and_unknown_pids_change_nothing() {
+    let mut sim = Sim::new(vec![spec("db", &[])], false);
+    sim.run(Event::Boot);
+    let before = sim.state("db").clone();
+    let actions = sim.run(Event::Reaped {
+        pid: 99999,
+        status: ExitStatus::Code(0),
+    });
+    assert!(actions.is_empty());
+    assert_eq!(sim.state("db"), &before);
+    assert!(sim.run(Event::NoChildren).is_empty());
+}
+
+#[test]
+fn signal_request_reaches_main_processes_only_of_running_services() {
+    let mut sim = Sim::new(vec![spec("a", &[]), spec("b", &[])], false);
+    sim.run(Event::Boot);
+    let a = sim.pid("a");
+    sim.run(Event::StopRequested(vec![1]));
+    let actions = sim.run(Event::SignalRequested {
+        ids: vec![0, 1],
+        signal: Signal::SIGHUP,
+    });
+    // b is stopping and still has its process: it gets the signal too.
+    assert!(actions.contains(&Action::Signal {
+        pid: a,
+        signal: Signal::SIGHUP
+    }));
+}
