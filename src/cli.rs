@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::DEFAULT_SERVICES_DIR;
 use crate::config::units::parse_duration;
-use crate::supervisor::DEFAULT_SHUTDOWN_BUDGET;
+use crate::supervisor::{DEFAULT_SHUTDOWN_BUDGET, DEFAULT_START_TIMEOUT};
 
 /// Where the control socket lives unless `--socket` or `CORRAL_SOCKET` say
 /// otherwise.
@@ -22,7 +22,8 @@ env CORRAL_SERVICES_DIR), then CMD if given, reaps zombies, forwards signals,
 and stops everything in reverse dependency order on SIGTERM or SIGINT.
 
 environment: CORRAL_SERVICES_DIR, CORRAL_SOCKET, CORRAL_LOG (error, warn,
-info, debug), CORRAL_SHUTDOWN_TIMEOUT (default 8s)";
+info, debug), CORRAL_SHUTDOWN_TIMEOUT (default 8s), CORRAL_START_TIMEOUT
+(longest wait of CMD for ready services, default 60s)";
 
 /// Everything `corral` (the daemon) needs from its arguments and environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,8 @@ pub struct RunOptions {
     /// `corral -- CMD ARGS...`
     pub main: Option<Vec<String>>,
     pub shutdown_budget: Duration,
+    /// The longest the main command waits for the services to be ready.
+    pub start_timeout: Duration,
 }
 
 /// What the invocation asks for.
@@ -114,12 +117,17 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         None => DEFAULT_SHUTDOWN_BUDGET,
         Some(v) => parse_duration(&v).map_err(|e| format!("CORRAL_SHUTDOWN_TIMEOUT: {e}"))?,
     };
+    let start_timeout = match env("CORRAL_START_TIMEOUT").filter(|s| !s.is_empty()) {
+        None => DEFAULT_START_TIMEOUT,
+        Some(v) => parse_duration(&v).map_err(|e| format!("CORRAL_START_TIMEOUT: {e}"))?,
+    };
     Ok(Command::Run(RunOptions {
         services_dir,
         services_named,
         socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
         main,
         shutdown_budget,
+        start_timeout,
     }))
 }
 

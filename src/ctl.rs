@@ -32,6 +32,9 @@ verbs:
   stop NAME...                stop (with what requires them); wait until stopped
   restart NAME...             stop and start again; wait until running
   signal SIG NAME...          send SIG (e.g. HUP) to the services' main processes
+  wait [NAME...]              until they (default: all enabled) are ready, oneshots done
+  health                      exit 0 iff every enabled service is up, ready, healthy
+                              and every oneshot succeeded (for HEALTHCHECK, probes)
   shutdown                    stop everything and make corral exit
 
 The socket is --socket, else $CORRAL_SOCKET, else /run/corral/control.sock.
@@ -91,12 +94,7 @@ pub fn main(args: &[String]) -> i32 {
                 }
             } else {
                 for s in &services {
-                    println!(
-                        "{}: {}{}",
-                        s.name,
-                        s.state,
-                        s.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-                    );
+                    println!("{}", outcome(s));
                 }
                 if let Some(m) = message {
                     println!("{m}");
@@ -105,7 +103,15 @@ pub fn main(args: &[String]) -> i32 {
             EXIT_OK
         }
         Response::Error { kind, message } => {
-            eprintln!("svctl: {message}");
+            if let (Verb::Health, ErrorKind::Failed) = (&inv.verb, kind) {
+                // One finding per line, under a header.
+                eprintln!("svctl: not healthy:");
+                for line in message.lines() {
+                    eprintln!("  {line}");
+                }
+            } else {
+                eprintln!("svctl: {message}");
+            }
             match kind {
                 ErrorKind::BadRequest => EXIT_USAGE,
                 ErrorKind::Failed => EXIT_FAILED,
@@ -212,6 +218,11 @@ fn parse(
         }
         "shutdown" if names.is_empty() => Verb::Shutdown,
         "shutdown" => return Err("svctl shutdown takes no names".into()),
+        "wait" => Verb::Wait { names, timeout_ms },
+        "health" if names.is_empty() => Verb::Health,
+        "health" => {
+            return Err("svctl health takes no names: it checks every enabled service".into());
+        }
         other => return Err(format!("unknown verb `{other}`")),
     };
     if json && !matches!(verb, Verb::Status { .. }) {
@@ -224,23 +235,43 @@ fn parse(
     }))
 }
 
+/// One line after start, stop, restart or wait.
+fn outcome(s: &ServiceStatus) -> String {
+    let pid = s.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    match (s.kind.as_str(), s.state.as_str(), s.ready_ms) {
+        ("oneshot", "exited", _) => format!("{}: done", s.name),
+        (_, "running", Some(ms)) if ms > 0 => format!("{}: running{pid}, ready in {ms} ms", s.name),
+        _ => format!("{}: {}{pid}", s.name, s.state),
+    }
+}
+
 /// The status table: one row per service, columns aligned.
 fn table(services: &[ServiceStatus]) -> String {
     let header = [
         "NAME",
         "STATE",
+        "READY",
+        "HEALTH",
         "PID",
         "UPTIME",
         "RESTARTS",
         "LAST EXIT",
         "NOTE",
     ];
-    let rows: Vec<[String; 7]> = services
+    let rows: Vec<[String; 9]> = services
         .iter()
         .map(|s| {
             [
                 s.name.clone(),
                 s.state.clone(),
+                match (s.kind.as_str(), s.ready, s.ready_ms) {
+                    ("oneshot", true, _) => "done".into(),
+                    (_, true, Some(ms)) if ms > 0 => format!("yes {}", human_duration(ms)),
+                    (_, true, _) => "yes".into(),
+                    (_, false, _) if s.state == "running" => "no".into(),
+                    _ => "-".into(),
+                },
+                s.health.clone().unwrap_or_else(|| "-".into()),
                 s.pid.map_or("-".into(), |p| p.to_string()),
                 // Uptime means something only while a process exists.
                 match (s.state.as_str(), s.uptime_ms) {
@@ -254,7 +285,11 @@ fn table(services: &[ServiceStatus]) -> String {
                     Some(LastExit::Signal(n)) => nix::sys::signal::Signal::try_from(n)
                         .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string()),
                 },
-                s.note.clone().unwrap_or_default(),
+                // The service's own STATUS= when corral has nothing to add.
+                s.note
+                    .clone()
+                    .or_else(|| s.status_text.clone())
+                    .unwrap_or_default(),
             ]
         })
         .collect();

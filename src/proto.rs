@@ -41,6 +41,16 @@ pub enum Verb {
         names: Vec<String>,
     },
     Shutdown,
+    /// Until the services (all enabled ones when `names` is empty) are
+    /// ready and their oneshots done.
+    Wait {
+        #[serde(default)]
+        names: Vec<String>,
+        timeout_ms: u64,
+    },
+    /// Healthy: every enabled service up, ready and not unhealthy, every
+    /// oneshot done.
+    Health,
 }
 
 /// How a process ended: an exit code or the signal that killed it.
@@ -163,6 +173,11 @@ mod tests {
                 names: vec!["a".into()],
             },
             Verb::Shutdown,
+            Verb::Wait {
+                names: vec![],
+                timeout_ms: 9,
+            },
+            Verb::Health,
         ];
         for verb in verbs {
             let req = Request {

@@ -270,8 +270,9 @@ impl Control {
             | Verb::Start { names, .. }
             | Verb::Stop { names, .. }
             | Verb::Restart { names, .. }
-            | Verb::Signal { names, .. } => names.clone(),
-            Verb::Shutdown => Vec::new(),
+            | Verb::Signal { names, .. }
+            | Verb::Wait { names, .. } => names.clone(),
+            Verb::Shutdown | Verb::Health => Vec::new(),
         };
         let ids = match resolve(sup, &names) {
             Ok(ids) => ids,
@@ -294,6 +295,36 @@ impl Control {
                 services: sup.status(&ids, now),
                 message: None,
             }),
+            Verb::Health => {
+                let complaints = sup.complaints();
+                if complaints.is_empty() {
+                    let n = sup.services().iter().filter(|s| s.spec.enabled).count();
+                    Plan::reply(Response::Ok {
+                        services: Vec::new(),
+                        message: Some(format!("healthy: {n} enabled service(s) up")),
+                    })
+                } else {
+                    let lines: Vec<String> = complaints
+                        .iter()
+                        .map(|(name, why)| format!("{name}: {why}"))
+                        .collect();
+                    Plan::reply(Response::error(ErrorKind::Failed, lines.join("\n")))
+                }
+            }
+            Verb::Wait { timeout_ms, .. } => {
+                // Without names: every enabled service.
+                let ids = if ids.is_empty() {
+                    sup.services()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.spec.enabled)
+                        .map(|(i, _)| i)
+                        .collect()
+                } else {
+                    ids
+                };
+                self.wait(client, &ids, Goal::Up { starts_before: 0 }, timeout_ms, now)
+            }
             _ if sup.is_shutting_down() => busy(),
             Verb::Shutdown => Plan {
                 event: Some(Event::ShutdownRequested),
@@ -441,7 +472,11 @@ impl Control {
                     w.client,
                     Response::error(
                         ErrorKind::Failed,
-                        format!("timed out after {:?}: {}", w.timeout, stuck.join("; ")),
+                        format!(
+                            "timed out after {:?}: still waiting: {}",
+                            w.timeout,
+                            stuck.join("; ")
+                        ),
                     ),
                 ));
                 return false;

@@ -155,7 +155,10 @@ impl Runtime {
             }
         };
         let output = Output::new(config.services.iter().map(|s| s.name.as_str()));
-        let settings = Settings::with_budget(opts.shutdown_budget);
+        let settings = Settings {
+            start_timeout: opts.start_timeout,
+            ..Settings::with_budget(opts.shutdown_budget)
+        };
         let sup = Supervisor::new(config, opts.main.is_some(), settings, Instant::now());
         Ok(Runtime {
             epoll,

@@ -434,12 +434,18 @@ impl Supervisor {
             if !s.spec.enabled && s.starts == 0 {
                 continue;
             }
+            let oneshot_done =
+                s.state == State::Exited && s.last_exit.is_some_and(ExitStatus::success);
             let problem = match (&s.state, s.health()) {
                 (_, Some(h)) if h.status == HealthStatus::Unhealthy => Some(format!(
                     "unhealthy: {}",
                     h.output.as_deref().unwrap_or("no output")
                 )),
-                _ if s.is_up() => None,
+                _ if s.spec.is_oneshot() && oneshot_done => None,
+                (State::Failed { reason }, _) if s.spec.is_oneshot() => {
+                    Some(format!("oneshot failed: {reason}"))
+                }
+                _ if s.is_up() && !s.spec.is_oneshot() => None,
                 (State::Running { .. }, _) => Some("running, not ready yet".to_string()),
                 _ => Some(match self.progress(id, Goal::Up { starts_before: 0 }) {
                     Progress::Failed(why) => why,

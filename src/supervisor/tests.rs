@@ -455,3 +455,333 @@ fn signal_request_reaches_main_processes_only_of_running_services() {
         signal: Signal::SIGHUP
     }));
 }
+
+mod readiness {
+    use super::*;
+    use crate::config::probes::{HealthSpec, Kind, OnUnhealthy, Probe, ReadyMethod, ReadySpec};
+
+    fn oneshot(name: &str, optional: bool) -> ServiceSpec {
+        ServiceSpec {
+            kind: Kind::Oneshot {
+                timeout: Some(Duration::from_secs(2)),
+                optional,
+            },
+            ..spec(name, &[])
+        }
+    }
+
+    fn polled(name: &str) -> ServiceSpec {
+        ServiceSpec {
+            ready: Some(ReadySpec {
+                method: ReadyMethod::Poll(Probe::File("/run/x".into())),
+                timeout: Duration::from_secs(3),
+                interval: Duration::from_millis(200),
+            }),
+            ..spec(name, &[])
+        }
+    }
+
+    fn probe(id: ServiceId, run: u64, purpose: Purpose) -> Action {
+        Action::Probe { id, run, purpose }
+    }
+
+    fn result(id: ServiceId, run: u64, purpose: Purpose, ok: bool) -> Event {
+        Event::ProbeDone(ProbeResult {
+            id,
+            run,
+            purpose,
+            ok,
+            output: if ok { "ok".into() } else { "refused".into() },
+        })
+    }
+
+    #[test]
+    fn oneshot_done_lets_dependents_start() {
+        let mut sim = Sim::new(vec![oneshot("setup", false), spec("app", &["setup"])], true);
+        let actions = sim.run(Event::Boot);
+        assert_eq!(spawned(&actions), vec![0], "app waits for setup to finish");
+        assert!(!actions.contains(&Action::SpawnMain));
+        let actions = sim.exit("setup", ExitStatus::Code(0));
+        assert_eq!(sim.state("setup"), &State::Exited);
+        assert_eq!(spawned(&actions), vec![1]);
+        assert!(
+            actions.contains(&Action::SpawnMain),
+            "main after setup and app: {actions:?}"
+        );
+        let st = sim.sup.status(&[0], sim.now);
+        assert!(st[0].ready && st[0].kind == "oneshot");
+        // app crashing and restarting does not run setup again.
+        sim.exit("app", ExitStatus::Code(1));
+        assert_eq!(spawned(&sim.advance(Duration::from_millis(100))), vec![1]);
+    }
+
+    #[test]
+    fn failed_oneshot_blocks_dependents_and_stops_the_container_with_3() {
+        let mut sim = Sim::new(
+            vec![oneshot("setup", false), spec("app", &["setup"])],
+            false,
+        );
+        sim.run(Event::Boot);
+        let actions = sim.exit("setup", ExitStatus::Code(4));
+        assert!(spawned(&actions).is_empty());
+        let st = sim.sup.status(&[1], sim.now);
+        assert_eq!(st[0].state, "stopped", "shutdown took app's want away");
+        assert!(
+            actions.contains(&Action::SignalOrphans(Signal::SIGTERM)),
+            "{actions:?}"
+        );
+        assert_eq!(
+            sim.run(Event::NoChildren),
+            vec![Action::Exit(EXIT_ONESHOT_FAILED)]
+        );
+    }
+
+    #[test]
+    fn failed_oneshot_started_by_hand_blocks_without_stopping() {
+        let mut setup = oneshot("setup", false);
+        setup.enabled = false;
+        let mut app = spec("app", &["setup"]);
+        app.enabled = false;
+        let mut sim = Sim::new(vec![setup, app], false);
+        sim.run(Event::Boot);
+        sim.run(Event::StartRequested(vec![1]));
+        sim.exit("setup", ExitStatus::Code(1));
+        assert!(!sim.sup.is_shutting_down());
+        let st = &sim.sup.status(&[1], sim.now)[0];
+        assert_eq!(st.state, "blocked");
+        assert!(
+            st.note
+                .as_deref()
+                .unwrap()
+                .contains("setup failed: exit code 1"),
+            "{st:?}"
+        );
+        assert!(
+            matches!(sim.sup.progress(1, Goal::Up { starts_before: 0 }), Progress::Failed(why) if why.contains("blocked"))
+        );
+    }
+
+    #[test]
+    fn optional_oneshot_failure_lets_dependents_start() {
+        let mut sim = Sim::new(vec![oneshot("setup", true), spec("app", &["setup"])], false);
+        sim.run(Event::Boot);
+        let actions = sim.exit("setup", ExitStatus::Code(1));
+        assert_eq!(spawned(&actions), vec![1]);
+        assert!(!sim.sup.is_shutting_down());
+    }
+
+    #[test]
+    fn oneshot_timeout_kills_and_fails() {
+        let mut sim = Sim::new(vec![oneshot("setup", false)], false);
+        sim.run(Event::Boot);
+        let pid = sim.pid("setup");
+        let actions = sim.advance(Duration::from_secs(2));
+        assert_eq!(actions.first(), Some(&term(pid)));
+        sim.exit("setup", ExitStatus::Signaled(Signal::SIGTERM));
+        assert!(
+            matches!(sim.state("setup"), State::Failed { reason } if reason.contains("timed out"))
+        );
+        assert!(sim.sup.is_shutting_down());
+    }
+
+    #[test]
+    fn polled_readiness_gates_dependents_and_retries_at_interval() {
+        let mut app = spec("app", &["db"]);
+        app.ready = None;
+        let mut sim = Sim::new(vec![polled("db"), app], false);
+        let actions = sim.run(Event::Boot);
+        assert!(
+            actions.contains(&probe(0, 1, Purpose::Ready)),
+            "first check at once: {actions:?}"
+        );
+        assert_eq!(spawned(&actions), vec![0]);
+        assert!(spawned(&sim.run(result(0, 1, Purpose::Ready, false))).is_empty());
+        assert_eq!(
+            sim.sup.next_deadline(),
+            Some(sim.now + Duration::from_millis(200))
+        );
+        assert!(sim.advance(Duration::from_millis(199)).is_empty());
+        assert_eq!(
+            sim.advance(Duration::from_millis(1)),
+            vec![probe(0, 1, Purpose::Ready)]
+        );
+        // A stale result of another run changes nothing.
+        assert!(sim.run(result(0, 7, Purpose::Ready, true)).is_empty());
+        let actions = sim.run(result(0, 1, Purpose::Ready, true));
+        assert_eq!(spawned(&actions), vec![1]);
+        let st = &sim.sup.status(&[0], sim.now)[0];
+        assert!(st.ready && st.ready_ms == Some(200), "{st:?}");
+    }
+
+    #[test]
+    fn not_ready_in_time_is_a_failed_start() {
+        let mut sim = Sim::new(vec![polled("db")], false);
+        sim.run(Event::Boot);
+        let pid = sim.pid("db");
+        sim.run(result(0, 1, Purpose::Ready, false));
+        let actions = sim.advance(Duration::from_secs(3));
+        assert!(actions.contains(&term(pid)), "{actions:?}");
+        assert!(actions.contains(&Action::CancelProbe {
+            id: 0,
+            purpose: Purpose::Ready
+        }));
+        sim.exit("db", ExitStatus::Signaled(Signal::SIGTERM));
+        assert!(
+            matches!(sim.state("db"), State::Backoff { .. }),
+            "{:?}",
+            sim.state("db")
+        );
+        assert_eq!(sim.sup.services()[0].failures, 1);
+    }
+
+    #[test]
+    fn notify_counts_only_for_notify_services_and_the_current_run() {
+        let mut n = spec("n", &[]);
+        n.ready = Some(ReadySpec {
+            method: ReadyMethod::Notify,
+            timeout: Duration::from_secs(5),
+            interval: Duration::from_millis(200),
+        });
+        let mut sim = Sim::new(vec![n, spec("plain", &[])], false);
+        sim.run(Event::Boot);
+        let ready = Notice {
+            ready: true,
+            status: Some("warming up".into()),
+            ..Notice::default()
+        };
+        sim.run(Event::Notified {
+            id: 0,
+            run: 9,
+            message: ready.clone(),
+        });
+        assert!(!sim.sup.services()[0].is_up());
+        sim.run(Event::Notified {
+            id: 0,
+            run: 1,
+            message: ready,
+        });
+        assert!(sim.sup.services()[0].is_up());
+        assert_eq!(
+            sim.sup.status(&[0], sim.now)[0].status_text.as_deref(),
+            Some("warming up")
+        );
+    }
+
+    fn checked(on_unhealthy: OnUnhealthy) -> Sim {
+        let mut web = spec("web", &[]);
+        web.health = Some(HealthSpec {
+            probe: Probe::Tcp("127.0.0.1:80".parse().unwrap()),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            retries: 2,
+            start_period: Duration::ZERO,
+            on_unhealthy,
+        });
+        let mut sim = Sim::new(vec![web], false);
+        sim.run(Event::Boot);
+        assert_eq!(
+            sim.advance(Duration::from_secs(1)),
+            vec![probe(0, 1, Purpose::Health)]
+        );
+        sim.run(result(0, 1, Purpose::Health, true));
+        assert_eq!(
+            sim.sup.status(&[0], sim.now)[0].health.as_deref(),
+            Some("healthy")
+        );
+        assert!(sim.sup.complaints().is_empty());
+        // One failure, then a check that times out: unhealthy.
+        sim.advance(Duration::from_secs(1));
+        sim.run(result(0, 1, Purpose::Health, false));
+        sim.advance(Duration::from_secs(1));
+        sim
+    }
+
+    #[test]
+    fn unhealthy_is_reported_and_restarted_when_asked() {
+        let mut sim = checked(OnUnhealthy::Nothing);
+        let actions = sim.advance(Duration::from_millis(500));
+        assert_eq!(
+            actions,
+            vec![Action::CancelProbe {
+                id: 0,
+                purpose: Purpose::Health
+            }]
+        );
+        let st = &sim.sup.status(&[0], sim.now)[0];
+        assert_eq!(st.health.as_deref(), Some("unhealthy"));
+        assert!(
+            st.health_output
+                .as_deref()
+                .unwrap()
+                .contains("check timed out"),
+            "{st:?}"
+        );
+        let complaints = sim.sup.complaints();
+        assert_eq!(
+            complaints,
+            vec![(
+                "web".to_string(),
+                "unhealthy: check timed out after 500 ms".to_string()
+            )]
+        );
+
+        let mut sim = checked(OnUnhealthy::Restart);
+        let pid = sim.pid("web");
+        let actions = sim.advance(Duration::from_millis(500));
+        assert!(actions.contains(&term(pid)), "{actions:?}");
+        let actions = sim.exit("web", ExitStatus::Code(0));
+        assert_eq!(spawned(&actions), vec![0]);
+        assert_eq!(sim.sup.services()[0].restarts, 1);
+        assert_eq!(
+            sim.sup.status(&[0], sim.now)[0].health.as_deref(),
+            Some("starting")
+        );
+    }
+
+    #[test]
+    fn main_starts_after_readiness_or_at_the_start_timeout() {
+        let mut sim = Sim::new(vec![polled("db")], true);
+        let actions = sim.run(Event::Boot);
+        assert!(!actions.contains(&Action::SpawnMain));
+        let actions = sim.run(result(0, 1, Purpose::Ready, true));
+        assert!(actions.contains(&Action::SpawnMain));
+
+        let mut slow = polled("db");
+        if let Some(r) = &mut slow.ready {
+            r.timeout = Duration::from_secs(3600);
+        }
+        let mut sim = Sim::new(vec![slow], true);
+        sim.run(Event::Boot);
+        sim.run(result(0, 1, Purpose::Ready, false));
+        let mut seen = Vec::new();
+        for _ in 0..(DEFAULT_START_TIMEOUT.as_millis() / 200) {
+            seen.extend(sim.advance(Duration::from_millis(200)));
+        }
+        assert!(
+            seen.contains(&Action::SpawnMain),
+            "main starts at the start timeout"
+        );
+    }
+
+    #[test]
+    fn complaints_name_what_is_wrong() {
+        let mut sim = Sim::new(
+            vec![oneshot("setup", true), polled("db"), spec("off", &[])],
+            false,
+        );
+        sim.sup.services.get_mut(2).unwrap().spec.enabled = false;
+        sim.run(Event::Boot);
+        sim.exit("setup", ExitStatus::Code(2));
+        let c = sim.sup.complaints();
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(
+            c.iter()
+                .any(|(n, w)| n == "setup" && w.contains("exit code 2")),
+            "{c:?}"
+        );
+        assert!(
+            c.iter().any(|(n, w)| n == "db" && w.contains("not ready")),
+            "{c:?}"
+        );
+    }
+}
