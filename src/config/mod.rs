@@ -358,6 +358,67 @@ stop_timeout = "2s"
     }
 
     #[test]
+    fn ready_health_and_oneshot_keys_resolve() {
+        use super::probes::{Kind, OnUnhealthy, Probe, ReadyMethod};
+        let c = load(&[
+            ("a.toml", "run = \"x\"\n[ready]\ntcp = \"localhost:5432\"\ntimeout = \"9s\"\n[health]\nexec = [\"pg_isready\", \"-q\"]\nretries = 5\non_unhealthy = \"restart\"\nstart_period = \"1m\"\n"),
+            ("b.toml", "run = \"x\"\ntype = \"oneshot\"\ntimeout = 30\noptional = true\n"),
+            ("c.toml", "run = \"x\"\n[ready]\nexec = \"pg_isready -q\"\n"),
+            ("d.toml", "run = \"x\"\n[ready]\nnotify = true\n"),
+            ("e.toml", "run = \"x\"\n[ready]\nfd = 3\n"),
+        ])
+        .unwrap();
+        let a = &c.services[0];
+        let r = a.ready.as_ref().unwrap();
+        assert_eq!(
+            r.method,
+            ReadyMethod::Poll(Probe::Tcp("127.0.0.1:5432".parse().unwrap()))
+        );
+        assert_eq!(r.timeout, Duration::from_secs(9));
+        let h = a.health.as_ref().unwrap();
+        assert_eq!(h.probe, Probe::Exec(vec!["pg_isready".into(), "-q".into()]));
+        assert_eq!(
+            (h.retries, h.on_unhealthy, h.start_period),
+            (5, OnUnhealthy::Restart, Duration::from_secs(60))
+        );
+        assert_eq!(
+            c.services[1].kind,
+            Kind::Oneshot {
+                timeout: Some(Duration::from_secs(30)),
+                optional: true
+            }
+        );
+        let exec = &c.services[2].ready.as_ref().unwrap().method;
+        assert_eq!(
+            exec,
+            &ReadyMethod::Poll(Probe::Exec(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "pg_isready -q".into()
+            ]))
+        );
+        assert_eq!(
+            c.services[3].ready.as_ref().unwrap().method,
+            ReadyMethod::Notify
+        );
+        assert_eq!(
+            c.services[4].ready.as_ref().unwrap().method,
+            ReadyMethod::Fd(3)
+        );
+        // A ready file whose directory does not exist yet is a warning.
+        let c = load(&[(
+            "f.toml",
+            "run = \"x\"\n[ready]\nfile = \"/nonexistent-dir/sock\"\n",
+        )])
+        .unwrap();
+        assert!(
+            c.warnings[0].contains("its directory does not exist now"),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
     fn numeric_user_without_passwd_entry_uses_its_own_gid() {
         let c = load(&[("s.toml", "command = [\"/bin/true\"]\nuser = 12345\n")]).unwrap();
         let cred = c.services[0].credentials.clone().unwrap();

@@ -6,6 +6,7 @@
 mod harness;
 mod lifecycle;
 mod pid1;
+mod ready;
 mod svctl;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,6 +20,7 @@ fn main() {
     tests.extend(lifecycle::TESTS);
     tests.extend(pid1::TESTS);
     tests.extend(svctl::TESTS);
+    tests.extend(ready::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)
