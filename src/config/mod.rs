@@ -510,6 +510,78 @@ stop_timeout = "2s"
                 "run = \"x\"\nenabled = \"yes\"\n",
                 "svc.toml:2: invalid type",
             ),
+            (
+                "run = \"x\"\ntype = \"daemon\"\n",
+                "svc.toml:2: type = \"daemon\": use \"longrun\"",
+            ),
+            (
+                "run = \"x\"\ntimeout = \"5s\"\n",
+                "svc.toml:2: timeout applies to oneshots",
+            ),
+            (
+                "run = \"x\"\noptional = true\n",
+                "svc.toml:2: optional applies to oneshots",
+            ),
+            (
+                "run = \"x\"\ntype = \"oneshot\"\nrestart = \"always\"\n",
+                "svc.toml:3: restart does not apply to a oneshot",
+            ),
+            (
+                "run = \"x\"\ntype = \"oneshot\"\n[ready]\nfile = \"/x\"\n",
+                "svc.toml:3: [ready] does not apply to a oneshot",
+            ),
+            (
+                "run = \"x\"\n[ready]\ninterval = \"1s\"\n",
+                "svc.toml:3: [ready] names no method",
+            ),
+            (
+                "run = \"x\"\n[ready]\nfile = \"/x\"\ntcp = \"127.0.0.1:1\"\n",
+                "svc.toml:3: [ready] names more than one method",
+            ),
+            (
+                "run = \"x\"\n[ready]\nmagic = true\n",
+                "svc.toml:3: unknown field `magic`",
+            ),
+            (
+                "run = \"x\"\n[ready]\ntcp = \"db:5432\"\n",
+                "svc.toml:3: ready.tcp = \"db:5432\" is not an address",
+            ),
+            (
+                "run = \"x\"\n[ready]\nfd = 1\n",
+                "svc.toml:3: ready.fd must be a descriptor number from 3",
+            ),
+            (
+                "run = \"x\"\n[ready]\nfile = \"run/x\"\n",
+                "svc.toml:3: ready.file `run/x` must be an absolute path",
+            ),
+            (
+                "run = \"x\"\n[ready]\nexec = []\n",
+                "svc.toml:3: ready.exec must be a non-empty list",
+            ),
+            (
+                "run = \"x\"\n[ready]\nnotify = false\n",
+                "svc.toml:3: ready: notify = false names no method",
+            ),
+            (
+                "run = \"x\"\n[ready]\nfile = \"/x\"\ninterval = 0\n",
+                "svc.toml:4: ready.interval must be more than 0",
+            ),
+            (
+                "run = \"x\"\n[health]\ninterval = \"1s\"\n",
+                "svc.toml:3: [health] names no check",
+            ),
+            (
+                "run = \"x\"\n[health]\nexec = \"true\"\nretries = 0\n",
+                "svc.toml:4: health.retries must be between 1",
+            ),
+            (
+                "run = \"x\"\n[health]\nexec = \"true\"\non_unhealthy = \"panic\"\n",
+                "svc.toml:4: health.on_unhealthy = \"panic\"",
+            ),
+            (
+                "run = \"x\"\n[health]\nfile = \"/x\"\n",
+                "svc.toml:3: unknown field `file`",
+            ),
         ];
         for (text, want) in cases {
             let got = error(text);
