@@ -532,11 +532,11 @@ stop_timeout = "2s"
             ),
             (
                 "run = \"x\"\n[ready]\ninterval = \"1s\"\n",
-                "svc.toml:3: [ready] names no method",
+                "svc.toml:2: [ready] names no method",
             ),
             (
                 "run = \"x\"\n[ready]\nfile = \"/x\"\ntcp = \"127.0.0.1:1\"\n",
-                "svc.toml:3: [ready] names more than one method",
+                "svc.toml:2: [ready] names more than one method",
             ),
             (
                 "run = \"x\"\n[ready]\nmagic = true\n",
@@ -560,7 +560,7 @@ stop_timeout = "2s"
             ),
             (
                 "run = \"x\"\n[ready]\nnotify = false\n",
-                "svc.toml:3: ready: notify = false names no method",
+                "svc.toml:2: ready: notify = false names no method",
             ),
             (
                 "run = \"x\"\n[ready]\nfile = \"/x\"\ninterval = 0\n",
@@ -568,7 +568,7 @@ stop_timeout = "2s"
             ),
             (
                 "run = \"x\"\n[health]\ninterval = \"1s\"\n",
-                "svc.toml:3: [health] names no check",
+                "svc.toml:2: [health] names no check",
             ),
             (
                 "run = \"x\"\n[health]\nexec = \"true\"\nretries = 0\n",
