@@ -18,6 +18,7 @@ pub const TESTS: &[Test] = crate::tests![
     unhealthy_service_is_restarted,
     svctl_wait_and_health_exit_codes,
     not_ready_in_time_is_restarted,
+    main_command_waits_for_readiness,
 ];
 
 /// A dependent that logs when it starts: `NAME-start <ns>`.
@@ -197,38 +198,68 @@ fn oneshot_renders_config_before_dependent_reads_it() -> TestResult {
     require_pid_namespace()?;
     let tmp = TempDir::new("render");
     let conf = tmp.path("etc/app.conf");
-    let data = tmp.path("data");
-    let setup = format!(
+    let rundir = tmp.path("run/app");
+    let volume = tmp.path("volume");
+    let template = tmp.path("template");
+    std::fs::create_dir_all(&volume).unwrap();
+    tmp.write("template/seed.db", "seed data");
+    // Three firstboot jobs: render config from the environment (as the
+    // app's user), make a runtime directory owned by that user (as root),
+    // and fill an empty volume from a template.
+    let render = format!(
         r#"type = "oneshot"
 env = {{ APP_PORT = "8080" }}
 user = "nobody"
 run = """
-mkdir -p {etc}
 echo "listen = $APP_PORT" > {conf}
 echo "owner = $(id -un)" >> {conf}
-[ -e {data}/db ] || cp -r /etc/hostname {data}-template-copy
 """
+requires = ["dirs"]
 "#,
-        etc = conf.parent().unwrap().display(),
-        conf = conf.display(),
-        data = data.display()
+        conf = conf.display()
+    );
+    let dirs = format!(
+        "type = \"oneshot\"\nrun = \"mkdir -p {rundir} {etc} && chown nobody {rundir} {etc}\"\n",
+        rundir = rundir.display(),
+        etc = conf.parent().unwrap().display()
+    );
+    let seed = format!(
+        "type = \"oneshot\"\nrun = \"[ -n \\\"$(ls -A {vol})\\\" ] || cp -a {tpl}/. {vol}/\"\n",
+        vol = volume.display(),
+        tpl = template.display()
     );
     let app = format!(
-        "run = \"cat {}; exec sleep 1000\"\nrequires = [\"setup\"]\n",
-        conf.display()
+        "run = \"cat {conf} {vol}/seed.db; echo; exec sleep 1000\"\nrequires = [\"render\", \"seed\"]\nuser = \"nobody\"\n",
+        conf = conf.display(),
+        vol = volume.display()
     );
-    let c = Setup::new("render", &[("setup", &setup), ("app", &app)]).start();
+    let c = Setup::new(
+        "render",
+        &[
+            ("dirs", &dirs),
+            ("render", &render),
+            ("seed", &seed),
+            ("app", &app),
+        ],
+    )
+    .start();
     c.wait_socket();
     c.wait_state("app", "running", 5 * SECOND);
     wait_until("app's output", 5 * SECOND, || {
-        c.stdout().contains("app   | owner = nobody")
+        c.stdout().contains("seed data")
     });
+    let out = c.stdout();
     assert!(
-        c.stdout().contains("app   | listen = 8080"),
-        "{}",
-        c.stdout()
+        out.contains("app    | listen = 8080") && out.contains("app    | owner = nobody"),
+        "{out}"
     );
-    let s = c.service("setup");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&rundir).unwrap().uid(),
+        65534,
+        "runtime dir owned by the app's user"
+    );
+    let s = c.service("render");
     assert_eq!(
         (
             s["state"].as_str(),
@@ -242,6 +273,31 @@ echo "owner = $(id -un)" >> {conf}
         String::from_utf8_lossy(&out.stdout).contains("done"),
         "{out:?}"
     );
+    assert!(
+        c.stderr().contains("all 4 services ready in"),
+        "{}",
+        c.stderr()
+    );
+    Ok(())
+}
+
+fn main_command_waits_for_readiness() -> TestResult {
+    require_pid_namespace()?;
+    let tmp = TempDir::new("mainready");
+    let flag = tmp.path("db-ready");
+    let db = format!(
+        "run = \"sleep 0.3; touch {f}; exec sleep 1000\"\n[ready]\nfile = \"{f}\"\ninterval = \"20ms\"\n",
+        f = flag.display()
+    );
+    let main = format!(
+        "test -e {} && echo db was ready || echo db was NOT ready",
+        flag.display()
+    );
+    let mut c = Setup::new("mainready", &[("db", &db)])
+        .main(&["sh", "-c", &main])
+        .start();
+    assert_eq!(c.wait_exit(10 * SECOND), 0, "{}", c.stderr());
+    assert!(c.stdout().contains("db was ready"), "{}", c.stdout());
     Ok(())
 }
 
