@@ -785,3 +785,37 @@ mod readiness {
         );
     }
 }
+
+#[test]
+fn pending_startup_is_reported_once_after_report_after() {
+    let mut slow = spec("slow", &[]);
+    slow.ready = Some(crate::config::probes::ReadySpec {
+        method: crate::config::probes::ReadyMethod::Notify,
+        timeout: Duration::from_secs(3600),
+        interval: Duration::from_millis(200),
+    });
+    let mut sim = Sim::new(vec![slow], false);
+    sim.run(Event::Boot);
+    let report_at = sim.now + sim.sup.settings.report_after;
+    assert_eq!(sim.sup.next_deadline(), Some(report_at));
+    assert_eq!(sim.sup.pending_list(), vec!["slow (running)".to_string()]);
+    sim.advance(sim.sup.settings.report_after);
+    assert!(matches!(
+        sim.sup.startup,
+        Startup::Pending { nagged: true, .. }
+    ));
+    // Reported once: no more deadline for it (the ready timeout is later).
+    assert_eq!(
+        sim.sup.next_deadline(),
+        Some(sim.now + Duration::from_secs(3600) - sim.sup.settings.report_after)
+    );
+    sim.run(Event::Notified {
+        id: 0,
+        run: 1,
+        message: Notice {
+            ready: true,
+            ..Notice::default()
+        },
+    });
+    assert_eq!(sim.sup.startup, Startup::Done);
+}
