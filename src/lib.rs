@@ -14,6 +14,7 @@ pub mod config;
 pub mod ctl;
 pub mod graph;
 pub mod logging;
+pub mod logs;
 pub mod proto;
 pub mod runtime;
 pub mod supervisor;
