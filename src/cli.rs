@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::DEFAULT_SERVICES_DIR;
 use crate::config::units::parse_duration;
+use crate::logs::Format;
 use crate::supervisor::{DEFAULT_SHUTDOWN_BUDGET, DEFAULT_START_TIMEOUT};
 
 /// Where the control socket lives unless `--socket` or `CORRAL_SOCKET` say
@@ -23,7 +24,9 @@ and stops everything in reverse dependency order on SIGTERM or SIGINT.
 
 environment: CORRAL_SERVICES_DIR, CORRAL_SOCKET, CORRAL_LOG (error, warn,
 info, debug), CORRAL_SHUTDOWN_TIMEOUT (default 8s), CORRAL_START_TIMEOUT
-(longest wait of CMD for ready services, default 60s)";
+(longest wait of CMD for ready services, default 60s), CORRAL_LOG_FORMAT
+(prefix, json, raw, inherit), CORRAL_LOG_TIMESTAMPS (1 to prefix lines with
+RFC 3339 times)";
 
 /// Everything `corral` (the daemon) needs from its arguments and environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +40,9 @@ pub struct RunOptions {
     pub shutdown_budget: Duration,
     /// The longest the main command waits for the services to be ready.
     pub start_timeout: Duration,
+    /// Console format unless a service's `[log]` says otherwise.
+    pub log_format: Format,
+    pub log_timestamps: bool,
 }
 
 /// What the invocation asks for.
@@ -121,6 +127,16 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         None => DEFAULT_START_TIMEOUT,
         Some(v) => parse_duration(&v).map_err(|e| format!("CORRAL_START_TIMEOUT: {e}"))?,
     };
+    let log_format = match env("CORRAL_LOG_FORMAT").filter(|s| !s.is_empty()) {
+        None => Format::Prefix,
+        Some(v) => Format::parse(&v)
+            .ok_or_else(|| format!("CORRAL_LOG_FORMAT={v:?}: use prefix, json, raw or inherit"))?,
+    };
+    let log_timestamps = match env("CORRAL_LOG_TIMESTAMPS").as_deref() {
+        None | Some("" | "0" | "false" | "no") => false,
+        Some("1" | "true" | "yes") => true,
+        Some(v) => return Err(format!("CORRAL_LOG_TIMESTAMPS={v:?}: use 1 or 0")),
+    };
     Ok(Command::Run(RunOptions {
         services_dir,
         services_named,
@@ -128,6 +144,8 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         main,
         shutdown_budget,
         start_timeout,
+        log_format,
+        log_timestamps,
     }))
 }
 

@@ -20,6 +20,9 @@ pub const EXIT_USAGE: i32 = 2;
 /// corral could not be reached.
 pub const EXIT_UNREACHABLE: i32 = 3;
 
+/// Lines `svctl logs` shows unless `-n` says otherwise.
+pub const DEFAULT_LOG_LINES: usize = 100;
+
 /// How long start, stop and restart wait unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -33,6 +36,8 @@ verbs:
   restart NAME...             stop and start again; wait until running
   signal SIG NAME...          send SIG (e.g. HUP) to the services' main processes
   wait [NAME...]              until they (default: all enabled) are ready, oneshots done
+  logs [-f] [-n N] [NAME...]  the last N (100) lines of the services (default: all);
+                              -f follows new lines until interrupted
   health                      exit 0 iff every enabled service is up, ready, healthy
                               and every oneshot succeeded (for HEALTHCHECK, probes)
   shutdown                    stop everything and make corral exit
@@ -62,6 +67,9 @@ pub fn main(args: &[String]) -> i32 {
             return EXIT_USAGE;
         }
     };
+    if let Verb::Logs { .. } = inv.verb {
+        return logs(&inv.socket, &inv.verb);
+    }
     let wait = match &inv.verb {
         Verb::Start { timeout_ms, .. }
         | Verb::Stop { timeout_ms, .. }
@@ -102,6 +110,8 @@ pub fn main(args: &[String]) -> i32 {
             }
             EXIT_OK
         }
+        // Only `logs` asks for lines, and it does not come here.
+        Response::Logs { .. } => EXIT_FAILED,
         Response::Error { kind, message } => {
             if let (Verb::Health, ErrorKind::Failed) = (&inv.verb, kind) {
                 // One finding per line, under a header.
@@ -122,6 +132,21 @@ pub fn main(args: &[String]) -> i32 {
 
 /// Sends one request and reads one response.
 pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<Response, String> {
+    let mut reader = send(socket, verb, Some(timeout))?;
+    read_response(&mut reader, socket)?.ok_or_else(|| {
+        format!(
+            "corral at {} closed the connection without answering",
+            socket.display()
+        )
+    })
+}
+
+/// Connects and sends one request; returns the reader for the answers.
+fn send(
+    socket: &std::path::Path,
+    verb: &Verb,
+    timeout: Option<Duration>,
+) -> Result<BufReader<UnixStream>, String> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         format!(
             "cannot reach corral at {}: {e}. Is corral running, and is this its socket? \
@@ -129,7 +154,7 @@ pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<
             socket.display()
         )
     })?;
-    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_read_timeout(timeout);
     let mut line = serde_json::to_vec(&Request {
         version: PROTOCOL_VERSION,
         verb: verb.clone(),
@@ -139,17 +164,67 @@ pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<
     stream
         .write_all(&line)
         .map_err(|e| format!("cannot send to corral at {}: {e}", socket.display()))?;
+    Ok(BufReader::new(stream))
+}
+
+/// The next answer line; `None` when corral closed the connection.
+fn read_response(
+    reader: &mut BufReader<UnixStream>,
+    socket: &std::path::Path,
+) -> Result<Option<Response>, String> {
     let mut answer = String::new();
-    BufReader::new(&stream)
+    reader
         .read_line(&mut answer)
         .map_err(|e| format!("no answer from corral at {}: {e}", socket.display()))?;
     if answer.is_empty() {
-        return Err(format!(
-            "corral at {} closed the connection without answering",
-            socket.display()
-        ));
+        return Ok(None);
     }
-    serde_json::from_str(&answer).map_err(|e| format!("unreadable answer from corral: {e}"))
+    serde_json::from_str(&answer)
+        .map(Some)
+        .map_err(|e| format!("unreadable answer from corral: {e}"))
+}
+
+/// `svctl logs`: prints the backlog, then (with -f) every batch corral
+/// sends until it closes the connection or svctl is interrupted.
+fn logs(socket: &std::path::Path, verb: &Verb) -> i32 {
+    let mut reader = match send(socket, verb, None) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("svctl: {e}");
+            return EXIT_UNREACHABLE;
+        }
+    };
+    let stdout = std::io::stdout();
+    loop {
+        match read_response(&mut reader, socket) {
+            Ok(Some(Response::Logs { lines })) => {
+                let mut out = stdout.lock();
+                for l in lines {
+                    let marker = if l.continued {
+                        crate::logs::format::CONTINUED
+                    } else {
+                        ""
+                    };
+                    if writeln!(out, "{} {} | {}{marker}", l.time, l.service, l.line).is_err() {
+                        return EXIT_OK;
+                    }
+                }
+                let _ = out.flush();
+            }
+            Ok(Some(Response::Error { kind, message })) => {
+                eprintln!("svctl: {message}");
+                return match kind {
+                    ErrorKind::BadRequest => EXIT_USAGE,
+                    ErrorKind::Failed => EXIT_FAILED,
+                };
+            }
+            Ok(Some(Response::Ok { .. })) | Ok(None) => return EXIT_OK,
+            Err(e) => {
+                eprintln!("svctl: {e}");
+                return EXIT_FAILED;
+            }
+        }
+    }
 }
 
 /// Parses svctl's arguments. `Ok(None)` means help was asked for.
@@ -162,6 +237,8 @@ fn parse(
         .map(PathBuf::from);
     let mut timeout = DEFAULT_TIMEOUT;
     let mut json = false;
+    let mut follow = false;
+    let mut lines: Option<usize> = None;
     let mut rest: Vec<&str> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -173,6 +250,14 @@ fn parse(
                     .map_err(|e| format!("--timeout: {e}"))?
             }
             "--json" => json = true,
+            "-f" | "--follow" => follow = true,
+            "-n" | "--lines" => {
+                let n = it.next().ok_or("-n needs a number of lines")?;
+                lines = Some(
+                    n.parse()
+                        .map_err(|_| format!("-n {n}: not a number of lines"))?,
+                );
+            }
             s if s.starts_with('-') && s.len() > 1 && rest.first() != Some(&"signal") => {
                 return Err(format!("unknown option {s}"));
             }
@@ -219,6 +304,11 @@ fn parse(
         "shutdown" if names.is_empty() => Verb::Shutdown,
         "shutdown" => return Err("svctl shutdown takes no names".into()),
         "wait" => Verb::Wait { names, timeout_ms },
+        "logs" => Verb::Logs {
+            names,
+            lines: lines.unwrap_or(DEFAULT_LOG_LINES),
+            follow,
+        },
         "health" if names.is_empty() => Verb::Health,
         "health" => {
             return Err("svctl health takes no names: it checks every enabled service".into());
@@ -227,6 +317,9 @@ fn parse(
     };
     if json && !matches!(verb, Verb::Status { .. }) {
         return Err("--json goes with status".into());
+    }
+    if (follow || lines.is_some()) && !matches!(verb, Verb::Logs { .. }) {
+        return Err("-f and -n go with logs".into());
     }
     Ok(Some(Invocation {
         socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
@@ -372,6 +465,17 @@ mod tests {
             }
         );
         assert_eq!(p(&["shutdown"]).unwrap().unwrap().verb, Verb::Shutdown);
+        assert_eq!(
+            p(&["logs", "-f", "-n", "5", "db", "web"])
+                .unwrap()
+                .unwrap()
+                .verb,
+            Verb::Logs {
+                names: vec!["db".into(), "web".into()],
+                lines: 5,
+                follow: true
+            }
+        );
         assert_eq!(p(&["--help"]).unwrap(), None);
     }
 
@@ -386,6 +490,16 @@ mod tests {
         );
         assert!(p(&["dance"]).unwrap_err().contains("unknown verb"));
         assert!(p(&["stop", "--json", "a"]).unwrap_err().contains("--json"));
+        assert!(
+            p(&["status", "-f"])
+                .unwrap_err()
+                .contains("-f and -n go with logs")
+        );
+        assert!(
+            p(&["logs", "-n", "many"])
+                .unwrap_err()
+                .contains("not a number")
+        );
         assert!(
             p(&["--timeout", "x", "stop", "a"])
                 .unwrap_err()

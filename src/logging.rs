@@ -2,7 +2,9 @@
 //! on stderr, one write per line. The level comes from `CORRAL_LOG`
 //! (`error`, `warn`, `info`, `debug`, `trace`, or `off`).
 
+use std::cell::RefCell;
 use std::fmt;
+use std::io::Write;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
@@ -23,13 +25,77 @@ pub fn init(default: LevelFilter) {
     };
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(|| HeldStderr)
         .event_format(Plain)
         .try_init();
     if let Some(v) = bad {
         tracing::warn!(
             "CORRAL_LOG={v:?} is not a level; use error, warn, info, debug, trace or off"
         );
+    }
+}
+
+/// Most bytes of corral's own messages held for the event loop; beyond,
+/// messages are dropped (and one line says how many).
+const CAPTURE_LIMIT: usize = 1024 * 1024;
+
+thread_local! {
+    /// While the event loop runs, corral's messages wait here and go out
+    /// through the non-blocking stderr sink: a blocked log reader must not
+    /// block corral. `None`: write to stderr directly.
+    static CAPTURED: RefCell<Option<(Vec<u8>, u64)>> = const { RefCell::new(None) };
+}
+
+/// Starts or stops holding messages for the event loop. Stopping writes
+/// what is held to stderr.
+pub fn capture(on: bool) {
+    let held =
+        CAPTURED.with(|c| std::mem::replace(&mut *c.borrow_mut(), on.then(|| (Vec::new(), 0))));
+    if let Some((bytes, _)) = held {
+        let _ = std::io::stderr().write_all(&bytes);
+    }
+}
+
+/// The messages held since the last call.
+pub fn take_captured() -> Vec<u8> {
+    CAPTURED.with(|c| match &mut *c.borrow_mut() {
+        Some((bytes, dropped)) => {
+            let mut out = std::mem::take(bytes);
+            if *dropped > 0 {
+                out.extend_from_slice(format!("corral: warning: {dropped} of corral's own messages dropped: stderr was not read\n").as_bytes());
+                *dropped = 0;
+            }
+            out
+        }
+        None => Vec::new(),
+    })
+}
+
+/// The writer tracing formats into: the capture buffer, or stderr.
+struct HeldStderr;
+
+impl Write for HeldStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let held = CAPTURED.with(|c| match &mut *c.borrow_mut() {
+            Some((bytes, dropped)) => {
+                if bytes.len() + buf.len() <= CAPTURE_LIMIT {
+                    bytes.extend_from_slice(buf);
+                } else {
+                    *dropped += 1;
+                }
+                true
+            }
+            None => false,
+        });
+        if held {
+            Ok(buf.len())
+        } else {
+            std::io::stderr().write(buf)
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

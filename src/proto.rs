@@ -51,6 +51,30 @@ pub enum Verb {
     /// Healthy: every enabled service up, ready and not unhealthy, every
     /// oneshot done.
     Health,
+    /// The last `lines` lines of the services (all when `names` is empty);
+    /// with `follow`, then every new line until the client goes away.
+    Logs {
+        #[serde(default)]
+        names: Vec<String>,
+        lines: usize,
+        #[serde(default)]
+        follow: bool,
+    },
+}
+
+/// One line of `svctl logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// RFC 3339, when corral read it.
+    pub time: String,
+    pub service: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The text; invalid UTF-8 replaced.
+    pub line: String,
+    /// A piece of a cut line, continued in the next.
+    #[serde(default)]
+    pub continued: bool,
 }
 
 /// How a process ended: an exit code or the signal that killed it.
@@ -92,6 +116,9 @@ pub struct ServiceStatus {
     pub health_output: Option<String>,
     /// The service's own STATUS= text (notify protocol).
     pub status_text: Option<String>,
+    /// Lines dropped for the container output (`on_full = "drop"`).
+    #[serde(default)]
+    pub dropped_lines: u64,
 }
 
 /// The answer to one request.
@@ -107,6 +134,10 @@ pub enum Response {
     Error {
         kind: ErrorKind,
         message: String,
+    },
+    /// Log lines, oldest first; a follower gets one of these per batch.
+    Logs {
+        lines: Vec<LogLine>,
     },
 }
 
@@ -178,6 +209,11 @@ mod tests {
                 timeout_ms: 9,
             },
             Verb::Health,
+            Verb::Logs {
+                names: vec!["db".into()],
+                lines: 10,
+                follow: true,
+            },
         ];
         for verb in verbs {
             let req = Request {
@@ -232,6 +268,7 @@ mod tests {
                 health: Some("healthy".into()),
                 health_output: None,
                 status_text: Some("serving".into()),
+                dropped_lines: 0,
             }],
             message: None,
         };

@@ -4,6 +4,7 @@
 //! together as `path:line: message`; nothing starts unless there are none.
 
 mod checker;
+pub mod logcfg;
 pub mod model;
 pub mod probes;
 pub mod raw;

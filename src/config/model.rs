@@ -11,11 +11,13 @@ use nix::sys::signal::Signal;
 use toml::{Spanned, Value};
 
 use super::checker::Checker;
+use super::logcfg;
 use super::probes::{self, HealthSpec, Kind, ReadySpec};
 use super::raw::RawService;
 use super::units::parse_signal;
 use super::users::UserDb;
 use super::{ConfigError, Source};
+use crate::logs::LogSpec;
 
 /// What happens when a service's process exits without being asked to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +89,7 @@ pub struct ServiceSpec {
     pub kind: Kind,
     pub ready: Option<ReadySpec>,
     pub health: Option<HealthSpec>,
+    pub log: LogSpec,
 }
 
 impl ServiceSpec {
@@ -238,6 +241,11 @@ pub fn validate(
         .as_ref()
         .and_then(|r| probes::ready(&mut c, r, warnings));
     let health = raw.health.as_ref().and_then(|h| probes::health(&mut c, h));
+    let log = raw
+        .log
+        .as_ref()
+        .map(|l| logcfg::log(&mut c, l))
+        .unwrap_or_default();
     if let Kind::Oneshot { .. } = kind {
         let oneshot_error = "does not apply to a oneshot, which runs once to completion: remove it";
         if let Some(r) = &raw.restart {
@@ -273,6 +281,7 @@ pub fn validate(
         kind,
         ready,
         health,
+        log,
     })
 }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
+use super::logcfg::RawLog;
 use super::probes::{RawHealth, RawReady};
 
 /// One `services.d/NAME.toml` file, as written.
@@ -38,6 +39,7 @@ pub struct RawService {
     pub optional: Option<Spanned<bool>>,
     pub ready: Option<Spanned<RawReady>>,
     pub health: Option<Spanned<RawHealth>>,
+    pub log: Option<Spanned<RawLog>>,
 }
 
 /// Parses one file; the error keeps toml's span so the caller can turn it

@@ -47,6 +47,31 @@ pub fn seconds_to_duration(secs: f64, shown: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses a size: `"10MiB"`, `"512KiB"`, `"1GiB"` (K, M, G and their
+/// KB/KiB spellings are all powers of 1024) or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!("`{text}` is not a size: write e.g. \"10MiB\", \"512KiB\" or a number of bytes")
+    })?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{text}`: use KiB, MiB or GiB"
+            ));
+        }
+    };
+    n.checked_mul(scale)
+        .filter(|&b| b <= 1 << 40)
+        .ok_or_else(|| format!("size `{text}` is too large: at most 1TiB"))
+}
+
 /// Parses a signal by name (with or without `SIG`, any case) or number.
 pub fn parse_signal(text: &str) -> Result<Signal, String> {
     let t = text.trim();
@@ -93,6 +118,21 @@ mod tests {
                 .unwrap_err()
                 .contains("negative")
         );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(
+            parse_size("10 parsecs")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
+        assert!(parse_size("-1").unwrap_err().contains("not a size"));
+        assert!(parse_size("99999999G").unwrap_err().contains("too large"));
     }
 
     #[test]

@@ -75,7 +75,9 @@ pub fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
                 '\n' => out.extend_from_slice(b"\\n"),
                 '\r' => out.extend_from_slice(b"\\r"),
                 '\t' => out.extend_from_slice(b"\\t"),
-                c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+                c if (c as u32) < 0x20 => {
+                    out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+                }
                 c => {
                     let mut buf = [0u8; 4];
                     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
@@ -111,19 +113,32 @@ mod tests {
 
     #[test]
     fn prefix_and_raw_are_byte_exact() {
-        assert_eq!(one(Format::Prefix, &rec(b"ready", None, false)), "db    | ready\n");
         assert_eq!(
-            one(Format::Prefix, &rec(b"ready", Some("2026-11-22T06:00:00.000Z"), false)),
+            one(Format::Prefix, &rec(b"ready", None, false)),
+            "db    | ready\n"
+        );
+        assert_eq!(
+            one(
+                Format::Prefix,
+                &rec(b"ready", Some("2026-11-22T06:00:00.000Z"), false)
+            ),
             "2026-11-22T06:00:00.000Z db    | ready\n"
         );
-        assert_eq!(one(Format::Raw, &rec(b"ready", None, true)), "ready [continued]\n");
+        assert_eq!(
+            one(Format::Raw, &rec(b"ready", None, true)),
+            "ready [continued]\n"
+        );
     }
 
     #[test]
     fn json_is_one_valid_object_and_keeps_invalid_bytes() {
         let line = one(
             Format::Json,
-            &rec(b"say \"hi\"\t\\ \x01 caf\xc3\xa9 \xff\xfe", Some("2026-11-22T06:00:00.000Z"), true),
+            &rec(
+                b"say \"hi\"\t\\ \x01 caf\xc3\xa9 \xff\xfe",
+                Some("2026-11-22T06:00:00.000Z"),
+                true,
+            ),
         );
         assert_eq!(
             line,

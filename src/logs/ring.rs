@@ -50,7 +50,9 @@ impl Ring {
 
     /// The last `n` entries, oldest first.
     pub fn last(&self, n: usize) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().skip(self.entries.len().saturating_sub(n))
+        self.entries
+            .iter()
+            .skip(self.entries.len().saturating_sub(n))
     }
 
     pub fn len(&self) -> usize {
@@ -85,7 +87,11 @@ mod tests {
         assert_eq!(texts, [b"b", b"c", b"d"]);
         r.push(e("123456789"));
         let texts: Vec<&[u8]> = r.last(10).map(|e| &*e.text).collect();
-        assert_eq!(texts, [&b"d"[..], b"123456789"], "bytes bound drops the oldest");
+        assert_eq!(
+            texts,
+            [&b"d"[..], b"123456789"],
+            "bytes bound drops the oldest"
+        );
         assert_eq!(r.last(1).count(), 1);
         r.push(e("this is longer than ten"));
         assert_eq!(r.len(), 2, "a line larger than the ring is not kept");

@@ -16,13 +16,20 @@ use tracing::{debug, warn};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 
+use super::output::Output;
 use super::{Kind, token};
 use crate::config::units::parse_signal;
-use crate::proto::{ErrorKind, Request, Response, Verb, decode_request};
+use crate::logs::Stream;
+use crate::logs::ring::Entry;
+use crate::logs::time::rfc3339;
+use crate::proto::{ErrorKind, LogLine, Request, Response, ServiceStatus, Verb, decode_request};
 use crate::supervisor::{Event, Goal, Progress, ServiceId, Supervisor};
 
 /// Largest request accepted; svctl's are a few hundred bytes.
 const MAX_REQUEST: usize = 64 * 1024;
+
+/// Unsent output a log follower may have before it is cut off.
+const FOLLOW_LIMIT: usize = 1024 * 1024;
 
 /// One svctl connection.
 struct Client {
@@ -31,6 +38,9 @@ struct Client {
     output: Vec<u8>,
     /// A request was read; further input is ignored.
     answered: bool,
+    /// `svctl logs -f`: stays open after its answer, for these services
+    /// (all when empty).
+    follows: Option<Vec<ServiceId>>,
 }
 
 /// A request waiting for services to reach a state.
@@ -133,6 +143,7 @@ impl Control {
                             input: Vec::new(),
                             output: Vec::new(),
                             answered: false,
+                            follows: None,
                         },
                     );
                 }
@@ -248,10 +259,19 @@ impl Control {
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+                Err(_) => {
+                    self.drop_client(id, epoll);
+                    return;
+                }
             }
         }
-        self.drop_client(id, epoll);
+        if c.follows.is_some() {
+            // Everything written: back to watching for the hang-up only.
+            let mut hangup_only = EpollEvent::new(EpollFlags::empty(), token(Kind::Client, id));
+            let _ = epoll.modify(&c.stream, &mut hangup_only);
+        } else {
+            self.drop_client(id, epoll);
+        }
     }
 
     /// Forgets a client and its waiter, closing the connection.
@@ -264,14 +284,22 @@ impl Control {
 
     /// Turns a request into a supervisor event and either an immediate
     /// answer or a waiter.
-    pub fn plan(&mut self, client: u64, req: Request, sup: &Supervisor, now: Instant) -> Plan {
+    pub fn plan(
+        &mut self,
+        client: u64,
+        req: Request,
+        sup: &Supervisor,
+        out: &Output,
+        now: Instant,
+    ) -> Plan {
         let names = match &req.verb {
             Verb::Status { names }
             | Verb::Start { names, .. }
             | Verb::Stop { names, .. }
             | Verb::Restart { names, .. }
             | Verb::Signal { names, .. }
-            | Verb::Wait { names, .. } => names.clone(),
+            | Verb::Wait { names, .. }
+            | Verb::Logs { names, .. } => names.clone(),
             Verb::Shutdown | Verb::Health => Vec::new(),
         };
         let ids = match resolve(sup, &names) {
@@ -292,9 +320,17 @@ impl Control {
         };
         match req.verb {
             Verb::Status { .. } => Plan::reply(Response::Ok {
-                services: sup.status(&ids, now),
+                services: status(sup, out, &ids, now),
                 message: None,
             }),
+            Verb::Logs { lines, follow, .. } => {
+                if follow && let Some(c) = self.clients.get_mut(&client) {
+                    c.follows = Some(ids.clone());
+                }
+                Plan::reply(Response::Logs {
+                    lines: backlog(out, &ids, lines),
+                })
+            }
             Verb::Health => {
                 let complaints = sup.complaints();
                 if complaints.is_empty() {
@@ -430,7 +466,7 @@ impl Control {
     }
 
     /// Answers every waiter whose goals are reached, failed or out of time.
-    pub fn settle_waiters(&mut self, sup: &Supervisor, now: Instant, epoll: &Epoll) {
+    pub fn settle_waiters(&mut self, sup: &Supervisor, out: &Output, now: Instant, epoll: &Epoll) {
         let mut answers = Vec::new();
         self.waiters.retain(|w| {
             let mut pending = Vec::new();
@@ -453,7 +489,7 @@ impl Control {
                 answers.push((
                     w.client,
                     Response::Ok {
-                        services: sup.status(&ids, now),
+                        services: status(sup, out, &ids, now),
                         message: None,
                     },
                 ));
@@ -486,6 +522,109 @@ impl Control {
         for (client, resp) in answers {
             self.reply(client, resp, epoll);
         }
+    }
+}
+
+impl Control {
+    /// Whether any client follows the logs.
+    pub fn has_followers(&self) -> bool {
+        self.clients.values().any(|c| c.follows.is_some())
+    }
+
+    /// Sends fresh lines to every follower that wants them. A follower
+    /// whose unsent output passes `FOLLOW_LIMIT` is cut off with a message:
+    /// a slow reader never holds corral or the services.
+    pub fn broadcast(&mut self, fresh: &[(usize, Entry)], out: &Output, epoll: &Epoll) {
+        if fresh.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.follows.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(c) = self.clients.get_mut(&id) else {
+                continue;
+            };
+            let wanted = c.follows.clone().unwrap_or_default();
+            let lines: Vec<LogLine> = fresh
+                .iter()
+                .filter(|(s, _)| wanted.is_empty() || wanted.contains(s))
+                .filter_map(|(s, e)| Some(log_line(out.ring(*s)?.0, e)))
+                .collect();
+            if lines.is_empty() {
+                continue;
+            }
+            if c.output.len() > FOLLOW_LIMIT {
+                warn!("svctl logs -f reads too slowly; cutting it off");
+                c.output.clear();
+                c.follows = None;
+                self.reply(
+                    id,
+                    Response::error(
+                        ErrorKind::Failed,
+                        "cut off: reading too slowly to keep up with the logs",
+                    ),
+                    epoll,
+                );
+                continue;
+            }
+            let mut line = serde_json::to_vec(&Response::Logs { lines }).unwrap_or_default();
+            line.push(b'\n');
+            c.output.extend_from_slice(&line);
+            self.flush(id, epoll);
+        }
+    }
+}
+
+/// Status with what only the runtime knows filled in.
+fn status(sup: &Supervisor, out: &Output, ids: &[ServiceId], now: Instant) -> Vec<ServiceStatus> {
+    let mut st = sup.status(ids, now);
+    for s in &mut st {
+        if let Some(id) = sup.lookup(&s.name) {
+            s.dropped_lines = out.dropped(id);
+        }
+    }
+    st
+}
+
+/// The last `n` lines of each service, merged by time.
+fn backlog(out: &Output, ids: &[ServiceId], n: usize) -> Vec<LogLine> {
+    let mut all: Vec<(std::time::SystemTime, usize, LogLine)> = Vec::new();
+    let mut seq = 0;
+    let every: Vec<ServiceId>;
+    let ids = if ids.is_empty() {
+        every = (0..).take_while(|&i| out.ring(i).is_some()).collect();
+        &every
+    } else {
+        ids
+    };
+    for &id in ids {
+        let Some((name, ring)) = out.ring(id) else {
+            continue;
+        };
+        for e in ring.last(n) {
+            all.push((e.time, seq, log_line(name, e)));
+            seq += 1;
+        }
+    }
+    all.sort_by_key(|(t, seq, _)| (*t, *seq));
+    let skip = all.len().saturating_sub(n);
+    all.into_iter().skip(skip).map(|(_, _, l)| l).collect()
+}
+
+fn log_line(service: &str, e: &Entry) -> LogLine {
+    LogLine {
+        time: rfc3339(e.time),
+        service: service.to_string(),
+        stream: match e.stream {
+            Stream::Stdout => "stdout".into(),
+            Stream::Stderr => "stderr".into(),
+        },
+        line: String::from_utf8_lossy(&e.text).into_owned(),
+        continued: e.continued,
     }
 }
 

@@ -4,15 +4,18 @@
 //! supervisor as events and carries out the actions it returns.
 
 pub mod control;
+pub mod logfile;
 pub mod notify;
 pub mod output;
 pub mod probes;
 pub mod reaper;
 pub mod signals;
+pub mod sink;
 pub mod spawn;
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
+use std::process::Stdio;
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -25,10 +28,11 @@ use tracing_subscriber::filter::LevelFilter;
 use crate::cli::RunOptions;
 use crate::config::probes::ReadyMethod;
 use crate::config::{self, Config, Missing, ServiceSpec};
+use crate::logs::Stream;
 use crate::supervisor::{Action, Event, Settings, Supervisor};
 use control::{Control, Input};
 use notify::Notify;
-use output::{Output, Stream};
+use output::{Global, Output};
 use probes::Probes;
 use signals::Signals;
 use spawn::Extras;
@@ -37,6 +41,9 @@ use spawn::Extras;
 pub const EXIT_SETUP: i32 = 1;
 /// Exit code for an invalid configuration or command line.
 pub const EXIT_CONFIG: i32 = 2;
+
+/// At exit, how long corral waits for a slow reader of its output.
+const EXIT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What an epoll token refers to: the kind in the top 16 bits, an id below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +55,7 @@ pub(crate) enum Kind {
     Probe = 4,
     ReadyFd = 5,
     Notify = 6,
+    Sink = 7,
 }
 
 pub(crate) fn token(kind: Kind, id: u64) -> u64 {
@@ -154,12 +162,19 @@ impl Runtime {
                 None
             }
         };
-        let output = Output::new(config.services.iter().map(|s| s.name.as_str()));
+        let output = Output::new(
+            &config.services,
+            Global {
+                format: opts.log_format,
+                timestamps: opts.log_timestamps,
+            },
+        );
         let settings = Settings {
             start_timeout: opts.start_timeout,
             ..Settings::with_budget(opts.shutdown_budget)
         };
         let sup = Supervisor::new(config, opts.main.is_some(), settings, Instant::now());
+        crate::logging::capture(true);
         Ok(Runtime {
             epoll,
             signals,
@@ -181,7 +196,8 @@ impl Runtime {
         loop {
             self.process();
             if let Some(code) = self.exit {
-                self.drain_output();
+                crate::logging::capture(false);
+                self.output.drain(&self.epoll, EXIT_DRAIN);
                 return code;
             }
             let timeout = self.timeout(Instant::now());
@@ -217,7 +233,15 @@ impl Runtime {
             }
         }
         if let Some(c) = &mut self.control {
-            c.settle_waiters(&self.sup, Instant::now(), &self.epoll);
+            c.settle_waiters(&self.sup, &self.output, Instant::now(), &self.epoll);
+            let fresh = self.output.take_fresh();
+            c.broadcast(&fresh, &self.output, &self.epoll);
+            self.output.following = c.has_followers();
+        }
+        // corral's own messages go through the same non-blocking sink.
+        let own = crate::logging::take_captured();
+        if !own.is_empty() {
+            self.output.own_message(own, &self.epoll);
         }
     }
 
@@ -260,9 +284,8 @@ impl Runtime {
                 }
             }
             k if k == Kind::Client as u64 => self.on_client(id, flags),
-            k if k == Kind::Pipe as u64 => {
-                self.output.on_readable(id, &self.epoll);
-            }
+            k if k == Kind::Pipe as u64 => self.output.on_readable(id, &self.epoll),
+            k if k == Kind::Sink as u64 => self.output.on_writable(&self.epoll),
             k if k == Kind::Probe as u64 => {
                 if let Some(event) = self.probes.on_connect(id, &self.epoll) {
                     self.queue.push_back(event);
@@ -299,7 +322,7 @@ impl Runtime {
         let Input::Request(req) = control.read(id, &self.epoll) else {
             return;
         };
-        let plan = control.plan(id, req, &self.sup, Instant::now());
+        let plan = control.plan(id, req, &self.sup, &self.output, Instant::now());
         if let Some(resp) = plan.reply {
             control.reply(id, resp, &self.epoll);
         }
@@ -374,56 +397,35 @@ impl Runtime {
             };
         };
         let spec = &service.spec;
-        let pipes = self
-            .output
-            .open(&spec.name, Stream::Stdout)
-            .and_then(|out| Ok((out, self.output.open(&spec.name, Stream::Stderr)?)));
-        let ((out_id, out_w), (err_id, err_w)) = match pipes {
-            Ok(p) => p,
-            Err(e) => {
-                return Event::SpawnFailed {
-                    id,
-                    error: format!("cannot create output pipes: {e}"),
-                };
-            }
+        let mut relays = Vec::new();
+        let stdio = if self.output.inherits(id) {
+            Ok((Stdio::inherit(), Stdio::inherit()))
+        } else {
+            let epoll = &self.epoll;
+            let output = &mut self.output;
+            output
+                .open(id, Stream::Stdout, epoll)
+                .and_then(|(out_id, out_w)| {
+                    relays.push(out_id);
+                    let (err_id, err_w) = output.open(id, Stream::Stderr, epoll)?;
+                    relays.push(err_id);
+                    Ok((Stdio::from(out_w), Stdio::from(err_w)))
+                })
         };
-        let extras = match extras(&mut self.notify, &self.epoll, id, service.starts + 1, spec) {
-            Ok(extras) => extras,
-            Err(e) => {
-                self.output.discard(out_id);
-                self.output.discard(err_id);
-                return Event::SpawnFailed { id, error: e };
-            }
-        };
-        match spawn::spawn_service(spec, out_w, err_w, extras) {
-            Ok(pid) => {
-                for relay in [out_id, err_id] {
-                    if let Some(fd) = self.output.fd(relay) {
-                        let interest =
-                            EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Pipe, relay));
-                        if let Err(e) = self.epoll.add(fd, interest) {
-                            warn!("cannot watch output of {}: {e}", spec.name);
-                        }
-                    }
+        let spawned = stdio
+            .map_err(|e| format!("cannot create output pipes: {e}"))
+            .and_then(|(out, err)| {
+                let extras = extras(&mut self.notify, &self.epoll, id, service.starts + 1, spec)?;
+                spawn::spawn_service(spec, out, err, extras).map_err(|e| e.to_string())
+            });
+        match spawned {
+            Ok(pid) => Event::Spawned { id, pid },
+            Err(error) => {
+                for relay in relays {
+                    self.output.discard(relay, &self.epoll);
                 }
-                Event::Spawned { id, pid }
+                Event::SpawnFailed { id, error }
             }
-            Err(e) => {
-                self.output.discard(out_id);
-                self.output.discard(err_id);
-                Event::SpawnFailed {
-                    id,
-                    error: e.to_string(),
-                }
-            }
-        }
-    }
-
-    /// Relays what the pipes still hold before exiting, so the last lines
-    /// of stopped services are not lost.
-    fn drain_output(&mut self) {
-        for id in self.output.ids() {
-            self.output.on_readable(id, &self.epoll);
         }
     }
 }

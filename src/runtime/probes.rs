@@ -120,7 +120,7 @@ impl Probes {
                 };
                 let spawned = wr
                     .try_clone()
-                    .and_then(|wr2| spawn_as(spec, argv, wr, wr2, Extras::default()));
+                    .and_then(|wr2| spawn_as(spec, argv, wr.into(), wr2.into(), Extras::default()));
                 match spawned {
                     Ok(pid) => {
                         self.checks.insert(

@@ -52,11 +52,11 @@ pub struct Extras {
 
 /// Starts a service in its own session (so its own process group, without
 /// a controlling terminal), as its user, with stdin on /dev/null and
-/// stdout/stderr on the given pipes.
+/// stdout/stderr on the given pipes (or corral's own, for `inherit`).
 pub fn spawn_service(
     spec: &ServiceSpec,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    stdout: Stdio,
+    stderr: Stdio,
     extras: Extras,
 ) -> io::Result<i32> {
     spawn_as(spec, &spec.argv, stdout, stderr, extras)
@@ -68,8 +68,8 @@ pub fn spawn_service(
 pub fn spawn_as(
     spec: &ServiceSpec,
     argv: &[String],
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    stdout: Stdio,
+    stderr: Stdio,
     extras: Extras,
 ) -> io::Result<i32> {
     let (program, args) = argv
@@ -78,8 +78,8 @@ pub fn spawn_as(
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr));
+        .stdout(stdout)
+        .stderr(stderr);
     if let Some(dir) = &spec.working_dir {
         cmd.current_dir(dir);
     }

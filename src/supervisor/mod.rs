@@ -509,6 +509,8 @@ impl Supervisor {
                     health: health.map(|h| h.status.word().to_string()),
                     health_output: health.and_then(|h| h.output.clone()),
                     status_text: s.status_text.clone(),
+                    // Known to the runtime's output, which fills it in.
+                    dropped_lines: 0,
                 })
             })
             .collect()

@@ -23,6 +23,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
         kind: crate::config::probes::Kind::Longrun,
         ready: None,
         health: None,
+        log: crate::logs::LogSpec::default(),
     }
 }
 

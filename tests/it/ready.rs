@@ -33,6 +33,9 @@ fn dependents_wait_for_file_fd_exec_readiness() -> TestResult {
     require_pid_namespace()?;
     let tmp = TempDir::new("ready3");
     let log = tmp.path("log");
+    // Written by root and by nobody.
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let flag = tmp.path("flag");
     let file_svc = format!(
         "run = \"sleep 0.3; echo file-ready $(date +%s%N) >> {log}; touch {flag}; exec sleep 1000\"\n[ready]\nfile = \"{flag}\"\ninterval = \"20ms\"\n",
