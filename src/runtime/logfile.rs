@@ -53,16 +53,37 @@ impl LogFile {
         }
     }
 
-    fn try_write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if self.file.is_some()
-            && self.size > 0
-            && self.size + bytes.len() as u64 > self.spec.max_size
-        {
-            self.rotate()?;
+    /// Writes whole lines, as many as fit before the size limit at a
+    /// time, rotating in between.
+    fn try_write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        while !bytes.is_empty() {
+            if self.file.is_none() {
+                self.open()?;
+            }
+            let room = self.spec.max_size.saturating_sub(self.size) as usize;
+            let take = fitting_lines(bytes, room);
+            if take == 0 {
+                if self.size > 0 {
+                    self.rotate()?;
+                    continue;
+                }
+                // A single line longer than max_size: write it whole
+                // rather than split it.
+                let end = bytes
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |p| p + 1);
+                self.append(bytes.get(..end).unwrap_or_default())?;
+                bytes = bytes.get(end..).unwrap_or_default();
+                continue;
+            }
+            self.append(bytes.get(..take).unwrap_or_default())?;
+            bytes = bytes.get(take..).unwrap_or_default();
         }
-        if self.file.is_none() {
-            self.open()?;
-        }
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if let Some(f) = &mut self.file {
             f.write_all(bytes)?;
             self.size += bytes.len() as u64;
@@ -104,6 +125,18 @@ impl LogFile {
         }
         std::fs::rename(path, numbered(path, 1))
     }
+}
+
+/// How many bytes of `bytes` are whole lines that fit in `room`.
+fn fitting_lines(bytes: &[u8], room: usize) -> usize {
+    let window = bytes.get(..room.min(bytes.len())).unwrap_or_default();
+    if window.len() == bytes.len() {
+        return bytes.len();
+    }
+    window
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1)
 }
 
 /// `current.N`

@@ -216,6 +216,21 @@ impl Corral {
         pid
     }
 
+    /// corral's stdout, when the setup made it a pipe.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Peak resident memory of corral, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        fs::read_to_string(format!("/proc/{}/status", self.host_pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Sends a signal to corral (PID 1 inside). unshare forwards nothing.
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.host_pid()), sig).unwrap();

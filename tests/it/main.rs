@@ -5,6 +5,7 @@
 
 mod harness;
 mod lifecycle;
+mod logs;
 mod pid1;
 mod ready;
 mod svctl;
@@ -21,6 +22,7 @@ fn main() {
     tests.extend(pid1::TESTS);
     tests.extend(svctl::TESTS);
     tests.extend(ready::TESTS);
+    tests.extend(logs::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)
