@@ -75,8 +75,8 @@ struct Batch<'a> {
     width: usize,
     /// Where followers' lines go, while someone follows.
     fresh: Option<&'a mut Vec<(usize, Entry)>>,
+    /// Rendered once: the console and the log file use the same format.
     console: Vec<u8>,
-    file: Vec<u8>,
     lines: u64,
 }
 
@@ -91,9 +91,6 @@ impl Batch<'_> {
             continued,
         };
         render(&mut self.console, svc.format, self.width, &rec);
-        if svc.file.is_some() {
-            render(&mut self.file, svc.format, self.width, &rec);
-        }
         let entry = Entry {
             time: self.now,
             stream: self.stream,
@@ -258,7 +255,6 @@ impl Output {
             width: self.width,
             fresh: self.following.then_some(&mut self.fresh),
             console: Vec::new(),
-            file: Vec::new(),
             lines: 0,
         };
         let mut open = true;
@@ -285,16 +281,11 @@ impl Output {
                 .splitter
                 .finish(|p| batch.take(svc, p.text, p.continued));
         }
-        let Batch {
-            console,
-            file,
-            lines,
-            ..
-        } = batch;
+        let Batch { console, lines, .. } = batch;
         if let Some(f) = &mut svc.file
-            && !file.is_empty()
+            && !console.is_empty()
         {
-            f.write(&file);
+            f.write(&console);
         }
         let stream = relay.stream;
         let service = relay.service;
