@@ -38,7 +38,7 @@ for r in $(seq 1 "$reps"); do
   t0=$(now); n=$(corral | wc -l); t1=$(now)
   ms[pipe]+="$(( (t1 - t0) / 1000000 )) "; got[pipe]+="$n "; rss[pipe]+="$(awk '/VmHWM/ {print $2}' "$work/stderr") "
   services "file = \"$work/log/current\"
-max_size = \"64MiB\"
+max_size = \"1GiB\"
 keep = 3
 format = \"raw\""
   t0=$(now); corral > /dev/null; t1=$(now); n=$(cat "$work"/log/current* | wc -l)
