@@ -18,6 +18,7 @@ pub const TESTS: &[Test] = crate::tests![
     drop_mode_counts_what_it_drops,
     svctl_logs_shows_the_ring_and_follows,
     log_file_rotates_with_owner_and_sizes,
+    slow_follower_is_cut_off,
 ];
 
 /// Lines of `text` without the RFC 3339 stamp and one space in front.
@@ -292,5 +293,44 @@ fn log_file_rotates_with_owner_and_sizes() -> TestResult {
     );
     // Both file and console output are on.
     assert!(c.stdout().contains(&format!("{:049}\n", 300)));
+    Ok(())
+}
+
+fn slow_follower_is_cut_off() -> TestResult {
+    require_pid_namespace()?;
+    let tmp = TempDir::new("slowfollow");
+    let go = tmp.path("go");
+    // After the go signal, 4 MB of output: more than a stuck follower may hold.
+    let svc = format!(
+        "run = \"while [ ! -e {} ]; do sleep 0.02; done; seq 1 500000; exec sleep 1000\"\n[log]\nring_lines = 10\n",
+        go.display()
+    );
+    let c = Setup::new("slowfollow", &[("chatty", &svc)]).start_with(|cmd| {
+        cmd.stdout(Stdio::null());
+    });
+    c.wait_socket();
+    // A follower whose own stdout is a pipe nobody reads: it stops reading
+    // the socket once that pipe is full.
+    let mut follower = Command::new(svctl_link())
+        .arg("--socket")
+        .arg(&c.socket)
+        .args(["logs", "-f", "chatty"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(&go, "").unwrap();
+    wait_until("the follower to be cut off", 30 * SECOND, || {
+        c.stderr().contains("cutting it off")
+    });
+    // The service was not slowed down to the follower's pace: it finished.
+    wait_until("all 500000 lines", 30 * SECOND, || {
+        c.svctl(&["logs", "-n", "1", "chatty"])
+            .stdout
+            .ends_with(b"chatty | 500000\n")
+    });
+    let _ = follower.kill();
+    let _ = follower.wait();
     Ok(())
 }
