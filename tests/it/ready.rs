@@ -120,6 +120,9 @@ fn dependent_waits_for_tcp_readiness() -> TestResult {
     let listening_at = now_ns();
     let _listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     c.wait_state("app", "running", 5 * SECOND);
+    wait_until("app's own start line", 5 * SECOND, || {
+        tmp.read("log").contains("app-start")
+    });
     assert!(stamp(&tmp.read("log"), "app-start") > listening_at);
     Ok(())
 }
