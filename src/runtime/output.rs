@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
@@ -362,10 +362,5 @@ impl Output {
         for sink in [&mut self.stdout, &mut self.stderr].into_iter().flatten() {
             sink.drain(epoll, timeout);
         }
-    }
-
-    /// The read end of a relay, for tests of the event loop.
-    pub fn fd(&self, id: u64) -> Option<BorrowedFd<'_>> {
-        self.relays.get(&id).map(|r| r.fd.as_fd())
     }
 }

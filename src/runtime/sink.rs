@@ -93,10 +93,6 @@ impl Sink {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
     /// Writes what the sink takes without blocking. Calls `credit(owner,
     /// bytes)` for every chunk fully written (or discarded), and watches
     /// EPOLLOUT exactly while something is left.
