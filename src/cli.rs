@@ -13,6 +13,16 @@ use crate::supervisor::{DEFAULT_SHUTDOWN_BUDGET, DEFAULT_START_TIMEOUT};
 /// otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/corral/control.sock";
 
+/// Where a corral that cannot use `DEFAULT_SOCKET` (not root, read-only
+/// /run) puts its socket: `$XDG_RUNTIME_DIR/corral/control.sock`, else a
+/// private directory of its uid under /tmp. svctl looks there too.
+pub fn fallback_socket(uid: u32, xdg_runtime_dir: Option<&str>) -> PathBuf {
+    match xdg_runtime_dir.filter(|d| d.starts_with('/')) {
+        Some(dir) => PathBuf::from(dir).join("corral/control.sock"),
+        None => PathBuf::from(format!("/tmp/corral-{uid}/control.sock")),
+    }
+}
+
 pub const USAGE: &str = "\
 usage: corral [--services DIR] [--socket PATH] [--] [CMD [ARGS...]]
        corral check [--services DIR]
@@ -22,7 +32,7 @@ Runs as PID 1: starts the services of DIR (default /etc/corral/services.d,
 env CORRAL_SERVICES_DIR), then CMD if given, reaps zombies, forwards signals,
 and stops everything in reverse dependency order on SIGTERM or SIGINT.
 
-environment: CORRAL_SERVICES_DIR, CORRAL_SOCKET, CORRAL_LOG (error, warn,
+environment: CORRAL_SERVICES_DIR, CORRAL_SOCKET, CORRAL_CONTROL_GROUP, CORRAL_LOG (error, warn,
 info, debug), CORRAL_SHUTDOWN_TIMEOUT (default 8s), CORRAL_START_TIMEOUT
 (longest wait of CMD for ready services, default 60s), CORRAL_LOG_FORMAT
 (prefix, json, raw, inherit), CORRAL_LOG_TIMESTAMPS (1 to prefix lines with
@@ -35,6 +45,11 @@ pub struct RunOptions {
     /// The directory was named by the user, so its absence is an error.
     pub services_named: bool,
     pub socket: PathBuf,
+    /// The socket path was given: no fallback when it cannot be used.
+    pub socket_named: bool,
+    /// `CORRAL_CONTROL_GROUP`: a group (name or gid) whose members may use
+    /// the read-only verbs.
+    pub control_group: Option<String>,
     /// `corral -- CMD ARGS...`
     pub main: Option<Vec<String>>,
     pub shutdown_budget: Duration,
@@ -140,6 +155,8 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
     Ok(Command::Run(RunOptions {
         services_dir,
         services_named,
+        socket_named: socket.is_some(),
+        control_group: env("CORRAL_CONTROL_GROUP").filter(|s| !s.is_empty()),
         socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
         main,
         shutdown_budget,

@@ -19,6 +19,8 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// corral could not be reached.
 pub const EXIT_UNREACHABLE: i32 = 3;
+/// The caller may not do this.
+pub const EXIT_DENIED: i32 = 4;
 
 /// Lines `svctl logs` shows unless `-n` says otherwise.
 pub const DEFAULT_LOG_LINES: usize = 100;
@@ -42,9 +44,11 @@ verbs:
                               and every oneshot succeeded (for HEALTHCHECK, probes)
   shutdown                    stop everything and make corral exit
 
-The socket is --socket, else $CORRAL_SOCKET, else /run/corral/control.sock.
+The socket is --socket, else $CORRAL_SOCKET, else /run/corral/control.sock,
+else (if only that exists) $XDG_RUNTIME_DIR/corral/control.sock or
+/tmp/corral-UID/control.sock, where a corral that cannot use /run puts it.
 Exit codes: 0 done, 1 failed or timed out, 2 usage or unknown service,
-3 corral not reachable.";
+3 corral not reachable, 4 not allowed.";
 
 /// A parsed svctl command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,8 +83,8 @@ pub fn main(args: &[String]) -> i32 {
     let response = match call(&inv.socket, &inv.verb, wait + Duration::from_secs(10)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("svctl: {e}");
-            return EXIT_UNREACHABLE;
+            eprintln!("svctl: {}", e.message);
+            return e.code;
         }
     };
     match response {
@@ -125,19 +129,37 @@ pub fn main(args: &[String]) -> i32 {
             match kind {
                 ErrorKind::BadRequest => EXIT_USAGE,
                 ErrorKind::Failed => EXIT_FAILED,
+                ErrorKind::Denied => EXIT_DENIED,
             }
         }
     }
 }
 
 /// Sends one request and reads one response.
-pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<Response, String> {
+/// Why a call did not get an answer, with svctl's exit code for it.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            code: EXIT_UNREACHABLE,
+            message,
+        }
+    }
+}
+
+pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<Response, Failure> {
     let mut reader = send(socket, verb, Some(timeout))?;
-    read_response(&mut reader, socket)?.ok_or_else(|| {
-        format!(
+    let answer = read_response(&mut reader, socket)?;
+    answer.ok_or_else(|| {
+        Failure::from(format!(
             "corral at {} closed the connection without answering",
             socket.display()
-        )
+        ))
     })
 }
 
@@ -146,13 +168,23 @@ fn send(
     socket: &std::path::Path,
     verb: &Verb,
     timeout: Option<Duration>,
-) -> Result<BufReader<UnixStream>, String> {
+) -> Result<BufReader<UnixStream>, Failure> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
-        format!(
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Failure {
+                code: EXIT_DENIED,
+                message: format!(
+                    "permission denied on {}: only root, corral's own user and members of its \
+                     CORRAL_CONTROL_GROUP (read-only) may use it",
+                    socket.display()
+                ),
+            };
+        }
+        Failure::from(format!(
             "cannot reach corral at {}: {e}. Is corral running, and is this its socket? \
              (set --socket or CORRAL_SOCKET to the path corral was started with)",
             socket.display()
-        )
+        ))
     })?;
     let _ = stream.set_read_timeout(timeout);
     let mut line = serde_json::to_vec(&Request {
@@ -190,8 +222,8 @@ fn logs(socket: &std::path::Path, verb: &Verb) -> i32 {
     let mut reader = match send(socket, verb, None) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("svctl: {e}");
-            return EXIT_UNREACHABLE;
+            eprintln!("svctl: {}", e.message);
+            return e.code;
         }
     };
     let stdout = std::io::stdout();
@@ -216,6 +248,7 @@ fn logs(socket: &std::path::Path, verb: &Verb) -> i32 {
                 return match kind {
                     ErrorKind::BadRequest => EXIT_USAGE,
                     ErrorKind::Failed => EXIT_FAILED,
+                    ErrorKind::Denied => EXIT_DENIED,
                 };
             }
             Ok(Some(Response::Ok { .. })) | Ok(None) => return EXIT_OK,
@@ -322,7 +355,7 @@ fn parse(
         return Err("-f and -n go with logs".into());
     }
     Ok(Some(Invocation {
-        socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        socket: socket.unwrap_or_else(|| default_socket(env("XDG_RUNTIME_DIR").as_deref())),
         json,
         verb,
     }))
@@ -335,6 +368,18 @@ fn outcome(s: &ServiceStatus) -> String {
         ("oneshot", "exited", _) => format!("{}: done", s.name),
         (_, "running", Some(ms)) if ms > 0 => format!("{}: running{pid}, ready in {ms} ms", s.name),
         _ => format!("{}: {}{pid}", s.name, s.state),
+    }
+}
+
+/// The default socket, or corral's fallback for this uid when only that
+/// exists (a corral that is not root, or has a read-only /run).
+fn default_socket(xdg_runtime_dir: Option<&str>) -> PathBuf {
+    let default = PathBuf::from(DEFAULT_SOCKET);
+    let fallback = crate::cli::fallback_socket(nix::unistd::geteuid().as_raw(), xdg_runtime_dir);
+    if !default.exists() && fallback.exists() {
+        fallback
+    } else {
+        default
     }
 }
 

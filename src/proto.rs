@@ -149,6 +149,8 @@ pub enum ErrorKind {
     BadRequest,
     /// The operation ran but did not reach its goal: failed, timed out (exit 1).
     Failed,
+    /// The caller may not do this (exit 4).
+    Denied,
 }
 
 impl Response {

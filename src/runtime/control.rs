@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 
+use super::access::{self, Access, Policy};
 use super::output::Output;
 use super::{Kind, token};
 use crate::config::units::parse_signal;
@@ -41,6 +42,10 @@ struct Client {
     /// `svctl logs -f`: stays open after its answer, for these services
     /// (all when empty).
     follows: Option<Vec<ServiceId>>,
+    /// What the peer may do; `None`: refused, answered and closed.
+    access: Option<Access>,
+    /// Who the peer is, for messages.
+    peer_uid: Option<u32>,
 }
 
 /// A request waiting for services to reach a state.
@@ -71,20 +76,32 @@ pub struct Control {
     /// the process is out of descriptors (EMFILE), so the listener does not
     /// stay readable forever.
     spare: Option<File>,
+    policy: Policy,
 }
 
 impl Control {
     /// Binds the socket (mode 0600). Creates a missing parent directory
     /// with mode 0700; removes a stale socket left by an earlier run, but
     /// refuses to steal one a live corral answers on.
-    pub fn bind(path: &Path) -> io::Result<Control> {
+    pub fn bind(path: &Path, policy: Policy) -> io::Result<Control> {
+        // With a control group, its members may reach the socket (and get
+        // read-only access from the checks below); without, only the owner.
+        let (dir_mode, sock_mode) = match policy.control_gid {
+            Some(_) => (0o750, 0o660),
+            None => (0o700, 0o600),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.exists()
         {
             std::fs::DirBuilder::new()
                 .recursive(true)
-                .mode(0o700)
+                .mode(dir_mode)
                 .create(dir)?;
+            // The mode asked for is cut by the umask; set it exactly.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))?;
+            if let Some(gid) = policy.control_gid {
+                std::os::unix::fs::chown(dir, None, Some(gid))?;
+            }
         }
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
@@ -102,7 +119,10 @@ impl Control {
             std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(sock_mode))?;
+        if let Some(gid) = policy.control_gid {
+            std::os::unix::fs::chown(path, None, Some(gid))?;
+        }
         listener.set_nonblocking(true)?;
         Ok(Control {
             listener,
@@ -111,6 +131,7 @@ impl Control {
             waiters: Vec::new(),
             next_id: 0,
             spare: File::open("/dev/null").ok(),
+            policy,
         })
     }
 
@@ -136,6 +157,8 @@ impl Control {
                         warn!("control socket: cannot watch a client: {e}");
                         continue;
                     }
+                    let peer = access::peer_of(&stream);
+                    let granted = peer.as_ref().and_then(|p| self.policy.decide(p));
                     self.clients.insert(
                         id,
                         Client {
@@ -144,8 +167,24 @@ impl Control {
                             output: Vec::new(),
                             answered: false,
                             follows: None,
+                            access: granted,
+                            peer_uid: peer.as_ref().map(|p| p.uid),
                         },
                     );
+                    if granted.is_none() {
+                        let who = peer.map_or("an unknown peer".to_string(), |p| {
+                            format!("uid {} (pid {})", p.uid, p.pid)
+                        });
+                        warn!(
+                            "control socket: refused {who}: not root, not corral's user, not in the control group"
+                        );
+                        let message = format!(
+                            "permission denied: {who} may not use corral's control socket; \
+                             root and uid {} may, members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait)",
+                            self.policy.own_uid
+                        );
+                        self.reply(id, Response::error(ErrorKind::Denied, message), epoll);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -292,6 +331,23 @@ impl Control {
         out: &Output,
         now: Instant,
     ) -> Plan {
+        let (access, uid) = self
+            .clients
+            .get(&client)
+            .map_or((None, None), |c| (c.access, c.peer_uid));
+        if access != Some(Access::Full) && !access::read_only(&req.verb) {
+            let uid = uid.map_or("?".to_string(), |u| u.to_string());
+            warn!(
+                "control socket: uid {uid} may only look; refused {}",
+                verb_name(&req.verb)
+            );
+            return Plan::reply(Response::error(
+                ErrorKind::Denied,
+                format!(
+                    "permission denied: uid {uid} is in the control group, which may only use status, logs, health and wait"
+                ),
+            ));
+        }
         let names = match &req.verb {
             Verb::Status { names }
             | Verb::Start { names, .. }
@@ -576,6 +632,20 @@ impl Control {
             c.output.extend_from_slice(&line);
             self.flush(id, epoll);
         }
+    }
+}
+
+fn verb_name(verb: &Verb) -> &'static str {
+    match verb {
+        Verb::Status { .. } => "status",
+        Verb::Start { .. } => "start",
+        Verb::Stop { .. } => "stop",
+        Verb::Restart { .. } => "restart",
+        Verb::Signal { .. } => "signal",
+        Verb::Shutdown => "shutdown",
+        Verb::Wait { .. } => "wait",
+        Verb::Health => "health",
+        Verb::Logs { .. } => "logs",
     }
 }
 

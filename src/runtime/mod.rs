@@ -3,6 +3,7 @@
 //! no wakeups at all. It feeds facts (signals, exits, requests) to the
 //! supervisor as events and carries out the actions it returns.
 
+pub mod access;
 pub mod control;
 pub mod logfile;
 pub mod notify;
@@ -30,6 +31,7 @@ use crate::config::probes::ReadyMethod;
 use crate::config::{self, Config, Missing, ServiceSpec};
 use crate::logs::Stream;
 use crate::supervisor::{Action, Event, Settings, Supervisor};
+use access::Policy;
 use control::{Control, Input};
 use notify::Notify;
 use output::{Global, Output};
@@ -105,7 +107,14 @@ pub fn run(opts: RunOptions) -> i32 {
             opts.services_dir.display()
         );
     }
-    match Runtime::new(config, &opts, inherited, tini_mode) {
+    let policy = match control_policy(&opts) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    match Runtime::new(config, &opts, inherited, tini_mode, policy) {
         Ok(mut rt) => rt.run(),
         Err(e) => {
             error!("cannot start: {e}");
@@ -134,6 +143,7 @@ impl Runtime {
         opts: &RunOptions,
         inherited: Vec<RawFd>,
         tini_mode: bool,
+        policy: Policy,
     ) -> anyhow::Result<Runtime> {
         let signals = Signals::install().map_err(|e| anyhow::anyhow!("signalfd: {e}"))?;
         reaper::become_subreaper();
@@ -142,7 +152,7 @@ impl Runtime {
             &signals,
             EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Signals, 0)),
         )?;
-        let control = match Control::bind(&opts.socket) {
+        let control = match bind_control(opts, policy) {
             Ok(c) => {
                 epoll.add(
                     c.listener_fd(),
@@ -427,6 +437,76 @@ impl Runtime {
                 Event::SpawnFailed { id, error }
             }
         }
+    }
+}
+
+/// Who may use the control socket: root and corral's own uid, and the
+/// members of `CORRAL_CONTROL_GROUP` read-only.
+fn control_policy(opts: &RunOptions) -> Result<Policy, String> {
+    let control_gid = match &opts.control_group {
+        None => None,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => Some(gid),
+            Err(_) => Some(
+                crate::config::users::UserDb::load(std::path::Path::new("/"))
+                    .group_by_name(g)
+                    .map(|grp| grp.gid)
+                    .ok_or_else(|| format!("CORRAL_CONTROL_GROUP={g:?}: no such group in /etc/group; give a name from it or a gid"))?,
+            ),
+        },
+    };
+    Ok(Policy {
+        own_uid: nix::unistd::geteuid().as_raw(),
+        control_gid,
+    })
+}
+
+/// Binds the control socket; when the default path cannot be used (not
+/// root, read-only /run) and none was given, the documented fallback.
+fn bind_control(opts: &RunOptions, policy: Policy) -> std::io::Result<Control> {
+    match Control::bind(&opts.socket, policy) {
+        Err(e) if !opts.socket_named => {
+            let uid = policy.own_uid;
+            let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
+            let fallback = crate::cli::fallback_socket(uid, xdg.as_deref());
+            if let Some(dir) = fallback.parent() {
+                ensure_private_dir(dir, uid)?;
+            }
+            let c = Control::bind(&fallback, policy)?;
+            info!(
+                "control socket at {} ({} is not usable: {e}); svctl finds it there",
+                fallback.display(),
+                opts.socket.display()
+            );
+            Ok(c)
+        }
+        other => other,
+    }
+}
+
+/// A directory only `uid` can use: created with mode 0700, or, if it is
+/// there already, a real directory owned by `uid` with no access for
+/// others (someone else may not prepare it for us in /tmp).
+fn ensure_private_dir(dir: &std::path::Path, uid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(dir)?;
+            if meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} exists but is not a private directory of uid {uid}",
+                        dir.display()
+                    ),
+                ))
+            }
+        }
+        // XDG_RUNTIME_DIR/corral: its parent exists; /tmp too.
+        Err(e) => Err(e),
     }
 }
 
