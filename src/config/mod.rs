@@ -204,6 +204,46 @@ fn warn_disabled_requirements(services: &[ServiceSpec], graph: &Graph, warnings:
     }
 }
 
+/// A corral that is not root cannot switch users: every `user`/`group` is
+/// an error (`path:line`), unless `ignore` (CORRAL_IGNORE_USER=1) makes
+/// those services run as corral's own user, with a warning each.
+pub fn check_identity(
+    config: &mut Config,
+    own_uid: u32,
+    ignore: bool,
+) -> Result<Vec<String>, Vec<ConfigError>> {
+    if own_uid == 0 {
+        return Ok(Vec::new());
+    }
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    for s in &mut config.services {
+        let Some(c) = &s.credentials else { continue };
+        let what = format!(
+            "{} runs as {}, but corral runs as uid {own_uid}, not root, and cannot switch users",
+            s.name, c.display
+        );
+        if ignore {
+            warnings.push(format!(
+                "{}:{}: {what}; running it as uid {own_uid} (CORRAL_IGNORE_USER=1)",
+                s.source.path.display(),
+                c.line
+            ));
+            s.credentials = None;
+        } else {
+            errors.push(s.source.error(
+                Some(c.line),
+                format!("{what}: run corral as root, remove user/group, or set CORRAL_IGNORE_USER=1 to run it as uid {own_uid}"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Reads, parses and validates one service file.
 fn load_file(
     path: &Path,
@@ -417,6 +457,28 @@ stop_timeout = "2s"
             "{:?}",
             c.warnings
         );
+    }
+
+    #[test]
+    fn non_root_cannot_switch_users_unless_told_to_ignore() {
+        let files = [
+            ("low.toml", "run = \"x\"\n\nuser = \"nobody\"\n"),
+            ("plain.toml", "run = \"x\"\n"),
+        ];
+        let mut c = load(&files).unwrap();
+        assert!(
+            check_identity(&mut c, 0, false).unwrap().is_empty(),
+            "root may"
+        );
+        let errs = check_identity(&mut c, 12345, false).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].to_string().ends_with("low.toml:3: low runs as nobody, but corral runs as uid 12345, not root, and cannot switch users: run corral as root, remove user/group, or set CORRAL_IGNORE_USER=1 to run it as uid 12345"), "{}", errs[0]);
+        let warnings = check_identity(&mut c, 12345, true).unwrap();
+        assert!(
+            warnings[0].contains("running it as uid 12345"),
+            "{warnings:?}"
+        );
+        assert!(c.services.iter().all(|s| s.credentials.is_none()));
     }
 
     #[test]

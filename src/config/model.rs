@@ -66,6 +66,8 @@ pub struct Credentials {
     pub home: Option<String>,
     /// How the user wrote it, for status output.
     pub display: String,
+    /// The line of `user` (or of `group`, when alone), for errors found later.
+    pub line: usize,
 }
 
 /// A validated service definition.
@@ -344,8 +346,10 @@ fn resolve_credentials(
             user_name: None,
             home: None,
             display: format!(":{gid}"),
+            line: group.map_or(1, |g| c.source.line_of(g.span().start)),
         });
     };
+    let line = c.source.line_of(user.span().start);
 
     let entry = match id_ref(c, user, "user")? {
         IdRef::Name(name) => match db.user_by_name(name) {
@@ -371,6 +375,7 @@ fn resolve_credentials(
                 display: pw.name.clone(),
                 user_name: Some(pw.name),
                 home: Some(pw.home),
+                line,
             }
         }
         // A uid without a passwd entry (the OpenShift case): its own number
@@ -384,6 +389,7 @@ fn resolve_credentials(
                 user_name: None,
                 home: Some("/".into()),
                 display: uid.to_string(),
+                line,
             }
         }
     })

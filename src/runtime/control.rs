@@ -44,8 +44,8 @@ struct Client {
     follows: Option<Vec<ServiceId>>,
     /// What the peer may do; `None`: refused, answered and closed.
     access: Option<Access>,
-    /// Who the peer is, for messages.
-    peer_uid: Option<u32>,
+    /// Who the peer is (uid, pid), for messages.
+    peer: Option<(u32, i32)>,
 }
 
 /// A request waiting for services to reach a state.
@@ -157,6 +157,8 @@ impl Control {
                         warn!("control socket: cannot watch a client: {e}");
                         continue;
                     }
+                    // A refused peer is answered once its request is in:
+                    // closing at once would fail its write, not say why.
                     let peer = access::peer_of(&stream);
                     let granted = peer.as_ref().and_then(|p| self.policy.decide(p));
                     self.clients.insert(
@@ -168,23 +170,9 @@ impl Control {
                             answered: false,
                             follows: None,
                             access: granted,
-                            peer_uid: peer.as_ref().map(|p| p.uid),
+                            peer: peer.map(|p| (p.uid, p.pid)),
                         },
                     );
-                    if granted.is_none() {
-                        let who = peer.map_or("an unknown peer".to_string(), |p| {
-                            format!("uid {} (pid {})", p.uid, p.pid)
-                        });
-                        warn!(
-                            "control socket: refused {who}: not root, not corral's user, not in the control group"
-                        );
-                        let message = format!(
-                            "permission denied: {who} may not use corral's control socket; \
-                             root and uid {} may, members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait)",
-                            self.policy.own_uid
-                        );
-                        self.reply(id, Response::error(ErrorKind::Denied, message), epoll);
-                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -331,22 +319,42 @@ impl Control {
         out: &Output,
         now: Instant,
     ) -> Plan {
-        let (access, uid) = self
+        let (access, peer) = self
             .clients
             .get(&client)
-            .map_or((None, None), |c| (c.access, c.peer_uid));
-        if access != Some(Access::Full) && !access::read_only(&req.verb) {
-            let uid = uid.map_or("?".to_string(), |u| u.to_string());
-            warn!(
-                "control socket: uid {uid} may only look; refused {}",
-                verb_name(&req.verb)
-            );
-            return Plan::reply(Response::error(
-                ErrorKind::Denied,
-                format!(
-                    "permission denied: uid {uid} is in the control group, which may only use status, logs, health and wait"
-                ),
-            ));
+            .map_or((None, None), |c| (c.access, c.peer));
+        let who = peer.map_or("an unknown peer".to_string(), |(uid, pid)| {
+            format!("uid {uid} (pid {pid})")
+        });
+        match access {
+            Some(Access::Full) => {}
+            Some(Access::ReadOnly) if access::read_only(&req.verb) => {}
+            Some(Access::ReadOnly) => {
+                warn!(
+                    "control socket: {who} may only look; refused {}",
+                    verb_name(&req.verb)
+                );
+                return Plan::reply(Response::error(
+                    ErrorKind::Denied,
+                    format!(
+                        "permission denied: {who} is in the control group, which may only use status, logs, health and wait"
+                    ),
+                ));
+            }
+            None => {
+                warn!(
+                    "control socket: refused {who} ({}): not root, not corral's user, not in the control group",
+                    verb_name(&req.verb)
+                );
+                return Plan::reply(Response::error(
+                    ErrorKind::Denied,
+                    format!(
+                        "permission denied: {who} may not use corral's control socket; root and uid {} may, \
+                         members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait)",
+                        self.policy.own_uid
+                    ),
+                ));
+            }
         }
         let names = match &req.verb {
             Verb::Status { names }

@@ -77,7 +77,14 @@ pub fn run(opts: RunOptions) -> i32 {
     } else {
         Missing::Empty
     };
-    let config = match config::load_dir(&opts.services_dir, missing) {
+    let own_uid = nix::unistd::geteuid().as_raw();
+    let ignore_user = std::env::var("CORRAL_IGNORE_USER").is_ok_and(|v| v == "1");
+    let loaded = config::load_dir(&opts.services_dir, missing).and_then(|mut c| {
+        let warnings = config::check_identity(&mut c, own_uid, ignore_user)?;
+        c.warnings.extend(warnings);
+        Ok(c)
+    });
+    let config = match loaded {
         Ok(config) => config,
         Err(errors) => {
             for e in &errors {

@@ -122,6 +122,10 @@ pub struct Corral {
 pub struct Setup {
     pub dir: TempDir,
     pub socket: Option<PathBuf>,
+    /// Pass `--socket` (default); without, corral picks its own path.
+    pub socket_flag: bool,
+    /// Runs corral through this (e.g. setpriv to drop root).
+    pub wrapper: Vec<String>,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
 }
@@ -137,6 +141,8 @@ impl Setup {
         Setup {
             dir,
             socket: None,
+            socket_flag: true,
+            wrapper: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
         }
@@ -145,6 +151,23 @@ impl Setup {
     /// Puts the control socket at `rel` below the temp dir.
     pub fn socket(mut self, rel: &str) -> Setup {
         self.socket = Some(self.dir.path(rel));
+        self
+    }
+
+    /// Runs corral as `uid:gid` with no supplementary groups, and without
+    /// `--socket`, as an unprivileged container's init would.
+    pub fn as_user(mut self, uid: u32, gid: u32) -> Setup {
+        self.wrapper = [
+            "setpriv",
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--clear-groups",
+            "--",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        self.socket_flag = false;
         self
     }
 
@@ -173,12 +196,14 @@ impl Setup {
             .unwrap_or_else(|| self.dir.path("control.sock"));
         let mut cmd = Command::new("unshare");
         cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", "--"])
+            .args(&self.wrapper)
             .arg(corral_bin())
             .arg("--services")
-            .arg(&services)
-            .arg("--socket")
-            .arg(&socket)
-            .args(&self.args)
+            .arg(&services);
+        if self.socket_flag {
+            cmd.arg("--socket").arg(&socket);
+        }
+        cmd.args(&self.args)
             .env("CORRAL_LOG", "debug")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -337,6 +362,41 @@ impl Drop for Corral {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `svctl ARGS` as `uid:gid` (no supplementary groups unless `groups`),
+/// with `env`, and without --socket unless given.
+pub fn svctl_as(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    socket: Option<&Path>,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(svctl_link());
+    if let Some(s) = socket {
+        cmd.arg("--socket").arg(s);
+    }
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .env_remove("CORRAL_SOCKET");
+    let groups: Vec<nix::unistd::Gid> = groups
+        .iter()
+        .map(|&g| nix::unistd::Gid::from_raw(g))
+        .collect();
+    // SAFETY: only syscalls on data prepared before fork; groups and gid
+    // while still root, uid last.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setgroups(&groups)?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))?;
+            Ok(())
+        });
+    }
+    cmd.output().expect("run svctl")
 }
 
 /// `svctl` run through a symlink named svctl, as in an image.

@@ -3,6 +3,7 @@
 //! them four at a time, prints each one's time, and names the reason of
 //! every skip; with CORRAL_IT_REQUIRE=1 (CI) a skip is a failure.
 
+mod access;
 mod harness;
 mod lifecycle;
 mod logs;
@@ -23,6 +24,7 @@ fn main() {
     tests.extend(svctl::TESTS);
     tests.extend(ready::TESTS);
     tests.extend(logs::TESTS);
+    tests.extend(access::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)

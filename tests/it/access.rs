@@ -1,0 +1,159 @@
+//! Who may drive corral, with real unprivileged users: the control
+//! group's members may look, strangers are refused and logged, and a
+//! corral that is not root works with no configuration.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use crate::harness::*;
+
+pub const TESTS: &[Test] = crate::tests![
+    control_group_may_only_look,
+    strangers_are_refused_and_logged,
+    non_root_corral_works_without_configuration,
+    non_root_corral_rejects_other_users_unless_told,
+];
+
+const NOBODY: u32 = 65534;
+
+fn control_group_may_only_look() -> TestResult {
+    require_pid_namespace()?;
+    let setup = Setup::new("group", &[("db", "command = [\"sleep\", \"1000\"]\n")])
+        .socket("run/corral/control.sock")
+        .env("CORRAL_CONTROL_GROUP", &NOBODY.to_string());
+    // /run exists in a container; here the test makes it, open to all.
+    std::fs::create_dir_all(setup.dir.path("run")).unwrap();
+    std::fs::set_permissions(
+        setup.dir.path("run"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let c = setup.start();
+    c.wait_socket();
+    let sock = std::fs::metadata(&c.socket).unwrap();
+    let dir = std::fs::metadata(c.socket.parent().unwrap()).unwrap();
+    assert_eq!((sock.mode() & 0o777, sock.gid()), (0o660, NOBODY));
+    assert_eq!((dir.mode() & 0o777, dir.gid()), (0o750, NOBODY));
+    // nobody is in the group: it may look...
+    let out = svctl_as(NOBODY, NOBODY, &[], Some(&c.socket), &[], &["status", "db"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("running"));
+    for look in [&["health"][..], &["logs", "db"], &["wait", "db"]] {
+        let out = svctl_as(NOBODY, NOBODY, &[], Some(&c.socket), &[], look);
+        assert!(out.status.success(), "{look:?}: {out:?}");
+    }
+    // ...but not touch.
+    for touch in [
+        &["stop", "db"][..],
+        &["restart", "db"],
+        &["signal", "HUP", "db"],
+        &["shutdown"],
+    ] {
+        let out = svctl_as(NOBODY, NOBODY, &[], Some(&c.socket), &[], touch);
+        assert_eq!(out.status.code(), Some(4), "{touch:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("may only use status, logs, health and wait"),
+            "{out:?}"
+        );
+    }
+    assert!(
+        c.stderr().contains("may only look; refused stop"),
+        "{}",
+        c.stderr()
+    );
+    assert_eq!(c.service("db")["restarts"], 0, "nothing was touched");
+    // A user outside the group cannot even reach the socket.
+    let out = svctl_as(12345, 12345, &[], Some(&c.socket), &[], &["status"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{out:?}"
+    );
+    Ok(())
+}
+
+fn strangers_are_refused_and_logged() -> TestResult {
+    require_pid_namespace()?;
+    let c = Setup::new("strangers", &[("db", "command = [\"sleep\", \"1000\"]\n")]).start();
+    c.wait_socket();
+    assert_eq!(std::fs::metadata(&c.socket).unwrap().mode() & 0o777, 0o600);
+    // Even if an admin opened the socket to everyone, corral itself checks.
+    std::fs::set_permissions(&c.socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = svctl_as(12345, 12345, &[], Some(&c.socket), &[], &["stop", "db"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("permission denied: uid 12345")
+            && err.contains("may not use corral's control socket"),
+        "{err}"
+    );
+    assert!(c.stderr().contains("refused uid 12345"), "{}", c.stderr());
+    let out = svctl_as(12345, 12345, &[], Some(&c.socket), &[], &["status"]);
+    assert_eq!(out.status.code(), Some(4), "not even status: {out:?}");
+    assert_eq!(c.service("db")["state"], "running");
+    Ok(())
+}
+
+fn non_root_corral_works_without_configuration() -> TestResult {
+    require_pid_namespace()?;
+    let setup = Setup::new(
+        "nonroot",
+        &[("app", "run = \"id -u; echo HOME=$HOME; exec sleep 1000\"\n")],
+    )
+    .as_user(12345, 12345);
+    let xdg = setup.dir.path("xdg");
+    std::fs::create_dir_all(&xdg).unwrap();
+    std::os::unix::fs::chown(&xdg, Some(12345), Some(12345)).unwrap();
+    std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let xdg_s = xdg.display().to_string();
+    let c = setup.env("XDG_RUNTIME_DIR", &xdg_s).start();
+    let sock = xdg.join("corral/control.sock");
+    wait_until("the fallback socket", 10 * SECOND, || sock.exists());
+    wait_until("the service's output", 5 * SECOND, || {
+        c.stdout().contains("app | 12345")
+    });
+    // svctl, as the same uid and with no --socket, finds it.
+    let out = svctl_as(
+        12345,
+        12345,
+        &[],
+        None,
+        &[("XDG_RUNTIME_DIR", &xdg_s)],
+        &["status", "--json"],
+    );
+    assert!(out.status.success(), "{out:?}\n{}", c.stderr());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["services"][0]["state"], "running");
+    assert!(c.stderr().contains("control socket at"), "{}", c.stderr());
+    Ok(())
+}
+
+fn non_root_corral_rejects_other_users_unless_told() -> TestResult {
+    require_pid_namespace()?;
+    let svc = "run = \"id -u; exec sleep 1000\"\n\nuser = \"nobody\"\n";
+    let mut c = Setup::new("nonroot-user", &[("low", svc)])
+        .as_user(12345, 12345)
+        .start();
+    assert_eq!(c.wait_exit(10 * SECOND), 2);
+    let err = c.stderr();
+    assert!(
+        err.contains("low.toml:3: low runs as nobody, but corral runs as uid 12345"),
+        "{err}"
+    );
+    assert!(err.contains("CORRAL_IGNORE_USER=1"), "{err}");
+    let c = Setup::new("nonroot-ignore", &[("low", svc)])
+        .as_user(12345, 12345)
+        .env("CORRAL_IGNORE_USER", "1")
+        .env("XDG_RUNTIME_DIR", "/nonexistent")
+        .start();
+    wait_until("the service as uid 12345", 10 * SECOND, || {
+        c.stdout().contains("low | 12345")
+    });
+    assert!(
+        c.stderr()
+            .contains("running it as uid 12345 (CORRAL_IGNORE_USER=1)"),
+        "{}",
+        c.stderr()
+    );
+    Ok(())
+}
