@@ -100,7 +100,7 @@ fn non_root_corral_works_without_configuration() -> TestResult {
         "nonroot",
         &[("app", "run = \"id -u; echo HOME=$HOME; exec sleep 1000\"\n")],
     )
-    .as_user(12345, 12345);
+    .run_as(12345, 12345);
     let xdg = setup.dir.path("xdg");
     std::fs::create_dir_all(&xdg).unwrap();
     std::os::unix::fs::chown(&xdg, Some(12345), Some(12345)).unwrap();
@@ -132,7 +132,7 @@ fn non_root_corral_rejects_other_users_unless_told() -> TestResult {
     require_pid_namespace()?;
     let svc = "run = \"id -u; exec sleep 1000\"\n\nuser = \"nobody\"\n";
     let mut c = Setup::new("nonroot-user", &[("low", svc)])
-        .as_user(12345, 12345)
+        .run_as(12345, 12345)
         .start();
     assert_eq!(c.wait_exit(10 * SECOND), 2);
     let err = c.stderr();
@@ -142,7 +142,7 @@ fn non_root_corral_rejects_other_users_unless_told() -> TestResult {
     );
     assert!(err.contains("CORRAL_IGNORE_USER=1"), "{err}");
     let c = Setup::new("nonroot-ignore", &[("low", svc)])
-        .as_user(12345, 12345)
+        .run_as(12345, 12345)
         .env("CORRAL_IGNORE_USER", "1")
         .env("XDG_RUNTIME_DIR", "/nonexistent")
         .start();

@@ -156,7 +156,7 @@ impl Setup {
 
     /// Runs corral as `uid:gid` with no supplementary groups, and without
     /// `--socket`, as an unprivileged container's init would.
-    pub fn as_user(mut self, uid: u32, gid: u32) -> Setup {
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Setup {
         self.wrapper = [
             "setpriv",
             &format!("--reuid={uid}"),
