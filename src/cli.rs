@@ -103,11 +103,11 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
                 i += 1;
             }
             "--" => {
-                main = Some(args[i + 1..].to_vec());
+                main = Some(args.get(i + 1..).unwrap_or_default().to_vec());
                 break;
             }
             "check" if i == 0 => check = true,
-            "ctl" if i == 0 => return Ok(Command::Ctl(args[1..].to_vec())),
+            "ctl" if i == 0 => return Ok(Command::Ctl(args.get(1..).unwrap_or_default().to_vec())),
             s if s.starts_with("--services=") => {
                 services = Some(PathBuf::from(&s["--services=".len()..]))
             }
@@ -117,7 +117,7 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             _ if check => return Err(format!("corral check takes no argument `{arg}`")),
             _ => {
-                main = Some(args[i..].to_vec());
+                main = Some(args.get(i..).unwrap_or_default().to_vec());
                 break;
             }
         }

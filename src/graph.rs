@@ -25,10 +25,13 @@ impl Graph {
         for (i, s) in services.iter().enumerate() {
             for (dep, line) in &s.requires {
                 match services.iter().position(|o| &o.name == dep) {
-                    Some(j) if requires[i].contains(&j) => {}
                     Some(j) => {
-                        requires[i].push(j);
-                        dependents[j].push(i);
+                        if let Some(reqs) = requires.get_mut(i).filter(|r| !r.contains(&j)) {
+                            reqs.push(j);
+                            if let Some(deps) = dependents.get_mut(j) {
+                                deps.push(i);
+                            }
+                        }
                     }
                     None => errors.push(s.source.error(
                         Some(*line),
@@ -38,23 +41,20 @@ impl Graph {
             }
         }
         for cycle in find_cycles(&requires) {
-            let names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
-            let files: Vec<String> = cycle
-                .iter()
-                .map(|&i| services[i].source.path.display().to_string())
-                .collect();
-            let first = cycle[0];
-            let line = services[first]
-                .requires
-                .iter()
-                .find(|(d, _)| Some(d.as_str()) == names.get(1).or(names.first()).copied())
-                .map(|(_, l)| *l);
-            errors.push(services[first].source.error(
+            let members: Vec<&ServiceSpec> = cycle.iter().filter_map(|&i| services.get(i)).collect();
+            let Some(first) = members.first() else { continue };
+            let names: Vec<&str> = members.iter().map(|s| s.name.as_str()).collect();
+            let files: Vec<String> = members.iter().map(|s| s.source.path.display().to_string()).collect();
+            // Point at the first member's `requires` entry that closes the
+            // cycle (the next member, or itself for a self-dependency).
+            let next = names.get(1).unwrap_or(&first.name.as_str()).to_string();
+            let line = first.requires.iter().find(|(d, _)| *d == next).map(|(_, l)| *l);
+            errors.push(first.source.error(
                 line,
                 format!(
                     "dependency cycle: {} -> {} (files: {}); remove one of these requires",
                     names.join(" -> "),
-                    names[0],
+                    first.name,
                     files.join(", ")
                 ),
             ));
@@ -86,11 +86,12 @@ fn closure(edges: &[Vec<usize>], start: usize) -> Vec<usize> {
     let mut stack = vec![start];
     let mut out = Vec::new();
     while let Some(i) = stack.pop() {
-        if std::mem::replace(&mut seen[i], true) {
-            continue;
+        match seen.get_mut(i) {
+            Some(seen) if !*seen => *seen = true,
+            _ => continue,
         }
         out.push(i);
-        stack.extend(edges[i].iter().copied());
+        stack.extend(edges.get(i).into_iter().flatten().copied());
     }
     out
 }
@@ -101,18 +102,22 @@ fn topo_order(requires: &[Vec<usize>]) -> Vec<usize> {
     let mut dependents = vec![Vec::new(); requires.len()];
     for (i, reqs) in requires.iter().enumerate() {
         for &j in reqs {
-            dependents[j].push(i);
+            if let Some(d) = dependents.get_mut(j) {
+                d.push(i);
+            }
         }
     }
     let mut ready: std::collections::BTreeSet<usize> =
-        (0..requires.len()).filter(|&i| missing[i] == 0).collect();
+        missing.iter().enumerate().filter(|&(_, &m)| m == 0).map(|(i, _)| i).collect();
     let mut order = Vec::with_capacity(requires.len());
     while let Some(i) = ready.pop_first() {
         order.push(i);
-        for &d in &dependents[i] {
-            missing[d] -= 1;
-            if missing[d] == 0 {
-                ready.insert(d);
+        for &d in dependents.get(i).into_iter().flatten() {
+            if let Some(m) = missing.get_mut(d) {
+                *m -= 1;
+                if *m == 0 {
+                    ready.insert(d);
+                }
             }
         }
     }
@@ -132,23 +137,25 @@ fn find_cycles(requires: &[Vec<usize>]) -> Vec<Vec<usize>> {
     let mut mark = vec![Mark::New; n];
     let mut cycles: Vec<Vec<usize>> = Vec::new();
     for root in 0..n {
-        if mark[root] != Mark::New {
-            continue;
+        match mark.get_mut(root) {
+            Some(m) if *m == Mark::New => *m = Mark::Active,
+            _ => continue,
         }
-        // Iterative DFS: (node, next edge index); `path` mirrors the stack.
+        // Iterative DFS: (node, next edge index).
         let mut stack = vec![(root, 0usize)];
-        mark[root] = Mark::Active;
         while let Some(&mut (node, ref mut edge)) = stack.last_mut() {
-            if let Some(&next) = requires[node].get(*edge) {
+            if let Some(&next) = requires.get(node).and_then(|r| r.get(*edge)) {
                 *edge += 1;
-                match mark[next] {
-                    Mark::New => {
-                        mark[next] = Mark::Active;
+                match mark.get(next).copied() {
+                    Some(Mark::New) => {
+                        if let Some(m) = mark.get_mut(next) {
+                            *m = Mark::Active;
+                        }
                         stack.push((next, 0));
                     }
-                    Mark::Active => {
+                    Some(Mark::Active) => {
                         let pos = stack.iter().position(|&(s, _)| s == next).unwrap_or(0);
-                        let mut cycle: Vec<usize> = stack[pos..].iter().map(|&(s, _)| s).collect();
+                        let mut cycle: Vec<usize> = stack.iter().skip(pos).map(|&(s, _)| s).collect();
                         let min = cycle
                             .iter()
                             .enumerate()
@@ -159,10 +166,12 @@ fn find_cycles(requires: &[Vec<usize>]) -> Vec<Vec<usize>> {
                             cycles.push(cycle);
                         }
                     }
-                    Mark::Done => {}
+                    Some(Mark::Done) | None => {}
                 }
             } else {
-                mark[node] = Mark::Done;
+                if let Some(m) = mark.get_mut(node) {
+                    *m = Mark::Done;
+                }
                 stack.pop();
             }
         }

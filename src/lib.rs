@@ -8,6 +8,11 @@
 //! state machine; `runtime` is the only place that makes system calls;
 //! `proto` is the control protocol shared with `ctl`, the client.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
+)]
+
 pub mod check;
 pub mod cli;
 pub mod config;

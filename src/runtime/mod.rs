@@ -8,6 +8,7 @@ pub mod control;
 pub mod logfile;
 pub mod notify;
 pub mod output;
+pub mod panic;
 pub mod probes;
 pub mod reaper;
 pub mod signals;
@@ -192,6 +193,7 @@ impl Runtime {
         };
         let sup = Supervisor::new(config, opts.main.is_some(), settings, Instant::now());
         crate::logging::capture(true);
+        panic::install();
         Ok(Runtime {
             epoll,
             signals,

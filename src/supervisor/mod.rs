@@ -526,8 +526,9 @@ impl Supervisor {
                 }
                 let waiting: Vec<&str> = self
                     .requirements(id)
-                    .filter(|&r| !self.services[r].is_up())
-                    .map(|r| self.services[r].spec.name.as_str())
+                    .filter_map(|r| self.services.get(r))
+                    .filter(|r| !r.is_up())
+                    .map(|r| r.spec.name.as_str())
                     .collect();
                 (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))
             }
@@ -550,6 +551,16 @@ impl Supervisor {
             } => Some(reason.clone()),
             _ => None,
         }
+    }
+
+    /// Ready or done (an unknown id is not).
+    fn up(&self, id: ServiceId) -> bool {
+        self.services.get(id).is_some_and(Service::is_up)
+    }
+
+    /// Has a process, or is getting one.
+    fn active(&self, id: ServiceId) -> bool {
+        self.services.get(id).is_some_and(|s| s.state.is_active())
     }
 
     fn requirements(&self, id: ServiceId) -> impl Iterator<Item = ServiceId> + '_ {
@@ -969,10 +980,7 @@ impl Supervisor {
             _ => {}
         }
         if restart {
-            info!(
-                "{}: restarting (on_unhealthy = \"restart\")",
-                self.services[id].spec.name
-            );
+            info!("{}: restarting (on_unhealthy = \"restart\")", s.spec.name);
             self.begin_stop(id, AfterStop::Start, now, out);
         }
     }
@@ -1179,39 +1187,29 @@ impl Supervisor {
         let main_active = matches!(self.main, Main::Running { .. } | Main::Spawning);
         let shutting_down = self.phase != Phase::Up;
         for id in 0..self.services.len() {
-            if self.services[id].want_up {
+            let Some(s) = self.services.get_mut(id) else { continue };
+            if s.want_up {
                 continue;
             }
-            match self.services[id].state {
-                State::Starting | State::Backoff { .. } => {
-                    set_state(&mut self.services[id], State::Stopped, now)
-                }
+            match s.state {
+                State::Starting | State::Backoff { .. } => set_state(s, State::Stopped, now),
                 State::Running { .. } => {
                     // Dependents stop first; during shutdown the main
                     // command goes before every service.
-                    let blocked = (shutting_down && main_active)
-                        || self
-                            .dependents(id)
-                            .any(|d| self.services[d].state.is_active());
+                    let blocked = (shutting_down && main_active) || self.dependents(id).any(|d| self.active(d));
                     if !blocked {
                         self.begin_stop(id, AfterStop::Down, now, out);
                     }
                 }
-                State::Stopped
-                | State::Spawning
-                | State::Stopping { .. }
-                | State::Failed { .. }
-                | State::Exited => {}
+                State::Stopped | State::Spawning | State::Stopping { .. } | State::Failed { .. } | State::Exited => {}
             }
         }
         if !shutting_down {
-            for k in 0..self.graph.order.len() {
-                let id = self.graph.order[k];
-                let ready = self.services[id].want_up
-                    && self.services[id].state == State::Starting
-                    && self.requirements(id).all(|r| self.services[r].is_up());
-                if ready {
-                    set_state(&mut self.services[id], State::Spawning, now);
+            for id in self.graph.order.clone() {
+                let can_start = self.requirements(id).all(|r| self.up(r));
+                let Some(s) = self.services.get_mut(id) else { continue };
+                if s.want_up && s.state == State::Starting && can_start {
+                    set_state(s, State::Spawning, now);
                     out.push(Action::Spawn(id));
                 }
             }
@@ -1282,22 +1280,18 @@ impl Supervisor {
 
     /// `name (state)` for every enabled service not yet settled.
     fn pending_list(&self) -> Vec<String> {
-        (0..self.services.len())
-            .filter(|&id| !self.settled(id))
-            .map(|id| {
-                format!(
-                    "{} ({})",
-                    self.services[id].spec.name,
-                    self.services[id].state.word()
-                )
-            })
+        self.services
+            .iter()
+            .enumerate()
+            .filter(|&(id, _)| !self.settled(id))
+            .map(|(_, s)| format!("{} ({})", s.spec.name, s.state.word()))
             .collect()
     }
 
     /// The service has come as far as it will without help: ready, done,
     /// or down for good.
     fn settled(&self, id: ServiceId) -> bool {
-        let s = &self.services[id];
+        let Some(s) = self.services.get(id) else { return true };
         match &s.state {
             State::Running { ready, .. } => matches!(ready, Readiness::Ready { .. }),
             State::Failed { .. } | State::Exited | State::Stopped => true,
@@ -1310,7 +1304,7 @@ impl Supervisor {
     /// starting without help: down for good and not up.
     fn blocker(&self, id: ServiceId) -> Option<ServiceId> {
         for r in self.requirements(id) {
-            let s = &self.services[r];
+            let Some(s) = self.services.get(r) else { continue };
             if s.is_up() {
                 continue;
             }
@@ -1327,7 +1321,7 @@ impl Supervisor {
     }
 
     fn blocked_reason(&self, b: ServiceId) -> String {
-        let s = &self.services[b];
+        let Some(s) = self.services.get(b) else { return String::new() };
         match &s.state {
             State::Failed { reason } => format!("{} failed: {reason}", s.spec.name),
             State::Exited => match s.last_exit {
