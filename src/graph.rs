@@ -41,14 +41,24 @@ impl Graph {
             }
         }
         for cycle in find_cycles(&requires) {
-            let members: Vec<&ServiceSpec> = cycle.iter().filter_map(|&i| services.get(i)).collect();
-            let Some(first) = members.first() else { continue };
+            let members: Vec<&ServiceSpec> =
+                cycle.iter().filter_map(|&i| services.get(i)).collect();
+            let Some(first) = members.first() else {
+                continue;
+            };
             let names: Vec<&str> = members.iter().map(|s| s.name.as_str()).collect();
-            let files: Vec<String> = members.iter().map(|s| s.source.path.display().to_string()).collect();
+            let files: Vec<String> = members
+                .iter()
+                .map(|s| s.source.path.display().to_string())
+                .collect();
             // Point at the first member's `requires` entry that closes the
             // cycle (the next member, or itself for a self-dependency).
             let next = names.get(1).unwrap_or(&first.name.as_str()).to_string();
-            let line = first.requires.iter().find(|(d, _)| *d == next).map(|(_, l)| *l);
+            let line = first
+                .requires
+                .iter()
+                .find(|(d, _)| *d == next)
+                .map(|(_, l)| *l);
             errors.push(first.source.error(
                 line,
                 format!(
@@ -107,8 +117,12 @@ fn topo_order(requires: &[Vec<usize>]) -> Vec<usize> {
             }
         }
     }
-    let mut ready: std::collections::BTreeSet<usize> =
-        missing.iter().enumerate().filter(|&(_, &m)| m == 0).map(|(i, _)| i).collect();
+    let mut ready: std::collections::BTreeSet<usize> = missing
+        .iter()
+        .enumerate()
+        .filter(|&(_, &m)| m == 0)
+        .map(|(i, _)| i)
+        .collect();
     let mut order = Vec::with_capacity(requires.len());
     while let Some(i) = ready.pop_first() {
         order.push(i);
@@ -155,7 +169,8 @@ fn find_cycles(requires: &[Vec<usize>]) -> Vec<Vec<usize>> {
                     }
                     Some(Mark::Active) => {
                         let pos = stack.iter().position(|&(s, _)| s == next).unwrap_or(0);
-                        let mut cycle: Vec<usize> = stack.iter().skip(pos).map(|&(s, _)| s).collect();
+                        let mut cycle: Vec<usize> =
+                            stack.iter().skip(pos).map(|&(s, _)| s).collect();
                         let min = cycle
                             .iter()
                             .enumerate()

@@ -30,7 +30,9 @@ pub fn install() {
         while Instant::now() < deadline {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Err(_) => break,
-                Ok(nix::sys::wait::WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Ok(_) => {}
             }
         }

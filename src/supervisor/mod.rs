@@ -1187,7 +1187,9 @@ impl Supervisor {
         let main_active = matches!(self.main, Main::Running { .. } | Main::Spawning);
         let shutting_down = self.phase != Phase::Up;
         for id in 0..self.services.len() {
-            let Some(s) = self.services.get_mut(id) else { continue };
+            let Some(s) = self.services.get_mut(id) else {
+                continue;
+            };
             if s.want_up {
                 continue;
             }
@@ -1196,18 +1198,25 @@ impl Supervisor {
                 State::Running { .. } => {
                     // Dependents stop first; during shutdown the main
                     // command goes before every service.
-                    let blocked = (shutting_down && main_active) || self.dependents(id).any(|d| self.active(d));
+                    let blocked = (shutting_down && main_active)
+                        || self.dependents(id).any(|d| self.active(d));
                     if !blocked {
                         self.begin_stop(id, AfterStop::Down, now, out);
                     }
                 }
-                State::Stopped | State::Spawning | State::Stopping { .. } | State::Failed { .. } | State::Exited => {}
+                State::Stopped
+                | State::Spawning
+                | State::Stopping { .. }
+                | State::Failed { .. }
+                | State::Exited => {}
             }
         }
         if !shutting_down {
             for id in self.graph.order.clone() {
                 let can_start = self.requirements(id).all(|r| self.up(r));
-                let Some(s) = self.services.get_mut(id) else { continue };
+                let Some(s) = self.services.get_mut(id) else {
+                    continue;
+                };
                 if s.want_up && s.state == State::Starting && can_start {
                     set_state(s, State::Spawning, now);
                     out.push(Action::Spawn(id));
@@ -1291,7 +1300,9 @@ impl Supervisor {
     /// The service has come as far as it will without help: ready, done,
     /// or down for good.
     fn settled(&self, id: ServiceId) -> bool {
-        let Some(s) = self.services.get(id) else { return true };
+        let Some(s) = self.services.get(id) else {
+            return true;
+        };
         match &s.state {
             State::Running { ready, .. } => matches!(ready, Readiness::Ready { .. }),
             State::Failed { .. } | State::Exited | State::Stopped => true,
@@ -1304,7 +1315,9 @@ impl Supervisor {
     /// starting without help: down for good and not up.
     fn blocker(&self, id: ServiceId) -> Option<ServiceId> {
         for r in self.requirements(id) {
-            let Some(s) = self.services.get(r) else { continue };
+            let Some(s) = self.services.get(r) else {
+                continue;
+            };
             if s.is_up() {
                 continue;
             }
@@ -1321,7 +1334,9 @@ impl Supervisor {
     }
 
     fn blocked_reason(&self, b: ServiceId) -> String {
-        let Some(s) = self.services.get(b) else { return String::new() };
+        let Some(s) = self.services.get(b) else {
+            return String::new();
+        };
         match &s.state {
             State::Failed { reason } => format!("{} failed: {reason}", s.spec.name),
             State::Exited => match s.last_exit {
