@@ -252,6 +252,31 @@ mod tests {
     }
 
     #[test]
+    fn mutated_requests_never_panic_and_get_a_reason() {
+        use crate::config::mutate::{Rng, mutate};
+        let seeds: Vec<Vec<u8>> = [
+            r#"{"version":1,"verb":"status","names":["db"]}"#,
+            r#"{"version":1,"verb":"restart","names":["a","b"],"timeout_ms":1000}"#,
+            r#"{"version":1,"verb":"logs","names":[],"lines":10,"follow":true}"#,
+            r#"{"version":1,"verb":"signal","signal":"HUP","names":["x"]}"#,
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        let mut rng = Rng(42);
+        for i in 0..20_000 {
+            let mut data = seeds[i % seeds.len()].clone();
+            mutate(&mut rng, &mut data);
+            if let Err(why) = decode_request(&data) {
+                assert!(
+                    why.contains("malformed") || why.contains("version"),
+                    "{why}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn responses_round_trip() {
         let r = Response::Ok {
             services: vec![ServiceStatus {

@@ -6,6 +6,8 @@
 mod checker;
 pub mod logcfg;
 pub mod model;
+#[doc(hidden)]
+pub mod mutate;
 pub mod probes;
 pub mod raw;
 pub mod units;
@@ -257,13 +259,29 @@ fn load_file(
     }
     let bytes =
         std::fs::read(path).map_err(|e| vec![bare.error(None, format!("cannot read: {e}"))])?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let line = Source::new(path.to_path_buf(), &String::from_utf8_lossy(e.as_bytes()))
-            .line_of(e.utf8_error().valid_up_to());
-        vec![bare.error(Some(line), "not valid UTF-8: TOML files must be UTF-8")]
+    parse_service(path, name, &bytes, users, warnings)
+}
+
+/// Parses and validates the bytes of one service file named `name` at
+/// `path`. Never panics, whatever the bytes (fuzzed).
+pub fn parse_service(
+    path: &Path,
+    name: &str,
+    bytes: &[u8],
+    users: &UserDb,
+    warnings: &mut Vec<String>,
+) -> Result<ServiceSpec, Vec<ConfigError>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = Source::new(path.to_path_buf(), &String::from_utf8_lossy(bytes))
+            .line_of(e.valid_up_to());
+        vec![ConfigError {
+            path: path.to_path_buf(),
+            line: Some(line),
+            message: "not valid UTF-8: TOML files must be UTF-8".into(),
+        }]
     })?;
-    let source = Source::new(path.to_path_buf(), &text);
-    let raw = raw::parse(&text).map_err(|e| {
+    let source = Source::new(path.to_path_buf(), text);
+    let raw = raw::parse(text).map_err(|e| {
         let line = e.span().map(|s| source.line_of(s.start));
         vec![source.error(line, e.message().trim_end().replace('\n', "; "))]
     })?;
@@ -457,6 +475,37 @@ stop_timeout = "2s"
             "{:?}",
             c.warnings
         );
+    }
+
+    #[test]
+    fn mutated_service_files_never_panic() {
+        use super::mutate::{Rng, mutate};
+        let seeds: Vec<Vec<u8>> = [
+            &include_bytes!("../../services.d.example/app.toml")[..],
+            include_bytes!("../../services.d.example/db.toml"),
+            include_bytes!("../../services.d.example/setup.toml"),
+            include_bytes!("../../services.d.example/ticker.toml"),
+            b"command = [\"/x\"]\nuser = 5\ngroup = \"nogroup\"\nrequires = [\"a\", \"b\"]\nenv = { A = \"1\" }\nstop_signal = 15\n[ready]\ntcp = \"127.0.0.1:80\"\n[health]\nexec = [\"true\"]\n[log]\nfile = \"/var/log/x\"\nmax_size = \"1MiB\"\n",
+        ]
+        .iter()
+        .map(|s| s.to_vec())
+        .collect();
+        let users = users();
+        let mut rng = Rng(0x5EED_C0DE);
+        let mut parsed = Vec::new();
+        for i in 0..20_000 {
+            let mut data = seeds[i % seeds.len()].clone();
+            mutate(&mut rng, &mut data);
+            let mut warnings = Vec::new();
+            if let Ok(spec) =
+                parse_service(Path::new("/s/x.toml"), "x", &data, &users, &mut warnings)
+            {
+                parsed.push(spec);
+            }
+        }
+        // Whatever survived validation also goes through the graph.
+        let _ = Graph::build(&parsed);
+        assert!(!parsed.is_empty(), "some mutants stay valid");
     }
 
     #[test]
