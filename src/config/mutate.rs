@@ -5,7 +5,7 @@
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -87,7 +87,7 @@ pub fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
                 let to = rng.below(data.len() + 1);
                 data.splice(to..to, copy);
             }
-            _ => data.push(rng.next() as u8),
+            _ => data.push(rng.next_u64() as u8),
         }
     }
 }
