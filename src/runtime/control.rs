@@ -29,6 +29,12 @@ use crate::supervisor::{Event, Goal, Progress, ServiceId, Supervisor};
 /// Largest request accepted; svctl's are a few hundred bytes.
 const MAX_REQUEST: usize = 64 * 1024;
 
+/// Connections served at once; idle ones make room for new ones.
+const MAX_CLIENTS: usize = 256;
+
+/// Time a client has to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Unsent output a log follower may have before it is cut off.
 const FOLLOW_LIMIT: usize = 1024 * 1024;
 
@@ -46,6 +52,8 @@ struct Client {
     access: Option<Access>,
     /// Who the peer is (uid, pid), for messages.
     peer: Option<(u32, i32)>,
+    /// A client that has not sent its request by then is dropped.
+    request_by: Instant,
 }
 
 /// A request waiting for services to reach a state.
@@ -147,6 +155,18 @@ impl Control {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
+                    if self.clients.len() >= MAX_CLIENTS && !self.evict_idle(epoll) {
+                        // Everyone is busy (waiting or following): say so.
+                        let mut s = stream;
+                        let mut line = serde_json::to_vec(&Response::error(
+                            ErrorKind::Failed,
+                            format!("too many connections ({MAX_CLIENTS}); try again"),
+                        ))
+                        .unwrap_or_default();
+                        line.push(b'\n');
+                        let _ = s.write(&line);
+                        continue;
+                    }
                     let id = self.next_id;
                     self.next_id += 1;
                     let interest = EpollEvent::new(
@@ -171,6 +191,7 @@ impl Control {
                             follows: None,
                             access: granted,
                             peer: peer.map(|p| (p.uid, p.pid)),
+                            request_by: Instant::now() + REQUEST_TIMEOUT,
                         },
                     );
                 }
@@ -526,7 +547,45 @@ impl Control {
 
     /// The earliest waiter deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.waiters.iter().map(|w| w.deadline).min()
+        let idle = self
+            .clients
+            .values()
+            .filter(|c| !c.answered)
+            .map(|c| c.request_by);
+        self.waiters.iter().map(|w| w.deadline).chain(idle).min()
+    }
+
+    /// Drops clients that connected but sent no request in time.
+    pub fn expire(&mut self, now: Instant, epoll: &Epoll) {
+        let late: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !c.answered && c.request_by <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            debug!("control socket: dropping a client that sent nothing for {REQUEST_TIMEOUT:?}");
+            self.drop_client(id, epoll);
+        }
+    }
+
+    /// At the connection limit: drops the oldest client that has not sent
+    /// a request, so a flood of idle connections cannot lock svctl out.
+    fn evict_idle(&mut self, epoll: &Epoll) -> bool {
+        let oldest = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !c.answered)
+            .min_by_key(|(id, _)| **id)
+            .map(|(id, _)| *id);
+        match oldest {
+            Some(id) => {
+                warn!("control socket: {MAX_CLIENTS} connections; dropping the oldest idle one");
+                self.drop_client(id, epoll);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Answers every waiter whose goals are reached, failed or out of time.

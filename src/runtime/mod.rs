@@ -252,6 +252,7 @@ impl Runtime {
             }
         }
         if let Some(c) = &mut self.control {
+            c.expire(Instant::now(), &self.epoll);
             c.settle_waiters(&self.sup, &self.output, Instant::now(), &self.epoll);
             let fresh = self.output.take_fresh();
             c.broadcast(&fresh, &self.output, &self.epoll);

@@ -11,6 +11,7 @@ pub const TESTS: &[Test] = crate::tests![
     strangers_are_refused_and_logged,
     non_root_corral_works_without_configuration,
     non_root_corral_rejects_other_users_unless_told,
+    abusive_clients_do_not_wedge_corral,
 ];
 
 const NOBODY: u32 = 65534;
@@ -155,5 +156,87 @@ fn non_root_corral_rejects_other_users_unless_told() -> TestResult {
         "{}",
         c.stderr()
     );
+    Ok(())
+}
+
+fn abusive_clients_do_not_wedge_corral() -> TestResult {
+    require_pid_namespace()?;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+    // Room for our own 400 connections.
+    let limit = nix::libc::rlimit {
+        rlim_cur: 4096,
+        rlim_max: 4096,
+    };
+    // SAFETY: setrlimit reads the struct on our stack.
+    unsafe { nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &limit) };
+    let c = Setup::new("abuse", &[("db", "command = [\"sleep\", \"1000\"]\n")]).start();
+    c.wait_socket();
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", c.host_pid())).map_or(0, |d| d.count());
+    let base = fds();
+    // 400 connections that never send anything.
+    let idle: Vec<UnixStream> = (0..400)
+        .map(|_| UnixStream::connect(&c.socket).unwrap())
+        .collect();
+    // A client killed halfway through its request.
+    {
+        let mut half = UnixStream::connect(&c.socket).unwrap();
+        half.write_all(br#"{"version":1,"ver"#).unwrap();
+    }
+    // svctl still gets through, promptly: the oldest idle ones make room.
+    let t0 = Instant::now();
+    let out = c.svctl(&["status", "db"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "status took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        fds() <= base + 260,
+        "corral holds {} descriptors (started with {base})",
+        fds()
+    );
+    assert!(
+        c.stderr().contains("dropping the oldest idle one"),
+        "{}",
+        c.stderr()
+    );
+    // 100 MB without a newline: refused with a reason, memory bounded.
+    let mut big = UnixStream::connect(&c.socket).unwrap();
+    let writer = {
+        let mut w = big.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..100 {
+                if w.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut answer = String::new();
+    BufReader::new(&mut big).read_line(&mut answer).unwrap();
+    assert!(answer.contains("request too long"), "{answer}");
+    writer.join().unwrap();
+    assert!(
+        c.peak_rss_kib() < 32 * 1024,
+        "peak RSS {} KiB",
+        c.peak_rss_kib()
+    );
+    // Idle connections are closed after the request timeout (10 s).
+    let mut last = idle.into_iter().last().unwrap();
+    last.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let t0 = Instant::now();
+    assert_eq!(last.read(&mut buf).unwrap_or(0), 0, "closed by corral");
+    assert!(
+        t0.elapsed() < Duration::from_secs(12),
+        "after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(c.service("db")["state"], "running");
     Ok(())
 }
