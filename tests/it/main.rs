@@ -6,6 +6,7 @@
 mod access;
 mod harness;
 mod lifecycle;
+mod load;
 mod logs;
 mod pid1;
 mod ready;
@@ -18,6 +19,14 @@ use std::time::Instant;
 use harness::{Skip, Test};
 
 fn main() {
+    // Helper mode for the load tests: this binary, run as a service.
+    if let Some(n) = std::env::args()
+        .skip_while(|a| a != "--orphan-storm")
+        .nth(1)
+    {
+        load::orphan_storm(n.parse().unwrap_or(0));
+        return;
+    }
     let mut tests: Vec<Test> = Vec::new();
     tests.extend(lifecycle::TESTS);
     tests.extend(pid1::TESTS);
@@ -25,6 +34,7 @@ fn main() {
     tests.extend(ready::TESTS);
     tests.extend(logs::TESTS);
     tests.extend(access::TESTS);
+    tests.extend(load::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)

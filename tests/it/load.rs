@@ -1,0 +1,160 @@
+//! Load and fault tests under a real PID 1: an orphan storm, many services
+//! crash-looping at once, a self-daemonizing service. They check
+//! behaviour (everything reaped, backoff holds, corral answers); the
+//! figures they print are for the record, not asserted as speed targets.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+pub const TESTS: &[Test] = crate::tests![
+    orphan_storm_is_reaped_while_status_answers,
+    fifty_crash_loops_keep_their_backoff,
+];
+
+/// The storm itself (this test binary run as a service): `n` orphans in
+/// bursts of 1,000 double forks; each grandchild is orphaned to corral and
+/// exits at once.
+pub fn orphan_storm(n: usize) {
+    use nix::unistd::{ForkResult, fork};
+    for _ in 0..n / 1000 {
+        for _ in 0..1000 {
+            // SAFETY: this process is single-threaded (the helper mode runs
+            // before any thread starts); the children only fork and _exit.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    if let Ok(ForkResult::Child) = unsafe { fork() } {
+                        unsafe { nix::libc::_exit(0) };
+                    }
+                    unsafe { nix::libc::_exit(0) };
+                }
+                Ok(ForkResult::Parent { .. }) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        while nix::sys::wait::wait().is_ok() {}
+    }
+    println!("forked {n}");
+}
+
+/// corral's CPU time (user + system) in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // After the state letter: ppid pgrp session tty tpgid flags minflt
+    // cminflt majflt cmajflt utime stime.
+    f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
+}
+
+fn orphan_storm_is_reaped_while_status_answers() -> TestResult {
+    require_pid_namespace()?;
+    const N: usize = 100_000;
+    let storm = format!(
+        "type = \"oneshot\"\ncommand = [\"{}\", \"--orphan-storm\", \"{N}\"]\ntimeout = \"10m\"\n",
+        std::env::current_exe().unwrap().display()
+    );
+    let c = Setup::new(
+        "storm",
+        &[
+            ("storm", &storm),
+            ("steady", "command = [\"sleep\", \"1000\"]\n"),
+        ],
+    )
+    .env("CORRAL_LOG", "info")
+    .start();
+    c.wait_socket();
+    let mut times = Vec::new();
+    let t0 = Instant::now();
+    while c.service("storm")["state"] != "exited" {
+        let s = Instant::now();
+        let out = c.svctl(&["status", "steady"]);
+        assert!(out.status.success(), "{out:?}");
+        times.push(s.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "storm did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = t0.elapsed();
+    assert!(
+        c.stdout().contains(&format!("forked {N}")),
+        "{}",
+        c.stdout()
+    );
+    wait_until("no zombie left", 10 * SECOND, || {
+        c.namespace_processes().iter().all(|p| p.1 != 'Z')
+    });
+    let left = c.namespace_processes();
+    assert_eq!(left.len(), 1, "only steady's sleep remains: {left:?}");
+    assert_eq!(c.service("steady")["restarts"], 0);
+    times.sort();
+    println!(
+        "    orphan storm: {N} orphans in {:.1} s ({:.0}/s); svctl status during it (a new process each): median {:?}, worst {:?} over {} calls",
+        took.as_secs_f64(),
+        N as f64 / took.as_secs_f64(),
+        times.get(times.len() / 2).copied().unwrap_or_default(),
+        times.last().copied().unwrap_or_default(),
+        times.len()
+    );
+    Ok(())
+}
+
+fn fifty_crash_loops_keep_their_backoff() -> TestResult {
+    require_pid_namespace()?;
+    let crasher = "run = \"exit 1\"\nrestart_limit = 0\n";
+    let mut services: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("crash{i:02}"), crasher.to_string()))
+        .collect();
+    services.push(("steady".into(), "command = [\"sleep\", \"1000\"]\n".into()));
+    let refs: Vec<(&str, &str)> = services
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let c = Setup::new("crashloops", &refs)
+        .env("CORRAL_LOG", "warn")
+        .start();
+    c.wait_socket();
+    let pid = c.host_pid();
+    let ticks0 = cpu_ticks(pid);
+    let t0 = Instant::now();
+    let mut worst = Duration::ZERO;
+    while t0.elapsed() < Duration::from_secs(3) {
+        let s = Instant::now();
+        assert!(c.svctl(&["status", "steady"]).status.success());
+        worst = worst.max(s.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let wall = t0.elapsed();
+    let cpu = (cpu_ticks(pid) - ticks0) as f64 / 100.0;
+    let status = c.status();
+    for s in status["services"].as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        let restarts = s["restarts"].as_u64().unwrap();
+        if name == "steady" {
+            assert_eq!((s["state"].as_str(), restarts), (Some("running"), 0), "{s}");
+        } else {
+            // 100 + 200 + 400 + 800 + 1600 ms: at most 5 restarts in 3 s
+            // plus a little; a broken backoff would show hundreds.
+            assert!(
+                (2..=6).contains(&restarts),
+                "{name}: {restarts} restarts in {wall:?}"
+            );
+        }
+    }
+    println!(
+        "    50 crash loops: corral used {:.2} s CPU in {:.1} s ({:.1} %); svctl status worst {worst:?}",
+        cpu,
+        wall.as_secs_f64(),
+        100.0 * cpu / wall.as_secs_f64()
+    );
+    assert!(
+        cpu / wall.as_secs_f64() < 0.5,
+        "corral is busy: {cpu} s CPU in {wall:?}"
+    );
+    Ok(())
+}
