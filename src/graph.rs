@@ -22,9 +22,14 @@ impl Graph {
         let mut errors = Vec::new();
         let mut requires = vec![Vec::new(); n];
         let mut dependents = vec![Vec::new(); n];
+        let index: std::collections::HashMap<&str, usize> = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
         for (i, s) in services.iter().enumerate() {
             for (dep, line) in &s.requires {
-                match services.iter().position(|o| &o.name == dep) {
+                match index.get(dep.as_str()).copied() {
                     Some(j) => {
                         if let Some(reqs) = requires.get_mut(i).filter(|r| !r.contains(&j)) {
                             reqs.push(j);

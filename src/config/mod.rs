@@ -478,6 +478,38 @@ stop_timeout = "2s"
     }
 
     #[test]
+    fn ten_thousand_services_in_a_chain_load() {
+        let dir = Dir::new(&[]);
+        for i in 0..10_000 {
+            let requires = if i > 0 {
+                format!("requires = [\"s{}\"]\n", i - 1)
+            } else {
+                String::new()
+            };
+            std::fs::write(
+                dir.0.join(format!("s{i}.toml")),
+                format!("command = [\"/bin/true\"]\n{requires}"),
+            )
+            .unwrap();
+        }
+        let t0 = std::time::Instant::now();
+        let c = load_dir_with(&dir.0, Missing::Error, &users()).unwrap();
+        let took = t0.elapsed();
+        assert_eq!(c.services.len(), 10_000);
+        assert_eq!(
+            c.graph.order.first().map(|&i| c.services[i].name.as_str()),
+            Some("s0")
+        );
+        assert_eq!(
+            c.graph.order.last().map(|&i| c.services[i].name.as_str()),
+            Some("s9999")
+        );
+        // Generous even for a debug build on a loaded machine; the release
+        // build takes well under half a second.
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    }
+
+    #[test]
     fn mutated_service_files_never_panic() {
         use super::mutate::{Rng, mutate};
         let seeds: Vec<Vec<u8>> = [
