@@ -215,8 +215,12 @@ impl Runtime {
         loop {
             self.process();
             if let Some(code) = self.exit {
-                crate::logging::capture(false);
+                // The last messages go through the sink too: a stuck reader
+                // gets EXIT_DRAIN, not forever.
+                let own = crate::logging::take_captured();
+                self.output.own_message(own, &self.epoll);
                 self.output.drain(&self.epoll, EXIT_DRAIN);
+                crate::logging::capture(false);
                 return code;
             }
             let timeout = self.timeout(Instant::now());
