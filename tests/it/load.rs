@@ -10,6 +10,7 @@ use crate::harness::*;
 pub const TESTS: &[Test] = crate::tests![
     orphan_storm_is_reaped_while_status_answers,
     fifty_crash_loops_keep_their_backoff,
+    leftovers_of_an_exited_service_are_killed,
 ];
 
 /// The storm itself (this test binary run as a service): `n` orphans in
@@ -156,5 +157,30 @@ fn fifty_crash_loops_keep_their_backoff() -> TestResult {
         cpu / wall.as_secs_f64() < 0.5,
         "corral is busy: {cpu} s CPU in {wall:?}"
     );
+    Ok(())
+}
+
+fn leftovers_of_an_exited_service_are_killed() -> TestResult {
+    require_pid_namespace()?;
+    // The main process exits at once; its background child stays in the
+    // service's process group and must not outlive it.
+    let c = Setup::new(
+        "leftover",
+        &[
+            (
+                "forker",
+                "run = \"sleep 1000 & echo forked; exit 0\"\nrestart = \"never\"\n",
+            ),
+            ("steady", "command = [\"sleep\", \"999\"]\n"),
+        ],
+    )
+    .start();
+    c.wait_socket();
+    c.wait_state("forker", "exited", 5 * SECOND);
+    wait_until("the leftover to be gone", 5 * SECOND, || {
+        let procs = c.namespace_processes();
+        procs.len() == 1 && procs.iter().all(|p| p.2 == "sleep")
+    });
+    assert_eq!(c.service("steady")["state"], "running");
     Ok(())
 }
