@@ -11,6 +11,7 @@ pub const TESTS: &[Test] = crate::tests![
     orphan_storm_is_reaped_while_status_answers,
     fifty_crash_loops_keep_their_backoff,
     leftovers_of_an_exited_service_are_killed,
+    spawn_failure_under_a_pids_limit_backs_off_and_recovers,
 ];
 
 /// The storm itself (this test binary run as a service): `n` orphans in
@@ -182,5 +183,82 @@ fn leftovers_of_an_exited_service_are_killed() -> TestResult {
         procs.len() == 1 && procs.iter().all(|p| p.2 == "sleep")
     });
     assert_eq!(c.service("steady")["state"], "running");
+    Ok(())
+}
+
+fn spawn_failure_under_a_pids_limit_backs_off_and_recovers() -> TestResult {
+    require_pid_namespace()?;
+    let cg = std::path::PathBuf::from(format!(
+        "/sys/fs/cgroup/pids/corral-it-{}",
+        std::process::id()
+    ));
+    if std::fs::create_dir_all(&cg).is_err() || !cg.join("pids.max").exists() {
+        return Err(Skip(
+            "needs a writable pids cgroup at /sys/fs/cgroup/pids".into(),
+        ));
+    }
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0.join("pids.max"), "max");
+            // Empty once corral and its namespace are gone.
+            for _ in 0..100 {
+                if std::fs::remove_dir(&self.0).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    let cleanup = Cleanup(cg.clone());
+    // unshare, corral and four services fit; the other six cannot fork.
+    std::fs::write(cg.join("pids.max"), "6").unwrap();
+    let services: Vec<(String, String)> = (0..10)
+        .map(|i| (format!("s{i}"), "command = [\"sleep\", \"1000\"]\nrestart_delay = \"50ms\"\nrestart_delay_max = \"200ms\"\nrestart_limit = 0\n".to_string()))
+        .collect();
+    let refs: Vec<(&str, &str)> = services
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let procs = cg.join("cgroup.procs");
+    let c = Setup::new("pidslimit", &refs)
+        .env("CORRAL_LOG", "warn")
+        .start_with(move |cmd| {
+            use std::os::unix::process::CommandExt;
+            let path = std::ffi::CString::new(procs.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: open/write/close on data prepared before fork: the
+            // child joins the cgroup before it becomes unshare.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fd = nix::libc::open(path.as_ptr(), nix::libc::O_WRONLY);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let me = b"0";
+                    nix::libc::write(fd, me.as_ptr().cast(), me.len());
+                    nix::libc::close(fd);
+                    Ok(())
+                });
+            }
+        });
+    c.wait_socket();
+    wait_until("fork failures", 10 * SECOND, || {
+        c.stderr().contains("Resource temporarily unavailable")
+    });
+    let status = c.status();
+    let running = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "running")
+        .count();
+    assert!(running < 10, "the limit holds some back: {status}");
+    // Lift the limit: the backoff brings them all up, corral never died.
+    std::fs::write(cg.join("pids.max"), "max").unwrap();
+    for i in 0..10 {
+        c.wait_state(&format!("s{i}"), "running", 10 * SECOND);
+    }
+    drop(c);
+    drop(cleanup);
     Ok(())
 }
