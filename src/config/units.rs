@@ -61,9 +61,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        other => {
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
             return Err(format!(
-                "unknown size unit `{other}` in `{text}`: use KiB, MiB or GiB"
+                "unknown size unit `{}` in `{text}`: use KiB, MiB or GiB",
+                unit.trim()
             ));
         }
     };
