@@ -12,6 +12,7 @@ pub const TESTS: &[Test] = crate::tests![
     non_root_corral_works_without_configuration,
     non_root_corral_rejects_other_users_unless_told,
     abusive_clients_do_not_wedge_corral,
+    unknown_control_group_is_a_startup_error,
 ];
 
 const NOBODY: u32 = 65534;
@@ -239,5 +240,20 @@ fn abusive_clients_do_not_wedge_corral() -> TestResult {
         t0.elapsed()
     );
     assert_eq!(c.service("db")["state"], "running");
+    Ok(())
+}
+
+fn unknown_control_group_is_a_startup_error() -> TestResult {
+    require_pid_namespace()?;
+    let mut c = Setup::new("badgroup", &[("db", "command = [\"sleep\", \"1000\"]\n")])
+        .env("CORRAL_CONTROL_GROUP", "no-such-group")
+        .start();
+    assert_eq!(c.wait_exit(5 * SECOND), 2);
+    assert!(
+        c.stderr()
+            .contains("CORRAL_CONTROL_GROUP=\"no-such-group\": no such group in /etc/group"),
+        "{}",
+        c.stderr()
+    );
     Ok(())
 }

@@ -19,6 +19,7 @@ pub const TESTS: &[Test] = crate::tests![
     orphans_get_sigterm_at_shutdown,
     output_is_prefixed_and_stderr_stays_stderr,
     disabled_service_starts_only_on_request,
+    shutdown_with_stubborn_quitting_and_respawning_services,
 ];
 
 /// A run script that ignores SIGTERM and says so.
@@ -361,6 +362,49 @@ fn disabled_service_starts_only_on_request() -> TestResult {
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("later: running (pid "),
         "{out:?}"
+    );
+    Ok(())
+}
+
+fn shutdown_with_stubborn_quitting_and_respawning_services() -> TestResult {
+    require_pid_namespace()?;
+    // One ignores SIGTERM, one exits by itself as the stop begins, one
+    // answers SIGTERM by starting a new child and carrying on.
+    let mut c = Setup::new(
+        "mixedstop",
+        &[
+            ("stubborn", "run = \"trap '' TERM; while :; do sleep 0.05; done\"\nstop_timeout = \"500ms\"\n"),
+            ("quitter", "run = \"trap 'exit 0' TERM; while :; do sleep 0.05; done\"\n"),
+            (
+                "phoenix",
+                "run = \"trap 'sleep 1000 &' TERM; while :; do sleep 0.05; done\"\nstop_timeout = \"500ms\"\n",
+            ),
+        ],
+    )
+    .env("CORRAL_SHUTDOWN_TIMEOUT", "3s")
+    .start();
+    c.wait_socket();
+    for s in ["stubborn", "quitter", "phoenix"] {
+        c.wait_state(s, "running", 5 * SECOND);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let t0 = std::time::Instant::now();
+    c.signal(nix::sys::signal::Signal::SIGTERM);
+    let code = c.wait_exit(10 * SECOND);
+    let took = t0.elapsed();
+    assert_eq!(
+        code,
+        1,
+        "two services needed SIGKILL: exit 1\n{}",
+        c.stderr()
+    );
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "within the budget: {took:?}"
+    );
+    assert!(
+        took >= std::time::Duration::from_millis(500),
+        "stop_timeout was honoured: {took:?}"
     );
     Ok(())
 }
