@@ -81,6 +81,9 @@ pub struct ServiceSpec {
     /// Variables set on top of corral's own environment.
     pub env: Vec<(String, String)>,
     pub working_dir: Option<PathBuf>,
+    /// The command daemonizes: after it exits 0, supervise the process
+    /// whose pid this file holds.
+    pub pidfile: Option<PathBuf>,
     /// Required service names with the line that names each.
     pub requires: Vec<(String, usize)>,
     pub restart: RestartPolicy,
@@ -211,6 +214,16 @@ pub fn validate(
         }
     }
 
+    let pidfile = raw.pidfile.as_ref().map(|f| {
+        let p = PathBuf::from(f.get_ref());
+        if !p.is_absolute() {
+            c.error(
+                f,
+                format!("pidfile `{}` must be an absolute path", p.display()),
+            );
+        }
+        p
+    });
     let working_dir = raw.working_dir.as_ref().map(|d| {
         let p = PathBuf::from(d.get_ref());
         if !p.is_absolute() {
@@ -253,6 +266,9 @@ pub fn validate(
         if let Some(r) = &raw.restart {
             c.error(r, format!("restart {oneshot_error}"));
         }
+        if let Some(p) = &raw.pidfile {
+            c.error(p, format!("pidfile {oneshot_error}"));
+        }
         if let Some(r) = &raw.ready {
             c.error(
                 r,
@@ -274,6 +290,7 @@ pub fn validate(
         credentials,
         env,
         working_dir,
+        pidfile,
         requires,
         restart,
         backoff,

@@ -25,6 +25,7 @@ pub struct RawService {
     pub requires: Option<Vec<Spanned<String>>>,
     pub env: Option<Spanned<BTreeMap<String, String>>>,
     pub working_dir: Option<Spanned<String>>,
+    pub pidfile: Option<Spanned<String>>,
     pub restart: Option<Spanned<String>>,
     pub restart_delay: Option<Spanned<Value>>,
     pub restart_delay_max: Option<Spanned<Value>>,

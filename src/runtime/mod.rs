@@ -408,6 +408,23 @@ impl Runtime {
                 }
             }
             Action::CancelProbe { id, purpose } => self.probes.cancel(id, purpose, &self.epoll),
+            Action::ReadPidfile { id, run } => {
+                let path = self
+                    .sup
+                    .services()
+                    .get(id)
+                    .and_then(|s| s.spec.pidfile.clone());
+                let event = match path.as_deref().map(read_pidfile) {
+                    Some(Ok(pid)) => Event::Adopted { id, run, pid },
+                    Some(Err(reason)) => Event::AdoptFailed { id, run, reason },
+                    None => Event::AdoptFailed {
+                        id,
+                        run,
+                        reason: "no pidfile configured".into(),
+                    },
+                };
+                self.queue.push_back(event);
+            }
             Action::Exit(code) => self.exit = Some(code),
         }
     }
@@ -451,6 +468,27 @@ impl Runtime {
                 Event::SpawnFailed { id, error }
             }
         }
+    }
+}
+
+/// The pid a daemon wrote to its pidfile, if it is a live child of corral
+/// (the daemon was reparented to corral when its launcher exited).
+fn read_pidfile(path: &std::path::Path) -> Result<i32, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&p| p > 1)
+        .ok_or_else(|| format!("{}: {:?} is not a pid", path.display(), text.trim()))?;
+    if reaper::is_own_child(pid) {
+        Ok(pid)
+    } else {
+        Err(format!(
+            "pid {pid} from {} is not a child of corral (gone, or its parent still lives); \
+             corral supervises only processes it can reap",
+            path.display()
+        ))
     }
 }
 

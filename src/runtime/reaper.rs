@@ -91,6 +91,11 @@ fn own_children() -> Vec<i32> {
         .collect()
 }
 
+/// Whether `pid` is a child of corral (so waitpid will report it).
+pub fn is_own_child(pid: i32) -> bool {
+    parent_of(pid) == Some(getpid().as_raw())
+}
+
 fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields resume after

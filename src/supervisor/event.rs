@@ -81,6 +81,14 @@ pub enum Event {
     SignalRequested { ids: Vec<ServiceId>, signal: Signal },
     /// svctl shutdown.
     ShutdownRequested,
+    /// The pidfile named a live child of corral: supervise it.
+    Adopted { id: ServiceId, run: u64, pid: Pid },
+    /// The pidfile could not be used (yet): missing, garbage, not a child.
+    AdoptFailed {
+        id: ServiceId,
+        run: u64,
+        reason: String,
+    },
     /// A probe started by `Action::Probe` finished.
     ProbeDone(ProbeResult),
     /// The service spoke for itself: a newline on its readiness fd, or a
@@ -146,6 +154,8 @@ pub enum Action {
         run: u64,
         purpose: Purpose,
     },
+    /// Read the service's pidfile; answer with `Adopted` or `AdoptFailed`.
+    ReadPidfile { id: ServiceId, run: u64 },
     /// Abandon a check still running (kill an exec check, drop a connect).
     CancelProbe { id: ServiceId, purpose: Purpose },
     /// Leave the event loop and exit with this code.

@@ -74,6 +74,11 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// the budget ran out (no main command).
 pub const EXIT_UNCLEAN: i32 = 1;
 
+/// How long corral keeps reading a daemonizing service's pidfile after
+/// its launcher exited, and how often.
+pub const ADOPT_TIMEOUT: Duration = Duration::from_secs(5);
+const ADOPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Exit code when a required oneshot failed at boot.
 pub const EXIT_ONESHOT_FAILED: i32 = 3;
 
@@ -314,6 +319,8 @@ impl Supervisor {
             }
             Event::ShutdownRequested => self.request_shutdown(now, &mut out),
             Event::ProbeDone(result) => self.on_probe_done(result, now, &mut out),
+            Event::Adopted { id, run, pid } => self.on_adopted(id, run, pid, now, &mut out),
+            Event::AdoptFailed { id, run, reason } => self.on_adopt_failed(id, run, &reason, now),
             Event::Notified { id, run, message } => self.on_notified(id, run, message, now),
         }
         self.reconcile(now, &mut out);
@@ -325,6 +332,9 @@ impl Supervisor {
         let services = self.services.iter().flat_map(|s| {
             let (a, b) = match &s.state {
                 State::Backoff { until } => (Some(*until), None),
+                State::Adopting {
+                    until, next_try, ..
+                } => (Some(*until), *next_try),
                 State::Stopping { kill_at, .. } => (*kill_at, None),
                 State::Running {
                     ready:
@@ -584,6 +594,12 @@ impl Supervisor {
                 deadline: timeout.map(|t| now + t),
                 next_probe: None,
             },
+            // A launcher is not the daemon: ready (and checked) once the
+            // daemon is adopted from the pidfile.
+            (Kind::Longrun, _) if s.spec.pidfile.is_some() => Readiness::Waiting {
+                deadline: None,
+                next_probe: None,
+            },
             (Kind::Longrun, None) => Readiness::Ready {
                 at: now,
                 health: s
@@ -682,17 +698,34 @@ impl Supervisor {
             return;
         };
         s.last_exit = Some(status);
+        let launcher_done = s.spec.pidfile.is_some()
+            && status.success()
+            && s.want_up
+            && up
+            && matches!(s.state, State::Running { .. });
         // The main process is gone; whatever it left in its process group
-        // would hold ports and files against the next start.
-        out.push(Action::SignalGroup {
-            pgid: pid,
-            signal: Signal::SIGKILL,
-        });
+        // would hold ports and files against the next start. Not so for a
+        // daemonizing launcher: what it left is the daemon.
+        if !launcher_done {
+            out.push(Action::SignalGroup {
+                pgid: pid,
+                signal: Signal::SIGKILL,
+            });
+        }
         cancel_probes(id, &s.spec, out);
         let name = s.spec.name.clone();
         let mut oneshot_failed = None;
         let next = match std::mem::replace(&mut s.state, State::Stopped) {
             State::Running { .. } if !s.want_up || !up => State::Stopped,
+            State::Running { started, .. } if launcher_done => {
+                debug!("{name}: launcher done; reading its pidfile");
+                out.push(Action::ReadPidfile { id, run: s.starts });
+                State::Adopting {
+                    started,
+                    until: now + ADOPT_TIMEOUT,
+                    next_try: None,
+                }
+            }
             State::Running { started, .. } if s.spec.is_oneshot() => {
                 let took = now.saturating_duration_since(started).as_millis();
                 if status.success() {
@@ -732,6 +765,7 @@ impl Supervisor {
             other @ (State::Stopped
             | State::Starting
             | State::Spawning
+            | State::Adopting { .. }
             | State::Backoff { .. }
             | State::Failed { .. }
             | State::Exited) => other,
@@ -782,6 +816,10 @@ impl Supervisor {
         for (id, s) in self.services.iter_mut().enumerate() {
             let run = s.starts;
             match &mut s.state {
+                State::Adopting { next_try, .. } if next_try.is_some_and(|t| t <= now) => {
+                    *next_try = None;
+                    out.push(Action::ReadPidfile { id, run });
+                }
                 State::Backoff { until } if *until <= now => {
                     if s.want_up && up {
                         s.restarts += 1;
@@ -797,10 +835,7 @@ impl Supervisor {
                         "{}: did not stop within {:?}; sending SIGKILL",
                         s.spec.name, s.spec.stop_timeout
                     );
-                    out.push(Action::SignalGroup {
-                        pgid: *pid,
-                        signal: Signal::SIGKILL,
-                    });
+                    signal_service(&s.spec, *pid, Signal::SIGKILL, out);
                     *at = None;
                     if stopping {
                         self.unclean = true;
@@ -985,6 +1020,85 @@ impl Supervisor {
         }
     }
 
+    fn on_adopted(
+        &mut self,
+        id: ServiceId,
+        run: u64,
+        pid: Pid,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        let State::Adopting { started, .. } = s.state else {
+            return;
+        };
+        if s.starts != run {
+            return;
+        }
+        info!("{}: supervising pid {pid} from its pidfile", s.spec.name);
+        self.pids.insert(pid, Owner::Service(id));
+        let ready = match &s.spec.ready {
+            None => Readiness::Ready {
+                at: now,
+                health: s
+                    .spec
+                    .health
+                    .as_ref()
+                    .map(|h| HealthCheck::new(h, started, now)),
+            },
+            Some(r) => {
+                if let ReadyMethod::Poll(_) = r.method {
+                    out.push(Action::Probe {
+                        id,
+                        run,
+                        purpose: Purpose::Ready,
+                    });
+                }
+                Readiness::Waiting {
+                    deadline: Some(now + r.timeout),
+                    next_probe: None,
+                }
+            }
+        };
+        set_state(
+            s,
+            State::Running {
+                pid,
+                started,
+                ready,
+            },
+            now,
+        );
+    }
+
+    fn on_adopt_failed(&mut self, id: ServiceId, run: u64, reason: &str, now: Instant) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        if s.starts != run {
+            return;
+        }
+        if let State::Adopting { started, until, .. } = s.state {
+            if now < until && s.want_up {
+                debug!("{}: pidfile not usable yet: {reason}", s.spec.name);
+                s.state = State::Adopting {
+                    started,
+                    until,
+                    next_try: Some(now + ADOPT_RETRY),
+                };
+            } else if !s.want_up {
+                set_state(s, State::Stopped, now);
+            } else {
+                let why = format!("pidfile: {reason}");
+                warn!("{}: {why}", s.spec.name);
+                let next = after_failure(s, None, Duration::ZERO, Some(why), now);
+                set_state(s, next, now);
+            }
+        }
+    }
+
     fn on_notified(&mut self, id: ServiceId, run: u64, message: Notice, now: Instant) {
         let Some(s) = self.services.get_mut(id) else {
             return;
@@ -1055,7 +1169,10 @@ impl Supervisor {
                     set_state(s, State::Starting, now);
                 }
                 State::Stopping { then, .. } => *then = AfterStop::Start,
-                State::Starting | State::Spawning | State::Running { .. } => {}
+                State::Starting
+                | State::Spawning
+                | State::Adopting { .. }
+                | State::Running { .. } => {}
             }
         }
     }
@@ -1137,10 +1254,7 @@ impl Supervisor {
         for s in &mut self.services {
             s.want_up = false;
             if let Some(pid) = s.state.pid() {
-                out.push(Action::SignalGroup {
-                    pgid: pid,
-                    signal: Signal::SIGKILL,
-                });
+                signal_service(&s.spec, pid, Signal::SIGKILL, out);
                 s.state = State::Stopping {
                     pid,
                     kill_at: None,
@@ -1163,15 +1277,9 @@ impl Supervisor {
             s.spec.name,
             s.spec.stop_signal.as_str()
         );
-        out.push(Action::SignalGroup {
-            pgid: pid,
-            signal: s.spec.stop_signal,
-        });
+        signal_service(&s.spec, pid, s.spec.stop_signal, out);
         // A stopped (SIGSTOP'd) process cannot act on the stop signal.
-        out.push(Action::SignalGroup {
-            pgid: pid,
-            signal: Signal::SIGCONT,
-        });
+        signal_service(&s.spec, pid, Signal::SIGCONT, out);
         let kill_at = Some(now + s.spec.stop_timeout);
         set_state(s, State::Stopping { pid, kill_at, then }, now);
     }
@@ -1206,6 +1314,7 @@ impl Supervisor {
                 }
                 State::Stopped
                 | State::Spawning
+                | State::Adopting { .. }
                 | State::Stopping { .. }
                 | State::Failed { .. }
                 | State::Exited => {}
@@ -1307,7 +1416,10 @@ impl Supervisor {
             State::Running { ready, .. } => matches!(ready, Readiness::Ready { .. }),
             State::Failed { .. } | State::Exited | State::Stopped => true,
             State::Starting => self.blocker(id).is_some(),
-            State::Spawning | State::Stopping { .. } | State::Backoff { .. } => false,
+            State::Spawning
+            | State::Adopting { .. }
+            | State::Stopping { .. }
+            | State::Backoff { .. } => false,
         }
     }
 
@@ -1419,6 +1531,15 @@ fn mark_ready(s: &mut Service, now: Instant) {
             started,
             ready: Readiness::Ready { at: now, health },
         };
+    }
+}
+
+/// Signals a service's process group; an adopted daemon (pidfile) may not
+/// lead a group of its own, so it gets the signal directly as well.
+fn signal_service(spec: &ServiceSpec, pid: Pid, signal: Signal, out: &mut Vec<Action>) {
+    out.push(Action::SignalGroup { pgid: pid, signal });
+    if spec.pidfile.is_some() {
+        out.push(Action::Signal { pid, signal });
     }
 }
 

@@ -24,6 +24,14 @@ pub enum State {
         started: Instant,
         ready: Readiness,
     },
+    /// The launcher of a daemonizing service exited 0; corral reads its
+    /// `pidfile` (again at `next_try`, `None` while a read is pending)
+    /// until `until`, to supervise the daemon. Shown as `starting`.
+    Adopting {
+        started: Instant,
+        until: Instant,
+        next_try: Option<Instant>,
+    },
     /// The stop signal was sent; SIGKILL follows at `kill_at` (`None` once
     /// SIGKILL was sent). `then` says what follows the exit.
     Stopping {
@@ -74,7 +82,7 @@ impl State {
     pub fn word(&self) -> &'static str {
         match self {
             State::Stopped => "stopped",
-            State::Starting | State::Spawning => "starting",
+            State::Starting | State::Spawning | State::Adopting { .. } => "starting",
             State::Running { .. } => "running",
             State::Stopping { .. } => "stopping",
             State::Backoff { .. } => "backoff",
@@ -90,6 +98,7 @@ impl State {
             State::Stopped
             | State::Starting
             | State::Spawning
+            | State::Adopting { .. }
             | State::Backoff { .. }
             | State::Failed { .. }
             | State::Exited => None,
@@ -101,7 +110,10 @@ impl State {
     pub fn is_active(&self) -> bool {
         matches!(
             self,
-            State::Spawning | State::Running { .. } | State::Stopping { .. }
+            State::Spawning
+                | State::Adopting { .. }
+                | State::Running { .. }
+                | State::Stopping { .. }
         )
     }
 

@@ -11,6 +11,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
         credentials: None,
         env: Vec::new(),
         working_dir: None,
+        pidfile: None,
         requires: requires.iter().map(|r| (r.to_string(), 1)).collect(),
         restart: RestartPolicy::Always,
         backoff: Backoff {
@@ -819,4 +820,85 @@ fn pending_startup_is_reported_once_after_report_after() {
         },
     });
     assert_eq!(sim.sup.startup, Startup::Done);
+}
+
+#[test]
+fn daemonizing_service_is_adopted_from_its_pidfile() {
+    let mut d = spec("daemon", &[]);
+    d.pidfile = Some(PathBuf::from("/run/d.pid"));
+    let mut sim = Sim::new(vec![d, spec("app", &["daemon"])], false);
+    sim.run(Event::Boot);
+    let launcher = sim.pid("daemon");
+    assert!(
+        !sim.sup.services()[0].is_up(),
+        "the launcher is not the daemon"
+    );
+    assert_eq!(sim.state("app"), &State::Starting);
+    // The launcher exits 0: no leftover kill (that is the daemon), a read.
+    let actions = sim.exit("daemon", ExitStatus::Code(0));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::SignalGroup { pgid, .. } if *pgid == launcher)),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&Action::ReadPidfile { id: 0, run: 1 }));
+    assert_eq!(sim.sup.status(&[0], sim.now)[0].state, "starting");
+    // Not written yet: read again 100 ms later.
+    sim.run(Event::AdoptFailed {
+        id: 0,
+        run: 1,
+        reason: "missing".into(),
+    });
+    assert_eq!(
+        sim.advance(Duration::from_millis(100)),
+        vec![Action::ReadPidfile { id: 0, run: 1 }]
+    );
+    let actions = sim.run(Event::Adopted {
+        id: 0,
+        run: 1,
+        pid: 4242,
+    });
+    assert_eq!(sim.pid("daemon"), 4242);
+    assert!(sim.sup.services()[0].is_up());
+    assert_eq!(
+        spawned(&actions),
+        vec![1],
+        "app starts once the daemon is adopted"
+    );
+    // Its exit is the service's exit; stopping it signals it directly too.
+    sim.run(Event::StopRequested(vec![0]));
+    sim.exit("app", ExitStatus::Code(0));
+    let stop = sim.sup.services()[0].state.clone();
+    assert!(
+        matches!(stop, State::Stopping { pid: 4242, .. }),
+        "{stop:?}"
+    );
+    // A pidfile that never works: the start failed, by the restart policy.
+    let mut d = spec("daemon", &[]);
+    d.pidfile = Some(PathBuf::from("/run/d.pid"));
+    let mut sim = Sim::new(vec![d], false);
+    sim.run(Event::Boot);
+    sim.exit("daemon", ExitStatus::Code(0));
+    let mut tries = 0;
+    while matches!(sim.state("daemon"), State::Adopting { .. }) {
+        sim.run(Event::AdoptFailed {
+            id: 0,
+            run: 1,
+            reason: "pid 7 is not a child of corral".into(),
+        });
+        sim.advance(Duration::from_millis(100));
+        tries += 1;
+        assert!(tries < 100, "adoption must give up");
+    }
+    // About ADOPT_TIMEOUT / ADOPT_RETRY tries, then the restart policy.
+    assert!((45..=55).contains(&tries), "{tries} tries");
+    // The failed start went through backoff to a new launcher.
+    let d = &sim.sup.services()[0];
+    assert_eq!(
+        (d.failures, d.restarts, d.starts),
+        (1, 1, 2),
+        "{:?}",
+        d.state
+    );
 }

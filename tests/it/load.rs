@@ -12,6 +12,7 @@ pub const TESTS: &[Test] = crate::tests![
     fifty_crash_loops_keep_their_backoff,
     leftovers_of_an_exited_service_are_killed,
     spawn_failure_under_a_pids_limit_backs_off_and_recovers,
+    daemonizing_service_is_supervised_through_its_pidfile,
 ];
 
 /// The storm itself (this test binary run as a service): `n` orphans in
@@ -260,5 +261,61 @@ fn spawn_failure_under_a_pids_limit_backs_off_and_recovers() -> TestResult {
     }
     drop(c);
     drop(cleanup);
+    Ok(())
+}
+
+fn daemonizing_service_is_supervised_through_its_pidfile() -> TestResult {
+    require_pid_namespace()?;
+    let tmp = TempDir::new("daemonize");
+    let pidfile = tmp.path("d.pid");
+    // The classic init-script daemon: the launcher starts a detached
+    // daemon (its own session) that writes its pidfile, then exits 0.
+    let svc = format!(
+        "run = \"setsid sh -c 'echo $$ > {pf}; exec sleep 1000' & sleep 0.2; exit 0\"\npidfile = \"{pf}\"\n",
+        pf = pidfile.display()
+    );
+    let c = Setup::new(
+        "daemonize",
+        &[
+            ("daemon", &svc),
+            (
+                "app",
+                "command = [\"sleep\", \"999\"]\nrequires = [\"daemon\"]\n",
+            ),
+        ],
+    )
+    .start();
+    c.wait_socket();
+    let s = c.wait_state("app", "running", 10 * SECOND);
+    let _ = s;
+    let daemon = c.service("daemon");
+    let written: i64 = tmp.read("d.pid").trim().parse().unwrap();
+    assert_eq!(daemon["state"], "running", "{daemon}");
+    assert_eq!(
+        daemon["pid"].as_i64(),
+        Some(written),
+        "corral supervises the pid from the pidfile"
+    );
+    assert!(
+        c.stderr()
+            .contains(&format!("supervising pid {written} from its pidfile")),
+        "{}",
+        c.stderr()
+    );
+    // Stopping it reaches the daemon, which corral then reaps.
+    let out = c.svctl(&["stop", "daemon"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        c.service("daemon")["last_exit"]["signal"],
+        15,
+        "{}",
+        c.service("daemon")
+    );
+    assert!(
+        c.namespace_processes()
+            .iter()
+            .all(|p| p.0 != written as i32 || p.1 == 'Z'),
+        "daemon gone"
+    );
     Ok(())
 }
