@@ -13,6 +13,7 @@ pub const TESTS: &[Test] = crate::tests![
     non_root_corral_rejects_other_users_unless_told,
     abusive_clients_do_not_wedge_corral,
     unknown_control_group_is_a_startup_error,
+    read_only_root_with_writable_run_works,
 ];
 
 const NOBODY: u32 = 65534;
@@ -255,5 +256,45 @@ fn unknown_control_group_is_a_startup_error() -> TestResult {
         "{}",
         c.stderr()
     );
+    Ok(())
+}
+
+fn read_only_root_with_writable_run_works() -> TestResult {
+    require_pid_namespace()?;
+    // Inside the namespace: the root becomes read-only and /run a fresh
+    // tmpfs, as with `docker run --read-only --tmpfs /run`.
+    let prepare = "mount --make-rprivate / && mount --bind / / && mount -o remount,bind,ro / \
+                   && mount -t tmpfs tmpfs /run && exec \"$@\"";
+    let svctl = svctl_link();
+    let main = format!(
+        "touch /probe 2>/dev/null && echo root is WRITABLE; {s} status; {s} health && echo health ok",
+        s = svctl.display()
+    );
+    let mut setup = Setup::new(
+        "readonly",
+        &[
+            ("app", "run = \"mkdir -p /run/app && echo started && exec sleep 1000\"\n[ready]\nfile = \"/run/app\"\n"),
+            ("web", "command = [\"sleep\", \"1000\"]\nuser = \"nobody\"\nrequires = [\"app\"]\n"),
+        ],
+    )
+    .main(&["sh", "-c", &main]);
+    setup.wrapper = ["sh", "-c", prepare, "sh"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    setup.socket_flag = false;
+    let mut c = setup.start();
+    assert_eq!(c.wait_exit(20 * SECOND), 0, "{}", c.stderr());
+    let out = c.stdout();
+    assert!(
+        !out.contains("WRITABLE"),
+        "the root must be read-only here: {out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("web ") && l.contains("running")),
+        "{out}"
+    );
+    assert!(out.contains("health ok"), "{out}\n{}", c.stderr());
     Ok(())
 }
