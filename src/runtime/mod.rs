@@ -296,6 +296,16 @@ impl Runtime {
         match kind {
             k if k == Kind::Signals as u64 => {
                 for signal in self.signals.read() {
+                    // The panic hook is tested for real: with this set,
+                    // SIGUSR2 makes corral panic.
+                    if signal == Signal::SIGUSR2
+                        && std::env::var_os("CORRAL_TEST_PANIC_ON_SIGUSR2").is_some()
+                    {
+                        #[allow(clippy::panic)]
+                        {
+                            panic!("CORRAL_TEST_PANIC_ON_SIGUSR2 and SIGUSR2");
+                        }
+                    }
                     // SIGCHLD only wakes us: every wakeup reaps.
                     if signal != Signal::SIGCHLD {
                         self.queue.push_back(Event::SignalReceived(signal));

@@ -20,6 +20,7 @@ pub const TESTS: &[Test] = crate::tests![
     idle_corral_never_wakes_up,
     main_command_is_the_terminal_foreground_group,
     socket_is_private,
+    a_panic_stops_everything_and_exits_70,
 ];
 
 fn reaps_1000_double_forked_orphans() -> TestResult {
@@ -406,5 +407,36 @@ fn socket_is_private() -> TestResult {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&c.socket), 0o600);
     assert_eq!(mode(c.socket.parent().unwrap()), 0o700);
+    Ok(())
+}
+
+fn a_panic_stops_everything_and_exits_70() -> TestResult {
+    require_pid_namespace()?;
+    let tmp = TempDir::new("panic");
+    let svc = format!(
+        "run = \"trap 'echo got TERM > {}; exit 0' TERM; echo up; while :; do sleep 0.02; done\"\n",
+        tmp.path("term").display()
+    );
+    let mut c = Setup::new("panic", &[("svc", &svc)])
+        .env("CORRAL_TEST_PANIC_ON_SIGUSR2", "1")
+        .start();
+    wait_until("the service", 5 * SECOND, || {
+        c.stdout().contains("svc | up")
+    });
+    c.signal(nix::sys::signal::Signal::SIGUSR2);
+    assert_eq!(c.wait_exit(10 * SECOND), 70, "{}", c.stderr());
+    assert!(
+        c.stderr().contains("corral: fatal: internal error"),
+        "{}",
+        c.stderr()
+    );
+    assert!(
+        c.stderr().contains("stopping every process"),
+        "{}",
+        c.stderr()
+    );
+    wait_until("the service's TERM trap", 5 * SECOND, || {
+        tmp.read("term").contains("got TERM")
+    });
     Ok(())
 }
