@@ -178,8 +178,8 @@ fn abusive_clients_do_not_wedge_corral() -> TestResult {
     c.wait_socket();
     let fds = || std::fs::read_dir(format!("/proc/{}/fd", c.host_pid())).map_or(0, |d| d.count());
     let base = fds();
-    // 400 connections that never send anything.
-    let idle: Vec<UnixStream> = (0..400)
+    // 1,000 connections that never send anything.
+    let idle: Vec<UnixStream> = (0..1000)
         .map(|_| UnixStream::connect(&c.socket).unwrap())
         .collect();
     // A client killed halfway through its request.
