@@ -478,6 +478,30 @@ stop_timeout = "2s"
     }
 
     #[test]
+    fn a_long_cycle_is_printed_whole() {
+        let files: Vec<(String, String)> = (0..50)
+            .map(|i| {
+                (
+                    format!("s{i:02}.toml"),
+                    format!("run = \"x\"\nrequires = [\"s{:02}\"]\n", (i + 1) % 50),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        let errs = load(&refs).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let names: Vec<String> = (0..50).map(|i| format!("s{i:02}")).collect();
+        let want = format!(
+            "s00.toml:2: dependency cycle: {} -> s00 (files: ",
+            names.join(" -> ")
+        );
+        assert!(errs[0].starts_with(&want), "{}", errs[0]);
+    }
+
+    #[test]
     fn ten_thousand_services_in_a_chain_load() {
         let dir = Dir::new(&[]);
         for i in 0..10_000 {

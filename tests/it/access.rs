@@ -14,6 +14,7 @@ pub const TESTS: &[Test] = crate::tests![
     abusive_clients_do_not_wedge_corral,
     unknown_control_group_is_a_startup_error,
     read_only_root_with_writable_run_works,
+    out_of_descriptors_is_handled_without_spinning,
 ];
 
 const NOBODY: u32 = 65534;
@@ -296,5 +297,57 @@ fn read_only_root_with_writable_run_works() -> TestResult {
         "{out}"
     );
     assert!(out.contains("health ok"), "{out}\n{}", c.stderr());
+    Ok(())
+}
+
+fn out_of_descriptors_is_handled_without_spinning() -> TestResult {
+    require_pid_namespace()?;
+    use std::os::unix::net::UnixStream;
+    let c = Setup::new("emfile", &[("db", "command = [\"sleep\", \"1000\"]\n")]).start();
+    c.wait_socket();
+    let pid = c.host_pid();
+    let open_now = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    // Leave corral room for a few connections only.
+    let limit = open_now + 5;
+    let ok = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(Skip("prlimit --pid did not work here".into()));
+    }
+    let held: Vec<UnixStream> = (0..40)
+        .filter_map(|_| UnixStream::connect(&c.socket).ok())
+        .collect();
+    wait_until("corral to notice", 5 * SECOND, || {
+        c.stderr().contains("out of file descriptors")
+    });
+    // With connections still pending, corral must not spin on the
+    // listener: measure its CPU over a second.
+    let ticks = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let f: Vec<u64> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, r)| r)
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
+    };
+    let t0 = ticks(pid);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let used = ticks(pid) - t0;
+    assert!(
+        used <= 20,
+        "corral used {used} ticks of CPU in 1 s while out of descriptors"
+    );
+    // Once the connections go, it serves again.
+    drop(held);
+    wait_until("status to work again", 15 * SECOND, || {
+        c.svctl(&["status", "db"]).status.success()
+    });
     Ok(())
 }

@@ -304,10 +304,19 @@ fn service_exec_failure_is_reported() -> TestResult {
         &[
             ("missing", "command = [\"/nonexistent/daemon\"]\nrestart = \"never\"\n"),
             ("retried", "command = [\"/nonexistent/daemon\"]\nrestart_delay = \"10ms\"\nrestart_limit = 1\n"),
+            ("noexec", "command = [\"/etc/passwd\"]\nrestart = \"never\"\n"),
         ],
     )
     .start();
     c.wait_socket();
+    let s = c.wait_state("noexec", "failed", 5 * SECOND);
+    assert!(
+        s["note"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied (os error 13)"),
+        "{s}"
+    );
     let s = c.wait_state("missing", "failed", 5 * SECOND);
     let note = s["note"].as_str().unwrap();
     assert!(

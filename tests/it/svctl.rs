@@ -183,6 +183,15 @@ fn errors_have_messages_and_exit_codes() -> TestResult {
     let mut line = String::new();
     BufReader::new(&s).read_line(&mut line).unwrap();
     assert!(line.contains("version mismatch"), "{line}");
+    // Not JSON at all: an answer too, not a dropped connection.
+    let mut s = std::os::unix::net::UnixStream::connect(&c.socket).unwrap();
+    s.write_all(b"hello corral\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).unwrap();
+    assert!(
+        line.contains("\"kind\":\"bad_request\"") && line.contains("malformed request"),
+        "{line}"
+    );
     Ok(())
 }
 
