@@ -1,0 +1,501 @@
+//! Process life: a spawn's outcome, an exit and what the restart policy
+//! makes of it, the timers of backoff, stop escalation, readiness and
+//! health deadlines, and stopping a service.
+
+use super::*;
+
+impl Supervisor {
+    pub(super) fn on_spawned(
+        &mut self,
+        id: ServiceId,
+        pid: Pid,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        self.pids.insert(pid, Owner::Service(id));
+        s.starts += 1;
+        s.status_text = None;
+        info!("{}: started, pid {pid}", s.spec.name);
+        let ready = match (s.spec.kind, &s.spec.ready) {
+            (Kind::Oneshot { timeout, .. }, _) => Readiness::Waiting {
+                deadline: timeout.map(|t| now + t),
+                next_probe: None,
+            },
+            // A launcher is not the daemon: ready (and checked) once the
+            // daemon is adopted from the pidfile.
+            (Kind::Longrun, _) if s.spec.pidfile.is_some() => Readiness::Waiting {
+                deadline: None,
+                next_probe: None,
+            },
+            (Kind::Longrun, None) => Readiness::Ready {
+                at: now,
+                health: s
+                    .spec
+                    .health
+                    .as_ref()
+                    .map(|h| HealthCheck::new(h, now, now)),
+            },
+            (Kind::Longrun, Some(r)) => {
+                if let ReadyMethod::Poll(_) = r.method {
+                    out.push(Action::Probe {
+                        id,
+                        run: s.starts,
+                        purpose: Purpose::Ready,
+                    });
+                }
+                Readiness::Waiting {
+                    deadline: Some(now + r.timeout),
+                    next_probe: None,
+                }
+            }
+        };
+        // Spawned only answers Spawning; a stop requested meanwhile is
+        // carried out by reconcile, which sees the process running.
+        set_state(
+            s,
+            State::Running {
+                pid,
+                started: now,
+                ready,
+            },
+            now,
+        );
+    }
+
+    pub(super) fn on_spawn_failed(
+        &mut self,
+        id: ServiceId,
+        error: &str,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let up = self.phase == Phase::Up;
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        warn!("{}: cannot start: {error}", s.spec.name);
+        let reason = format!("cannot start: {error}");
+        if s.spec.is_oneshot() {
+            set_state(
+                s,
+                State::Failed {
+                    reason: reason.clone(),
+                },
+                now,
+            );
+            self.oneshot_failure(id, &reason, now, out);
+            return;
+        }
+        let (verdict, failures) = policy::after_exit(
+            s.spec.restart,
+            &s.spec.backoff,
+            None,
+            Duration::ZERO,
+            s.failures,
+        );
+        s.failures = failures;
+        let next = match verdict {
+            Verdict::Restart(delay) if s.want_up && up => State::Backoff { until: now + delay },
+            Verdict::Restart(_) => State::Stopped,
+            Verdict::Stay | Verdict::GiveUp => State::Failed { reason },
+        };
+        set_state(s, next, now);
+    }
+
+    pub(super) fn on_reaped(
+        &mut self,
+        pid: Pid,
+        status: ExitStatus,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        match self.pids.remove(&pid) {
+            None => debug!("reaped orphan {pid} ({status})"),
+            Some(Owner::Main) => {
+                info!("main command exited: {status}");
+                self.main = Main::Done {
+                    code: status.as_exit_code(),
+                };
+                if self.phase == Phase::Up {
+                    self.begin_shutdown(now, out);
+                }
+            }
+            Some(Owner::Service(id)) => self.on_service_exit(id, pid, status, now, out),
+        }
+    }
+
+    pub(super) fn on_service_exit(
+        &mut self,
+        id: ServiceId,
+        pid: Pid,
+        status: ExitStatus,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let up = self.phase == Phase::Up;
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        s.last_exit = Some(status);
+        let launcher_done = s.spec.pidfile.is_some()
+            && status.success()
+            && s.want_up
+            && up
+            && matches!(s.state, State::Running { .. });
+        // The main process is gone; whatever it left in its process group
+        // would hold ports and files against the next start. Not so for a
+        // daemonizing launcher: what it left is the daemon.
+        if !launcher_done {
+            out.push(Action::SignalGroup {
+                pgid: pid,
+                signal: Signal::SIGKILL,
+            });
+        }
+        cancel_probes(id, &s.spec, out);
+        let name = s.spec.name.clone();
+        let mut oneshot_failed = None;
+        let next = match std::mem::replace(&mut s.state, State::Stopped) {
+            State::Running { .. } if !s.want_up || !up => State::Stopped,
+            State::Running { started, .. } if launcher_done => {
+                debug!("{name}: launcher done; reading its pidfile");
+                out.push(Action::ReadPidfile { id, run: s.starts });
+                State::Adopting {
+                    started,
+                    until: now + ADOPT_TIMEOUT,
+                    next_try: None,
+                }
+            }
+            State::Running { started, .. } if s.spec.is_oneshot() => {
+                let took = now.saturating_duration_since(started).as_millis();
+                if status.success() {
+                    info!("{name}: done in {took} ms");
+                    State::Exited
+                } else {
+                    let reason = format!("{status} after {took} ms");
+                    warn!("{name}: oneshot failed: {reason}");
+                    oneshot_failed = Some(reason.clone());
+                    State::Failed { reason }
+                }
+            }
+            State::Running { started, .. } => {
+                let ran_for = now.saturating_duration_since(started);
+                after_failure(s, Some(status), ran_for, None, now)
+            }
+            State::Stopping { then, .. } => {
+                info!("{name}: stopped ({status})");
+                match then {
+                    AfterStop::Start if s.want_up && up => {
+                        s.restarts += 1;
+                        s.failures = 0;
+                        State::Starting
+                    }
+                    AfterStop::Down | AfterStop::Start => State::Stopped,
+                    AfterStop::Fail(reason) if s.spec.is_oneshot() => {
+                        oneshot_failed = Some(reason.clone());
+                        State::Failed { reason }
+                    }
+                    AfterStop::Fail(_) if !s.want_up || !up => State::Stopped,
+                    AfterStop::Fail(reason) => {
+                        after_failure(s, None, Duration::ZERO, Some(reason), now)
+                    }
+                }
+            }
+            // The pid table only holds running processes.
+            other @ (State::Stopped
+            | State::Starting
+            | State::Spawning
+            | State::Adopting { .. }
+            | State::Backoff { .. }
+            | State::Failed { .. }
+            | State::Exited) => other,
+        };
+        s.changed_at = now;
+        debug!("{name}: now {}", next.word());
+        s.state = next;
+        if let Some(reason) = oneshot_failed {
+            self.oneshot_failure(id, &reason, now, out);
+        }
+    }
+
+    /// A oneshot failed: its dependents stay blocked, and a required one
+    /// that failed on its boot run takes the container down.
+    pub(super) fn oneshot_failure(
+        &mut self,
+        id: ServiceId,
+        reason: &str,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(s) = self.services.get(id) else {
+            return;
+        };
+        let name = &s.spec.name;
+        match s.spec.kind {
+            Kind::Oneshot { optional: true, .. } => {
+                warn!("{name}: optional oneshot failed ({reason}); what requires it starts anyway")
+            }
+            Kind::Oneshot { .. } if s.spec.enabled && s.starts == 1 && self.phase == Phase::Up => {
+                tracing::error!(
+                    "{name}: required oneshot failed ({reason}); stopping the container (exit code {EXIT_ONESHOT_FAILED}); \
+                     set optional = true in its file to carry on instead"
+                );
+                self.oneshot_failed = true;
+                self.begin_shutdown(now, out);
+            }
+            _ => warn!(
+                "{name}: oneshot failed ({reason}); what requires it is blocked until it succeeds"
+            ),
+        }
+    }
+
+    pub(super) fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let up = self.phase == Phase::Up;
+        let stopping = matches!(self.phase, Phase::Stopping { .. });
+        let mut failed_starts = Vec::new();
+        for (id, s) in self.services.iter_mut().enumerate() {
+            let run = s.starts;
+            match &mut s.state {
+                State::Adopting { next_try, .. } if next_try.is_some_and(|t| t <= now) => {
+                    *next_try = None;
+                    out.push(Action::ReadPidfile { id, run });
+                }
+                State::Backoff { until } if *until <= now => {
+                    if s.want_up && up {
+                        s.restarts += 1;
+                        set_state(s, State::Starting, now);
+                    } else {
+                        set_state(s, State::Stopped, now);
+                    }
+                }
+                State::Stopping {
+                    pid, kill_at: at, ..
+                } if at.is_some_and(|at| at <= now) => {
+                    warn!(
+                        "{}: did not stop within {:?}; sending SIGKILL",
+                        s.spec.name, s.spec.stop_timeout
+                    );
+                    signal_service(&s.spec, *pid, Signal::SIGKILL, out);
+                    *at = None;
+                    if stopping {
+                        self.unclean = true;
+                    }
+                }
+                State::Running {
+                    started,
+                    ready:
+                        Readiness::Waiting {
+                            deadline,
+                            next_probe,
+                        },
+                    ..
+                } => {
+                    if deadline.is_some_and(|d| d <= now) {
+                        let took = now.saturating_duration_since(*started);
+                        let reason = if s.spec.is_oneshot() {
+                            format!("timed out after {} ms", took.as_millis())
+                        } else {
+                            format!("not ready within {} ms", took.as_millis())
+                        };
+                        warn!("{}: {reason}; stopping it", s.spec.name);
+                        failed_starts.push((id, reason));
+                    } else if next_probe.is_some_and(|t| t <= now) {
+                        *next_probe = None;
+                        out.push(Action::Probe {
+                            id,
+                            run,
+                            purpose: Purpose::Ready,
+                        });
+                    }
+                }
+                State::Running {
+                    ready:
+                        Readiness::Ready {
+                            health: Some(h), ..
+                        },
+                    ..
+                } => {
+                    let Some(spec) = &s.spec.health else { continue };
+                    if h.next.is_some_and(|t| t <= now) {
+                        h.begin(spec, now);
+                        out.push(Action::Probe {
+                            id,
+                            run,
+                            purpose: Purpose::Health,
+                        });
+                    } else if h.in_flight_until.is_some_and(|t| t <= now) {
+                        out.push(Action::CancelProbe {
+                            id,
+                            purpose: Purpose::Health,
+                        });
+                        let why = format!("check timed out after {} ms", spec.timeout.as_millis());
+                        if h.record(spec, false, why.clone(), now) {
+                            warn!("{}: unhealthy: {why}", s.spec.name);
+                            if spec.on_unhealthy == OnUnhealthy::Restart {
+                                failed_starts.push((id, String::new()));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (id, reason) in failed_starts {
+            // An empty reason marks a restart for an unhealthy service.
+            let then = if reason.is_empty() {
+                AfterStop::Start
+            } else {
+                AfterStop::Fail(reason)
+            };
+            if let Some(s) = self.services.get(id) {
+                cancel_probes(id, &s.spec, out);
+            }
+            self.begin_stop(id, then, now, out);
+        }
+        match self.phase {
+            Phase::Stopping {
+                deadline,
+                forced: false,
+            } if deadline <= now => {
+                warn!(
+                    "shutdown budget of {:?} ran out; killing what is left",
+                    self.settings.shutdown_budget
+                );
+                self.force(now, out);
+            }
+            Phase::Orphans {
+                until,
+                killed: false,
+            } if until <= now => {
+                out.push(Action::SignalOrphans(Signal::SIGKILL));
+                self.phase = Phase::Orphans {
+                    until: now + self.settings.kill_wait,
+                    killed: true,
+                };
+            }
+            Phase::Orphans {
+                until,
+                killed: true,
+            } if until <= now => {
+                warn!("processes survived SIGKILL (uninterruptible sleep?); exiting anyway");
+                self.exit(out);
+            }
+            _ => {}
+        }
+        if let Startup::Pending {
+            since,
+            nagged: false,
+        } = self.startup
+            && since + self.settings.report_after <= now
+        {
+            self.startup = Startup::Pending {
+                since,
+                nagged: true,
+            };
+            info!(
+                "still starting after {} s: {}",
+                self.settings.report_after.as_secs(),
+                self.pending_list().join(", ")
+            );
+        }
+    }
+
+    /// Sends the stop signal; SIGKILL follows after stop_timeout.
+    pub(super) fn begin_stop(
+        &mut self,
+        id: ServiceId,
+        then: AfterStop,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        let State::Running { pid, .. } = s.state else {
+            return;
+        };
+        info!(
+            "{}: stopping (sending {})",
+            s.spec.name,
+            s.spec.stop_signal.as_str()
+        );
+        signal_service(&s.spec, pid, s.spec.stop_signal, out);
+        // A stopped (SIGSTOP'd) process cannot act on the stop signal.
+        signal_service(&s.spec, pid, Signal::SIGCONT, out);
+        let kill_at = Some(now + s.spec.stop_timeout);
+        set_state(s, State::Stopping { pid, kill_at, then }, now);
+    }
+}
+
+/// The state after a longrun failed on its own (`status` from its exit)
+/// or did not become ready (`reason`), by its restart policy.
+pub(super) fn after_failure(
+    s: &mut Service,
+    status: Option<ExitStatus>,
+    ran_for: Duration,
+    reason: Option<String>,
+    now: Instant,
+) -> State {
+    let (verdict, failures) =
+        policy::after_exit(s.spec.restart, &s.spec.backoff, status, ran_for, s.failures);
+    s.failures = failures;
+    let what = match (&reason, status) {
+        (Some(r), _) => r.clone(),
+        (None, Some(st)) => st.to_string(),
+        (None, None) => "failed".to_string(),
+    };
+    match verdict {
+        Verdict::Restart(delay) => {
+            warn!(
+                "{}: {what}; restarting in {} ms",
+                s.spec.name,
+                delay.as_millis()
+            );
+            State::Backoff { until: now + delay }
+        }
+        Verdict::Stay if reason.is_none() => {
+            info!(
+                "{}: {what}; not restarted (restart = {:?})",
+                s.spec.name, s.spec.restart
+            );
+            State::Exited
+        }
+        Verdict::Stay => State::Failed { reason: what },
+        Verdict::GiveUp => {
+            let reason =
+                format!("{failures} quick exits in a row, last: {what}; svctl start resets");
+            warn!("{}: failed: {reason}", s.spec.name);
+            State::Failed { reason }
+        }
+    }
+}
+
+/// Signals a service's process group; an adopted daemon (pidfile) may not
+/// lead a group of its own, so it gets the signal directly as well.
+pub(super) fn signal_service(spec: &ServiceSpec, pid: Pid, signal: Signal, out: &mut Vec<Action>) {
+    out.push(Action::SignalGroup { pgid: pid, signal });
+    if spec.pidfile.is_some() {
+        out.push(Action::Signal { pid, signal });
+    }
+}
+
+/// Drops the checks a service may have in flight.
+pub(super) fn cancel_probes(id: ServiceId, spec: &ServiceSpec, out: &mut Vec<Action>) {
+    if matches!(
+        spec.ready.as_ref().map(|r| &r.method),
+        Some(ReadyMethod::Poll(_))
+    ) {
+        out.push(Action::CancelProbe {
+            id,
+            purpose: Purpose::Ready,
+        });
+    }
+    if spec.health.is_some() {
+        out.push(Action::CancelProbe {
+            id,
+            purpose: Purpose::Health,
+        });
+    }
+}

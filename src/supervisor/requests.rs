@@ -1,0 +1,181 @@
+//! What is asked of the supervisor: signals, svctl start/stop/restart,
+//! shutdown with its forced variant, and the start of the main command.
+
+use super::lifecycle::signal_service;
+use super::*;
+
+impl Supervisor {
+    pub(super) fn on_signal(&mut self, signal: Signal, now: Instant, out: &mut Vec<Action>) {
+        match (self.main, self.phase) {
+            // tini semantics: the main command gets every signal; corral
+            // shuts down when it exits.
+            (Main::Running { pid }, Phase::Up) => out.push(Action::Signal { pid, signal }),
+            (_, _) if matches!(signal, Signal::SIGTERM | Signal::SIGINT) => {
+                info!("received {}", signal.as_str());
+                self.request_shutdown(now, out);
+            }
+            (_, _) => debug!("ignoring {}", signal.as_str()),
+        }
+    }
+
+    pub(super) fn request_start(&mut self, id: ServiceId, now: Instant) {
+        for r in self.graph.requirements_closure(id) {
+            let Some(s) = self.services.get_mut(r) else {
+                continue;
+            };
+            s.want_up = true;
+            let done_oneshot = s.spec.is_oneshot() && r != id && s.is_up();
+            match &mut s.state {
+                State::Failed { .. } => {
+                    s.failures = 0;
+                    set_state(s, State::Starting, now);
+                }
+                // A oneshot that succeeded stays done for what requires
+                // it; started by name, it runs again.
+                State::Exited if done_oneshot => {}
+                State::Stopped | State::Exited => set_state(s, State::Starting, now),
+                State::Backoff { .. } => {
+                    s.restarts += 1;
+                    set_state(s, State::Starting, now);
+                }
+                State::Stopping { then, .. } => *then = AfterStop::Start,
+                State::Starting
+                | State::Spawning
+                | State::Adopting { .. }
+                | State::Running { .. } => {}
+            }
+        }
+    }
+
+    pub(super) fn request_stop(&mut self, id: ServiceId) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        s.want_up = false;
+        if let State::Stopping { then, .. } = &mut s.state {
+            *then = AfterStop::Down;
+        }
+    }
+
+    pub(super) fn request_restart(&mut self, id: ServiceId, now: Instant, out: &mut Vec<Action>) {
+        self.request_start(id, now);
+        if let Some(State::Running { .. }) = self.services.get(id).map(|s| &s.state) {
+            self.begin_stop(id, AfterStop::Start, now, out);
+        }
+    }
+
+    pub(super) fn request_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match self.phase {
+            Phase::Up => self.begin_shutdown(now, out),
+            Phase::Stopping { forced: false, .. } => {
+                warn!("second stop request: killing everything now");
+                self.force(now, out);
+            }
+            Phase::Orphans { killed: false, .. } => {
+                out.push(Action::SignalOrphans(Signal::SIGKILL));
+                self.phase = Phase::Orphans {
+                    until: now + self.settings.kill_wait,
+                    killed: true,
+                };
+            }
+            Phase::Stopping { forced: true, .. }
+            | Phase::Orphans { killed: true, .. }
+            | Phase::Exiting => {}
+        }
+    }
+
+    pub(super) fn begin_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+        info!("shutting down");
+        let services_budget = self
+            .settings
+            .shutdown_budget
+            .saturating_sub(self.settings.orphan_grace);
+        self.phase = Phase::Stopping {
+            deadline: now + services_budget,
+            forced: false,
+        };
+        self.startup = Startup::Done;
+        for s in &mut self.services {
+            s.want_up = false;
+        }
+        match self.main {
+            Main::Running { pid } => out.push(Action::Signal {
+                pid,
+                signal: Signal::SIGTERM,
+            }),
+            Main::Pending | Main::Spawning => self.main = Main::Skipped,
+            Main::Absent | Main::Done { .. } | Main::Skipped => {}
+        }
+    }
+
+    /// Kills everything still running at once, ignoring order.
+    pub(super) fn force(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.unclean = true;
+        self.phase = Phase::Stopping {
+            deadline: now,
+            forced: true,
+        };
+        if let Main::Running { pid } = self.main {
+            out.push(Action::Signal {
+                pid,
+                signal: Signal::SIGKILL,
+            });
+        }
+        for s in &mut self.services {
+            s.want_up = false;
+            if let Some(pid) = s.state.pid() {
+                signal_service(&s.spec, pid, Signal::SIGKILL, out);
+                s.state = State::Stopping {
+                    pid,
+                    kill_at: None,
+                    then: AfterStop::Down,
+                };
+            }
+        }
+    }
+
+    /// Logs the startup summary once everything settled, and starts the
+    /// main command then (or once `start_timeout` ran out).
+    pub(super) fn check_startup(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Startup::Pending { since, .. } = self.startup else {
+            self.start_main(out);
+            return;
+        };
+        let took = now.saturating_duration_since(since).as_millis();
+        if (0..self.services.len()).all(|id| self.settled(id)) {
+            self.startup = Startup::Done;
+            let enabled: Vec<&Service> = self.services.iter().filter(|s| s.spec.enabled).collect();
+            let troubled: Vec<String> = self
+                .status(&[], now)
+                .into_iter()
+                .filter(|st| st.enabled && !st.ready)
+                .map(|st| format!("{} {}", st.name, st.state))
+                .collect();
+            if troubled.is_empty() && !enabled.is_empty() {
+                info!("all {} services ready in {took} ms", enabled.len());
+            } else if !troubled.is_empty() {
+                warn!(
+                    "startup finished in {took} ms; {} of {} services not ready: {}",
+                    troubled.len(),
+                    enabled.len(),
+                    troubled.join(", ")
+                );
+            }
+            self.start_main(out);
+        } else if self.main == Main::Pending && since + self.settings.start_timeout <= now {
+            warn!(
+                "starting the main command after {} s although not everything is ready: {}",
+                self.settings.start_timeout.as_secs(),
+                self.pending_list().join(", ")
+            );
+            self.start_main(out);
+        }
+    }
+
+    pub(super) fn start_main(&mut self, out: &mut Vec<Action>) {
+        if self.main == Main::Pending {
+            self.main = Main::Spawning;
+            out.push(Action::SpawnMain);
+        }
+    }
+}

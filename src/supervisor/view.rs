@@ -1,0 +1,239 @@
+//! What the supervisor shows: status entries, notes, progress of svctl
+//! requests, health complaints, and whether startup has settled. Read-only.
+
+use super::*;
+
+impl Supervisor {
+    /// Where service `id` stands with respect to `goal`.
+    pub fn progress(&self, id: ServiceId, goal: Goal) -> Progress {
+        let Some(s) = self.services.get(id) else {
+            return Progress::Failed("no such service".into());
+        };
+        match (goal, &s.state) {
+            (Goal::Down, state)
+                if !state.is_active()
+                    && !matches!(state, State::Backoff { .. } | State::Starting) =>
+            {
+                Progress::Reached
+            }
+            (Goal::Down, _) => Progress::Pending,
+            (Goal::Up { starts_before }, _) if s.is_up() && s.starts > starts_before => {
+                Progress::Reached
+            }
+            (Goal::Up { .. }, State::Failed { reason }) => {
+                Progress::Failed(format!("failed: {reason}"))
+            }
+            (Goal::Up { .. }, State::Exited) => Progress::Failed(match s.last_exit {
+                Some(e) if s.spec.is_oneshot() => format!("oneshot failed ({e})"),
+                Some(e) => format!("exited ({e}) and its restart policy keeps it down"),
+                None => "exited".into(),
+            }),
+            (Goal::Up { .. }, State::Stopped) => {
+                Progress::Failed(if s.spec.enabled || s.starts > 0 {
+                    "is stopped".into()
+                } else {
+                    "is disabled and was not started (svctl start starts it)".into()
+                })
+            }
+            (Goal::Up { .. }, State::Starting) => match self.blocker(id) {
+                Some(b) => Progress::Failed(format!("blocked: {}", self.blocked_reason(b))),
+                None => Progress::Pending,
+            },
+            (Goal::Up { .. }, _) => Progress::Pending,
+        }
+    }
+
+    /// What `svctl health` reports: every enabled service that is not up,
+    /// ready and healthy, and every oneshot that did not succeed, each with
+    /// what is wrong. Empty means healthy.
+    pub fn complaints(&self) -> Vec<Complaint> {
+        let mut out = Vec::new();
+        if self.phase != Phase::Up {
+            out.push(("corral".to_string(), "is shutting down".to_string()));
+        }
+        for (id, s) in self.services.iter().enumerate() {
+            if !s.spec.enabled && s.starts == 0 {
+                continue;
+            }
+            let oneshot_done =
+                s.state == State::Exited && s.last_exit.is_some_and(ExitStatus::success);
+            let problem = match (&s.state, s.health()) {
+                (_, Some(h)) if h.status == HealthStatus::Unhealthy => Some(format!(
+                    "unhealthy: {}",
+                    h.output.as_deref().unwrap_or("no output")
+                )),
+                _ if s.spec.is_oneshot() && oneshot_done => None,
+                (State::Failed { reason }, _) if s.spec.is_oneshot() => {
+                    Some(format!("oneshot failed: {reason}"))
+                }
+                _ if s.is_up() && !s.spec.is_oneshot() => None,
+                (State::Running { .. }, _) => Some("running, not ready yet".to_string()),
+                _ => Some(match self.progress(id, Goal::Up { starts_before: 0 }) {
+                    Progress::Failed(why) => why,
+                    _ => s.state.word().to_string(),
+                }),
+            };
+            if let Some(p) = problem {
+                out.push((s.spec.name.clone(), p));
+            }
+        }
+        out
+    }
+
+    /// Status of the given services (all when `ids` is empty).
+    pub fn status(&self, ids: &[ServiceId], now: Instant) -> Vec<ServiceStatus> {
+        let all: Vec<ServiceId>;
+        let ids = if ids.is_empty() {
+            all = (0..self.services.len()).collect();
+            &all
+        } else {
+            ids
+        };
+        ids.iter()
+            .filter_map(|&id| {
+                let s = self.services.get(id)?;
+                let since = match &s.state {
+                    State::Running { started, .. } => *started,
+                    _ => s.changed_at,
+                };
+                let (ready, ready_ms) = match &s.state {
+                    State::Running {
+                        started,
+                        ready: Readiness::Ready { at, .. },
+                        ..
+                    } => (
+                        true,
+                        Some(at.saturating_duration_since(*started).as_millis() as u64),
+                    ),
+                    _ => (s.is_up(), None),
+                };
+                let blocked = s.state == State::Starting && self.blocker(id).is_some();
+                let health = s.health();
+                Some(ServiceStatus {
+                    name: s.spec.name.clone(),
+                    state: if blocked { "blocked" } else { s.state.word() }.to_string(),
+                    pid: s.state.pid(),
+                    uptime_ms: Some(now.saturating_duration_since(since).as_millis() as u64),
+                    restarts: s.restarts,
+                    last_exit: s.last_exit.map(ExitStatus::to_proto),
+                    enabled: s.spec.enabled,
+                    user: s.spec.credentials.as_ref().map(|c| c.display.clone()),
+                    note: self.note(id, now),
+                    kind: if s.spec.is_oneshot() {
+                        "oneshot"
+                    } else {
+                        "longrun"
+                    }
+                    .to_string(),
+                    ready,
+                    ready_ms,
+                    health: health.map(|h| h.status.word().to_string()),
+                    health_output: health.and_then(|h| h.output.clone()),
+                    status_text: s.status_text.clone(),
+                    // Known to the runtime's output, which fills it in.
+                    dropped_lines: 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Why a service is where it is, for status.
+    pub(super) fn note(&self, id: ServiceId, now: Instant) -> Option<String> {
+        let s = self.services.get(id)?;
+        match &s.state {
+            State::Starting => {
+                if let Some(b) = self.blocker(id) {
+                    return Some(format!("blocked: {}", self.blocked_reason(b)));
+                }
+                let waiting: Vec<&str> = self
+                    .requirements(id)
+                    .filter_map(|r| self.services.get(r))
+                    .filter(|r| !r.is_up())
+                    .map(|r| r.spec.name.as_str())
+                    .collect();
+                (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))
+            }
+            State::Running {
+                ready: Readiness::Waiting { .. },
+                ..
+            } if !s.spec.is_oneshot() => Some("waiting for readiness".into()),
+            State::Backoff { until } => Some(format!(
+                "restart in {} ms",
+                until.saturating_duration_since(now).as_millis()
+            )),
+            State::Failed { reason } => Some(reason.clone()),
+            State::Stopping {
+                then: AfterStop::Start,
+                ..
+            } => Some("restarting".into()),
+            State::Stopping {
+                then: AfterStop::Fail(reason),
+                ..
+            } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
+    /// `name (state)` for every enabled service not yet settled.
+    pub(super) fn pending_list(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .enumerate()
+            .filter(|&(id, _)| !self.settled(id))
+            .map(|(_, s)| format!("{} ({})", s.spec.name, s.state.word()))
+            .collect()
+    }
+
+    /// The service has come as far as it will without help: ready, done,
+    /// or down for good.
+    pub(super) fn settled(&self, id: ServiceId) -> bool {
+        let Some(s) = self.services.get(id) else {
+            return true;
+        };
+        match &s.state {
+            State::Running { ready, .. } => matches!(ready, Readiness::Ready { .. }),
+            State::Failed { .. } | State::Exited | State::Stopped => true,
+            State::Starting => self.blocker(id).is_some(),
+            State::Spawning
+            | State::Adopting { .. }
+            | State::Stopping { .. }
+            | State::Backoff { .. } => false,
+        }
+    }
+
+    /// The requirement (direct or further down) that keeps `id` from ever
+    /// starting without help: down for good and not up.
+    pub(super) fn blocker(&self, id: ServiceId) -> Option<ServiceId> {
+        for r in self.requirements(id) {
+            let Some(s) = self.services.get(r) else {
+                continue;
+            };
+            if s.is_up() {
+                continue;
+            }
+            if s.state.is_dead_end() {
+                return Some(r);
+            }
+            if s.state == State::Starting
+                && let Some(b) = self.blocker(r)
+            {
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    pub(super) fn blocked_reason(&self, b: ServiceId) -> String {
+        let Some(s) = self.services.get(b) else {
+            return String::new();
+        };
+        match &s.state {
+            State::Failed { reason } => format!("{} failed: {reason}", s.spec.name),
+            State::Exited => match s.last_exit {
+                Some(e) => format!("{} exited ({e})", s.spec.name),
+                None => format!("{} exited", s.spec.name),
+            },
+            _ => format!("{} is {}", s.spec.name, s.state.word()),
+        }
+    }
+}
