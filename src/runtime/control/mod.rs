@@ -16,6 +16,8 @@ use tracing::{debug, warn};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 
+mod requests;
+
 use super::access::{self, Access, Policy};
 use super::output::Output;
 use super::{Kind, token};
@@ -25,6 +27,7 @@ use crate::logs::ring::Entry;
 use crate::logs::time::rfc3339;
 use crate::proto::{ErrorKind, LogLine, Request, Response, ServiceStatus, Verb, decode_request};
 use crate::supervisor::{Event, Goal, Progress, ServiceId, Supervisor};
+pub use requests::Plan;
 
 /// Largest request accepted; svctl's are a few hundred bytes.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -330,221 +333,6 @@ impl Control {
         self.waiters.retain(|w| w.client != id);
     }
 
-    /// Turns a request into a supervisor event and either an immediate
-    /// answer or a waiter.
-    pub fn plan(
-        &mut self,
-        client: u64,
-        req: Request,
-        sup: &Supervisor,
-        out: &Output,
-        now: Instant,
-    ) -> Plan {
-        let (access, peer) = self
-            .clients
-            .get(&client)
-            .map_or((None, None), |c| (c.access, c.peer));
-        let who = peer.map_or("an unknown peer".to_string(), |(uid, pid)| {
-            format!("uid {uid} (pid {pid})")
-        });
-        match access {
-            Some(Access::Full) => {}
-            Some(Access::ReadOnly) if access::read_only(&req.verb) => {}
-            Some(Access::ReadOnly) => {
-                warn!(
-                    "control socket: {who} may only look; refused {}",
-                    verb_name(&req.verb)
-                );
-                return Plan::reply(Response::error(
-                    ErrorKind::Denied,
-                    format!(
-                        "permission denied: {who} is in the control group, which may only use status, logs, health and wait"
-                    ),
-                ));
-            }
-            None => {
-                warn!(
-                    "control socket: refused {who} ({}): not root, not corral's user, not in the control group",
-                    verb_name(&req.verb)
-                );
-                return Plan::reply(Response::error(
-                    ErrorKind::Denied,
-                    format!(
-                        "permission denied: {who} may not use corral's control socket; root and uid {} may, \
-                         members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait)",
-                        self.policy.own_uid
-                    ),
-                ));
-            }
-        }
-        let names = match &req.verb {
-            Verb::Status { names }
-            | Verb::Start { names, .. }
-            | Verb::Stop { names, .. }
-            | Verb::Restart { names, .. }
-            | Verb::Signal { names, .. }
-            | Verb::Wait { names, .. }
-            | Verb::Logs { names, .. } => names.clone(),
-            Verb::Shutdown | Verb::Health => Vec::new(),
-        };
-        let ids = match resolve(sup, &names) {
-            Ok(ids) => ids,
-            Err(resp) => return Plan::reply(resp),
-        };
-        let busy = || {
-            Plan::reply(Response::error(
-                ErrorKind::Failed,
-                "corral is shutting down",
-            ))
-        };
-        let needs_names = || {
-            Plan::reply(Response::error(
-                ErrorKind::BadRequest,
-                "name at least one service",
-            ))
-        };
-        match req.verb {
-            Verb::Status { .. } => Plan::reply(Response::Ok {
-                services: status(sup, out, &ids, now),
-                message: None,
-            }),
-            Verb::Logs { lines, follow, .. } => {
-                if follow && let Some(c) = self.clients.get_mut(&client) {
-                    c.follows = Some(ids.clone());
-                }
-                Plan::reply(Response::Logs {
-                    lines: backlog(out, &ids, lines),
-                })
-            }
-            Verb::Health => {
-                let complaints = sup.complaints();
-                if complaints.is_empty() {
-                    let n = sup.services().iter().filter(|s| s.spec.enabled).count();
-                    Plan::reply(Response::Ok {
-                        services: Vec::new(),
-                        message: Some(format!("healthy: {n} enabled service(s) up")),
-                    })
-                } else {
-                    let lines: Vec<String> = complaints
-                        .iter()
-                        .map(|(name, why)| format!("{name}: {why}"))
-                        .collect();
-                    Plan::reply(Response::error(ErrorKind::Failed, lines.join("\n")))
-                }
-            }
-            Verb::Wait { timeout_ms, .. } => {
-                // Without names: every enabled service.
-                let ids = if ids.is_empty() {
-                    sup.services()
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, s)| s.spec.enabled)
-                        .map(|(i, _)| i)
-                        .collect()
-                } else {
-                    ids
-                };
-                self.wait(client, &ids, Goal::Up { starts_before: 0 }, timeout_ms, now)
-            }
-            _ if sup.is_shutting_down() => busy(),
-            Verb::Shutdown => Plan {
-                event: Some(Event::ShutdownRequested),
-                reply: Some(Response::Ok {
-                    services: Vec::new(),
-                    message: Some("shutting down".into()),
-                }),
-            },
-            Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } | Verb::Signal { .. }
-                if ids.is_empty() =>
-            {
-                needs_names()
-            }
-            Verb::Signal { signal, .. } => {
-                let signal = match parse_signal(&signal) {
-                    Ok(s) => s,
-                    Err(e) => return Plan::reply(Response::error(ErrorKind::BadRequest, e)),
-                };
-                let down: Vec<&str> = ids
-                    .iter()
-                    .filter_map(|&id| sup.services().get(id))
-                    .filter(|s| s.state.pid().is_none())
-                    .map(|s| s.spec.name.as_str())
-                    .collect();
-                let reply = if down.is_empty() {
-                    Response::Ok {
-                        services: Vec::new(),
-                        message: Some(format!("sent {}", signal.as_str())),
-                    }
-                } else {
-                    Response::error(
-                        ErrorKind::Failed,
-                        format!("not running, nothing sent to: {}", down.join(", ")),
-                    )
-                };
-                Plan {
-                    event: Some(Event::SignalRequested { ids, signal }),
-                    reply: Some(reply),
-                }
-            }
-            Verb::Start { timeout_ms, .. } => self
-                .wait(client, &ids, Goal::Up { starts_before: 0 }, timeout_ms, now)
-                .with_event(Event::StartRequested(ids)),
-            Verb::Stop { timeout_ms, .. } => self
-                .wait(client, &ids, Goal::Down, timeout_ms, now)
-                .with_event(Event::StopRequested(ids)),
-            Verb::Restart { timeout_ms, .. } => {
-                let goals: Vec<(ServiceId, Goal)> = ids
-                    .iter()
-                    .filter_map(|&id| {
-                        let starts_before = sup.services().get(id)?.starts;
-                        Some((id, Goal::Up { starts_before }))
-                    })
-                    .collect();
-                self.add_waiter(client, goals, timeout_ms, now);
-                Plan {
-                    event: Some(Event::RestartRequested(ids)),
-                    reply: None,
-                }
-            }
-        }
-    }
-
-    fn wait(
-        &mut self,
-        client: u64,
-        ids: &[ServiceId],
-        goal: Goal,
-        timeout_ms: u64,
-        now: Instant,
-    ) -> Plan {
-        self.add_waiter(
-            client,
-            ids.iter().map(|&id| (id, goal)).collect(),
-            timeout_ms,
-            now,
-        );
-        Plan {
-            event: None,
-            reply: None,
-        }
-    }
-
-    fn add_waiter(
-        &mut self,
-        client: u64,
-        goals: Vec<(ServiceId, Goal)>,
-        timeout_ms: u64,
-        now: Instant,
-    ) {
-        let timeout = Duration::from_millis(timeout_ms.min(24 * 3600 * 1000));
-        self.waiters.push(Waiter {
-            client,
-            goals,
-            deadline: now + timeout,
-            timeout,
-        });
-    }
-
     /// The earliest waiter deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
         let idle = self
@@ -585,65 +373,6 @@ impl Control {
                 true
             }
             None => false,
-        }
-    }
-
-    /// Answers every waiter whose goals are reached, failed or out of time.
-    pub fn settle_waiters(&mut self, sup: &Supervisor, out: &Output, now: Instant, epoll: &Epoll) {
-        let mut answers = Vec::new();
-        self.waiters.retain(|w| {
-            let mut pending = Vec::new();
-            for &(id, goal) in &w.goals {
-                match sup.progress(id, goal) {
-                    Progress::Reached => {}
-                    Progress::Pending => pending.push(id),
-                    Progress::Failed(why) => {
-                        let name = sup.services().get(id).map_or("?", |s| s.spec.name.as_str());
-                        answers.push((
-                            w.client,
-                            Response::error(ErrorKind::Failed, format!("{name}: {why}")),
-                        ));
-                        return false;
-                    }
-                }
-            }
-            if pending.is_empty() {
-                let ids: Vec<ServiceId> = w.goals.iter().map(|&(id, _)| id).collect();
-                answers.push((
-                    w.client,
-                    Response::Ok {
-                        services: status(sup, out, &ids, now),
-                        message: None,
-                    },
-                ));
-                return false;
-            }
-            if w.deadline <= now {
-                let stuck: Vec<String> = sup
-                    .status(&pending, now)
-                    .into_iter()
-                    .map(|s| match s.note {
-                        Some(note) => format!("{} is {} ({note})", s.name, s.state),
-                        None => format!("{} is {}", s.name, s.state),
-                    })
-                    .collect();
-                answers.push((
-                    w.client,
-                    Response::error(
-                        ErrorKind::Failed,
-                        format!(
-                            "timed out after {:?}: still waiting: {}",
-                            w.timeout,
-                            stuck.join("; ")
-                        ),
-                    ),
-                ));
-                return false;
-            }
-            true
-        });
-        for (client, resp) in answers {
-            self.reply(client, resp, epoll);
         }
     }
 }
@@ -702,56 +431,6 @@ impl Control {
     }
 }
 
-fn verb_name(verb: &Verb) -> &'static str {
-    match verb {
-        Verb::Status { .. } => "status",
-        Verb::Start { .. } => "start",
-        Verb::Stop { .. } => "stop",
-        Verb::Restart { .. } => "restart",
-        Verb::Signal { .. } => "signal",
-        Verb::Shutdown => "shutdown",
-        Verb::Wait { .. } => "wait",
-        Verb::Health => "health",
-        Verb::Logs { .. } => "logs",
-    }
-}
-
-/// Status with what only the runtime knows filled in.
-fn status(sup: &Supervisor, out: &Output, ids: &[ServiceId], now: Instant) -> Vec<ServiceStatus> {
-    let mut st = sup.status(ids, now);
-    for s in &mut st {
-        if let Some(id) = sup.lookup(&s.name) {
-            s.dropped_lines = out.dropped(id);
-        }
-    }
-    st
-}
-
-/// The last `n` lines of each service, merged by time.
-fn backlog(out: &Output, ids: &[ServiceId], n: usize) -> Vec<LogLine> {
-    let mut all: Vec<(std::time::SystemTime, usize, LogLine)> = Vec::new();
-    let mut seq = 0;
-    let every: Vec<ServiceId>;
-    let ids = if ids.is_empty() {
-        every = (0..).take_while(|&i| out.ring(i).is_some()).collect();
-        &every
-    } else {
-        ids
-    };
-    for &id in ids {
-        let Some((name, ring)) = out.ring(id) else {
-            continue;
-        };
-        for e in ring.last(n) {
-            all.push((e.time, seq, log_line(name, e)));
-            seq += 1;
-        }
-    }
-    all.sort_by_key(|(t, seq, _)| (*t, *seq));
-    let skip = all.len().saturating_sub(n);
-    all.into_iter().skip(skip).map(|(_, _, l)| l).collect()
-}
-
 fn log_line(service: &str, e: &Entry) -> LogLine {
     LogLine {
         time: rfc3339(e.time),
@@ -770,52 +449,4 @@ impl Drop for Control {
         debug!("removing {}", self.path.display());
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// What the event loop does with a request.
-pub struct Plan {
-    pub event: Option<Event>,
-    pub reply: Option<Response>,
-}
-
-impl Plan {
-    fn reply(resp: Response) -> Plan {
-        Plan {
-            event: None,
-            reply: Some(resp),
-        }
-    }
-
-    fn with_event(mut self, event: Event) -> Plan {
-        self.event = Some(event);
-        self
-    }
-}
-
-/// Service names to ids; an unknown name is a bad request naming the
-/// known ones.
-fn resolve(sup: &Supervisor, names: &[String]) -> Result<Vec<ServiceId>, Response> {
-    let mut ids = Vec::new();
-    for name in names {
-        match sup.lookup(name) {
-            Some(id) => ids.push(id),
-            None => {
-                let known: Vec<&str> = sup
-                    .services()
-                    .iter()
-                    .map(|s| s.spec.name.as_str())
-                    .collect();
-                let known = if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                };
-                return Err(Response::error(
-                    ErrorKind::BadRequest,
-                    format!("unknown service `{name}` (known: {known})"),
-                ));
-            }
-        }
-    }
-    Ok(ids)
 }
