@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# End-to-end tests of corral in real Docker containers (issue 4, first
+# slice). Builds a FROM scratch image holding the static corral, the svctl
+# link and Debian's static busybox, then runs each test against it and
+# prints `N passed, N failed`. No registry is needed: nothing is pulled.
+#
+#   bash tests/docker/run.sh [TEST...]
+# Skips (exit 0, with the reason) when no Docker engine answers.
+set -u
+cd "$(dirname "$0")/../.."
+if ! timeout 20 docker info >/dev/null 2>&1; then
+  echo "docker e2e: skipped: no Docker engine answers (docker info)"
+  exit 0
+fi
+img=corral-e2e:scratch
+work=$(mktemp -d /tmp/corral-e2e.XXXXXX)
+# Every container of this run carries this label, so cleanup finds them
+# (run_d runs in command substitutions: no shared shell state).
+label=corral-e2e=$$
+cleanup() {
+  docker ps -aq --filter "label=$label" | xargs -r docker rm -f >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- the image -------------------------------------------------------------
+build_image() {
+  cargo build --release --locked -q || return 1
+  local stage=$work/stage
+  mkdir -p "$stage"/{bin,etc/corral/services.d,tmp,run,root}
+  chmod 1777 "$stage/tmp"
+  cp target/x86_64-unknown-linux-gnu/release/corral "$stage/bin/corral"
+  ln -s corral "$stage/bin/svctl"
+  local deb
+  deb=$(ls "$work"/busybox-static_*.deb 2>/dev/null | head -1)
+  if [ -z "$deb" ]; then
+    (cd "$work" && apt-get download busybox-static >/dev/null 2>&1) \
+      || { apt-get update -qq && (cd "$work" && apt-get download busybox-static >/dev/null); } || return 1
+    deb=$(ls "$work"/busybox-static_*.deb | head -1)
+  fi
+  dpkg-deb -x "$deb" "$work/bb"
+  cp "$work/bb/bin/busybox" "$stage/bin/busybox"
+  for applet in $("$stage/bin/busybox" --list); do
+    [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
+  done
+  cat > "$stage/etc/passwd" <<PW
+root:x:0:0:root:/root:/bin/sh
+app:x:1000:1000:app:/tmp:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PW
+  cat > "$stage/etc/group" <<GR
+root:x:0:
+app:x:1000:
+nogroup:x:65534:
+GR
+  cat > "$work/Dockerfile" <<DF
+FROM scratch
+COPY stage/ /
+ENV PATH=/bin
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/bin/corral"]
+DF
+  docker build -q -t "$img" "$work" >/dev/null 2>&1
+}
+
+# --- helpers ---------------------------------------------------------------
+# services NAME: a fresh services directory $work/NAME, files from stdin as
+# `=== file.toml` sections.
+services() {
+  local dir=$work/$1 file=""
+  mkdir -p "$dir"
+  while IFS= read -r line; do
+    case "$line" in
+      "=== "*) file=$dir/${line#=== } ; : > "$file" ;;
+      *) printf '%s\n' "$line" >> "$file" ;;
+    esac
+  done
+  echo "$dir"
+}
+run_d() { # NAME ARGS...: docker run -d, labelled for cleanup
+  local name=corral-e2e-$1-$$; shift
+  docker run -d --label "$label" --name "$name" "$@" >/dev/null && echo "$name"
+}
+until_true() { # SECONDS COMMAND...: retry every 0.1 s
+  local deadline=$(( $(date +%s) + $1 )); shift
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+running_count() { docker exec "$1" svctl status --json 2>/dev/null | grep -o '"state":"running"' | wc -l; }
+fail() { echo "    $*"; return 1; }
+
+# --- tests -----------------------------------------------------------------
+three_services() {
+  local dir c
+  dir=$(services three <<'S'
+=== db.toml
+run = "trap 'echo db-term; exit 0' TERM; echo db up; while :; do sleep 0.05; done"
+=== app.toml
+run = "trap 'echo app-term; exit 0' TERM; echo app as $(id -un); while :; do sleep 0.05; done"
+requires = ["db"]
+user = "nobody"
+=== web.toml
+run = "trap 'echo web-term; exit 0' TERM; echo web as $(id -un); while :; do sleep 0.05; done"
+requires = ["app"]
+user = "app"
+S
+)
+  c=$(run_d three -v "$dir:/etc/corral/services.d:ro" "$img") || fail "docker run"
+  until_true 10 sh -c "[ \$(docker exec $c svctl status --json 2>/dev/null | grep -o '\"state\":\"running\"' | wc -l) = 3 ]" \
+    || fail "three services running: $(docker exec "$c" svctl status 2>&1)"
+  local st; st=$(docker exec "$c" svctl status --json)
+  echo "$st" | grep -q '"name":"app"[^}]*"user":"nobody"' || fail "app as nobody: $st"
+  echo "$st" | grep -q '"name":"web"[^}]*"user":"app"' || fail "web as app: $st"
+  until_true 5 sh -c "docker logs $c 2>&1 | grep -q 'web | web as app'" || fail "logs: $(docker logs "$c" 2>&1)"
+  docker logs "$c" 2>&1 | grep -q '^db  | db up$' || fail "prefixed db line: $(docker logs "$c" 2>&1)"
+  docker logs "$c" 2>&1 | grep -q '^app | app as nobody$' || fail "prefixed app line"
+  # docker stop: fast, in reverse order, exit 0.
+  local t0 t1; t0=$(date +%s%N)
+  docker stop "$c" >/dev/null
+  t1=$(date +%s%N)
+  local ms=$(( (t1 - t0) / 1000000 ))
+  echo "    docker stop took $ms ms"
+  [ "$ms" -lt 3000 ] || fail "docker stop took $ms ms"
+  local order; order=$(docker logs "$c" 2>&1 | grep -o '[a-z]*-term' | tr '\n' ' ')
+  [ "$order" = "web-term app-term db-term " ] || fail "TERM order: $order"
+  [ "$(docker inspect -f '{{.State.ExitCode}}' "$c")" = 0 ] || fail "exit code $(docker inspect -f '{{.State.ExitCode}}' "$c")"
+}
+
+stubborn_service_is_killed_in_time() {
+  local dir c
+  dir=$(services stubborn <<'S'
+=== stuck.toml
+run = "trap '' TERM; echo ignoring; while :; do sleep 0.05; done"
+stop_timeout = "1s"
+S
+)
+  c=$(run_d stubborn -v "$dir:/etc/corral/services.d:ro" "$img") || fail "docker run"
+  until_true 10 sh -c "docker logs $c 2>&1 | grep -q ignoring" || fail "service up"
+  local t0 t1; t0=$(date +%s%N); docker stop "$c" >/dev/null; t1=$(date +%s%N)
+  local ms=$(( (t1 - t0) / 1000000 ))
+  echo "    docker stop took $ms ms (stop_timeout 1 s)"
+  [ "$ms" -ge 1000 ] && [ "$ms" -lt 5000 ] || fail "took $ms ms"
+  [ "$(docker inspect -f '{{.State.ExitCode}}' "$c")" = 1 ] || fail "exit code should be 1 (a SIGKILL was needed)"
+}
+
+main_command_exit_codes() {
+  docker run --rm --label "$label" "$img" -- sh -c 'exit 3' >/dev/null 2>&1
+  local rc=$?
+  [ "$rc" = 3 ] || fail "docker run -- sh -c 'exit 3' gave $rc"
+  local c; c=$(run_d tini "$img" -- sleep 1000) || fail "docker run"
+  until_true 5 sh -c "docker top $c 2>/dev/null | grep -q 'sleep 1000'" || fail "sleep started"
+  docker kill -s TERM "$c" >/dev/null
+  rc=$(docker wait "$c")
+  [ "$rc" = 143 ] || fail "tini mode TERM gave $rc"
+}
+
+exec_orphans_are_reaped() {
+  local c; c=$(run_d orphans "$img" -- sleep 1000) || fail "docker run"
+  docker exec -d "$c" sh -c 'sleep 1 & exit'
+  sleep 2.5
+  local zombies; zombies=$(docker exec "$c" sh -c 'cat /proc/[0-9]*/stat 2>/dev/null' | awk '{print $3}' | grep -c Z)
+  [ "$zombies" = 0 ] || fail "$zombies zombies: $(docker exec "$c" ps)"
+}
+
+healthcheck_follows_svctl_health() {
+  local dir c
+  dir=$(services health <<'S'
+=== db.toml
+command = ["sleep", "1000"]
+S
+)
+  c=$(run_d health --health-cmd "svctl health" --health-interval 1s --health-retries 1 --health-timeout 2s \
+      -v "$dir:/etc/corral/services.d:ro" "$img") || fail "docker run"
+  until_true 20 sh -c "[ \$(docker inspect -f '{{.State.Health.Status}}' $c) = healthy ]" \
+    || fail "healthy: $(docker inspect -f '{{json .State.Health}}' "$c")"
+  docker exec "$c" svctl stop db >/dev/null || fail "svctl stop"
+  until_true 20 sh -c "[ \$(docker inspect -f '{{.State.Health.Status}}' $c) = unhealthy ]" \
+    || fail "unhealthy: $(docker inspect -f '{{json .State.Health}}' "$c")"
+}
+
+random_uid_and_read_only_root() {
+  local dir c
+  dir=$(services rouid <<'S'
+=== db.toml
+run = "echo db as $(id -u); exec sleep 1000"
+S
+)
+  c=$(run_d uid --user 12345:12345 -v "$dir:/etc/corral/services.d:ro" "$img") || fail "docker run --user"
+  until_true 10 sh -c "docker exec --user 12345:12345 $c svctl status 2>/dev/null | grep -q running" \
+    || fail "svctl as 12345: $(docker exec --user 12345:12345 "$c" svctl status 2>&1); logs: $(docker logs "$c" 2>&1)"
+  docker logs "$c" 2>&1 | grep -q 'db | db as 12345' || fail "service as 12345: $(docker logs "$c" 2>&1)"
+  c=$(run_d ro --read-only --tmpfs /run -v "$dir:/etc/corral/services.d:ro" "$img") || fail "docker run --read-only"
+  until_true 10 sh -c "docker exec $c svctl status 2>/dev/null | grep -q running" \
+    || fail "svctl on a read-only root: $(docker logs "$c" 2>&1)"
+}
+
+# --- runner ----------------------------------------------------------------
+all=(three_services stubborn_service_is_killed_in_time main_command_exit_codes exec_orphans_are_reaped
+     healthcheck_follows_svctl_health random_uid_and_read_only_root)
+selected=("${@:-${all[@]}}")
+[ $# -gt 0 ] || selected=("${all[@]}")
+t0=$(date +%s)
+if ! build_image; then
+  echo "docker e2e: building the image failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+echo "docker e2e: image $img built in $(( $(date +%s) - t0 )) s"
+passed=0; failed=0
+for t in "${selected[@]}"; do
+  s=$(date +%s%N)
+  if out=$("$t" 2>&1); then
+    passed=$((passed + 1)); verdict=ok
+  else
+    failed=$((failed + 1)); verdict=FAILED
+  fi
+  printf 'test docker::%s ... %s (%d ms)\n' "$t" "$verdict" $(( ($(date +%s%N) - s) / 1000000 ))
+  [ -n "$out" ] && printf '%s\n' "$out"
+done
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
