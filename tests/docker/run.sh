@@ -196,9 +196,22 @@ S
     || fail "svctl on a read-only root: $(docker logs "$c" 2>&1)"
 }
 
+ctrl_c_reaches_the_foreground_command() {
+  command -v script >/dev/null || fail "needs script (bsdutils) for a terminal"
+  # `docker run -it` under a pseudo-terminal; Ctrl-C typed into it must
+  # reach the main command, which corral made the terminal's foreground.
+  local rc
+  (sleep 5; for _ in 1 2 3 4 5; do printf '\003'; sleep 1; done) \
+    | timeout 30 script -qec "docker run -it --rm --label $label $img -- sh -c 'trap \"echo got INT; exit 7\" INT; echo ready; while :; do sleep 0.1; done'" /dev/null \
+    > "$work/tty.out" 2>&1
+  rc=$?
+  [ "$rc" = 7 ] || fail "exit $rc, expected 7 from the INT trap: $(cat -v "$work/tty.out")"
+  grep -q "got INT" "$work/tty.out" || fail "no INT: $(cat -v "$work/tty.out")"
+}
+
 # --- runner ----------------------------------------------------------------
 all=(three_services stubborn_service_is_killed_in_time main_command_exit_codes exec_orphans_are_reaped
-     healthcheck_follows_svctl_health random_uid_and_read_only_root)
+     healthcheck_follows_svctl_health random_uid_and_read_only_root ctrl_c_reaches_the_foreground_command)
 selected=("${@:-${all[@]}}")
 [ $# -gt 0 ] || selected=("${all[@]}")
 t0=$(date +%s)
