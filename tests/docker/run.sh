@@ -63,6 +63,48 @@ DF
   docker build -q -t "$img" "$work" >/dev/null 2>&1
 }
 
+# The Debian base with real daemons: debootstrap'd once, kept as a tarball
+# keyed by release and package list (CORRAL_E2E_CACHE, default
+# /var/cache/corral-e2e), imported with `docker import`.
+debian_base() {
+  local pkgs="nginx-light,cron,busybox"
+  local key; key=$(echo "bookworm minbase $pkgs" | sha256sum | cut -c1-12)
+  local cache=${CORRAL_E2E_CACHE:-/var/cache/corral-e2e}
+  local tar=$cache/debian-bookworm-$key.tar
+  local tag=corral-e2e-base:$key
+  if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return 0; fi
+  if [ ! -s "$tar" ]; then
+    command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; } || return 1
+    local mirror
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
+    mirror=${mirror:-http://deb.debian.org/debian}
+    mkdir -p "$cache"
+    debootstrap --variant=minbase --include="$pkgs" bookworm "$work/rootfs" "$mirror" > "$work/debootstrap.log" 2>&1 \
+      || { tail -5 "$work/debootstrap.log" >&2; return 1; }
+    tar -C "$work/rootfs" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar" || return 1
+  fi
+  docker import "$tar" "$tag" >/dev/null && echo "$tag"
+}
+
+daemon_image() { # the example: nginx and cron under corral
+  local base; base=$(debian_base) || return 1
+  local ctx=$work/daemons
+  mkdir -p "$ctx/services.d" "$ctx/cron.d"
+  cp target/x86_64-unknown-linux-gnu/release/corral "$ctx/corral"
+  cp examples/nginx-cron/services.d/*.toml "$ctx/services.d/"
+  printf '* * * * * root echo cron-ran > /tmp/cron-ran\n' > "$ctx/cron.d/e2e"
+  cat > "$ctx/Dockerfile" <<DF
+FROM $base
+COPY corral /usr/local/bin/corral
+RUN ln -s corral /usr/local/bin/svctl
+COPY services.d/ /etc/corral/services.d/
+COPY cron.d/e2e /etc/cron.d/e2e
+RUN chmod 644 /etc/cron.d/e2e && corral check
+ENTRYPOINT ["/usr/local/bin/corral"]
+DF
+  docker build -q -t corral-e2e:daemons "$ctx" >/dev/null 2>&1 && echo corral-e2e:daemons
+}
+
 # --- helpers ---------------------------------------------------------------
 # services NAME: a fresh services directory $work/NAME, files from stdin as
 # `=== file.toml` sections.
@@ -209,9 +251,24 @@ ctrl_c_reaches_the_foreground_command() {
   grep -q "got INT" "$work/tty.out" || fail "no INT: $(cat -v "$work/tty.out")"
 }
 
+real_daemons_nginx_and_cron() {
+  local image; image=$(daemon_image) || fail "building the Debian image with nginx and cron failed"
+  local c; c=$(run_d daemons "$image") || fail "docker run"
+  until_true 15 sh -c "[ \$(docker exec $c svctl status --json 2>/dev/null | grep -o '\"state\":\"running\"' | wc -l) = 2 ]" \
+    || fail "nginx and cron running: $(docker exec "$c" svctl status 2>&1); $(docker logs "$c" 2>&1 | tail -5)"
+  local page; page=$(docker exec "$c" busybox wget -qO- http://127.0.0.1/ 2>&1)
+  echo "$page" | grep -q "Welcome to nginx" || fail "the served page: $page"
+  echo "    waiting for cron's next minute"
+  until_true 75 docker exec "$c" test -e /tmp/cron-ran || fail "the cron job did not run: $(docker logs "$c" 2>&1 | tail -5)"
+  local t0 t1; t0=$(date +%s%N); docker stop "$c" >/dev/null; t1=$(date +%s%N)
+  echo "    docker stop took $(( (t1 - t0) / 1000000 )) ms"
+  [ "$(docker inspect -f '{{.State.ExitCode}}' "$c")" = 0 ] || fail "exit code $(docker inspect -f '{{.State.ExitCode}}' "$c"): $(docker logs "$c" 2>&1 | tail -5)"
+}
+
 # --- runner ----------------------------------------------------------------
 all=(three_services stubborn_service_is_killed_in_time main_command_exit_codes exec_orphans_are_reaped
-     healthcheck_follows_svctl_health random_uid_and_read_only_root ctrl_c_reaches_the_foreground_command)
+     healthcheck_follows_svctl_health random_uid_and_read_only_root ctrl_c_reaches_the_foreground_command
+     real_daemons_nginx_and_cron)
 selected=("${@:-${all[@]}}")
 [ $# -gt 0 ] || selected=("${all[@]}")
 t0=$(date +%s)
