@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""corral against tini, tini-static, dumb-init and catatonit in tini mode
+(one main command, no services), each as a real PID 1 of a fresh PID
+namespace. First part of issue 6; the supervisor-mode peers come next.
+
+Installs the peers from Debian's packages if missing, builds corral
+(release) and the stand-in helper (bench/helper.c, static), interleaves the
+systems within each repetition, and prints medians with min-max as a
+Markdown table (also written to bench/results/tini-mode.md).
+
+    python3 bench/peers.py [--quick] [--reps N]
+
+Run as root. Not a test; CI does not run it.
+"""
+import argparse, datetime, os, platform, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORRAL = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/corral")
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def setup(work):
+    missing = [p for p, b in [("tini", "/usr/bin/tini"), ("dumb-init", "/usr/bin/dumb-init"), ("catatonit", "/usr/bin/catatonit")] if not os.path.exists(b)]
+    if missing:
+        sh("apt-get", "update", "-qq")
+        sh("apt-get", "install", "-y", "-qq", *missing, stdout=subprocess.DEVNULL)
+    sh("cargo", "build", "--release", "--locked", "-q", cwd=ROOT)
+    helper = os.path.join(work, "helper")
+    sh("gcc", "-O2", "-static", "-o", helper, os.path.join(ROOT, "bench/helper.c"))
+    return helper
+
+
+SYSTEMS = {
+    "no init": [],
+    "corral": [CORRAL, "--"],
+    "tini": ["/usr/bin/tini", "--"],
+    "tini-static": ["/usr/bin/tini-static", "--"],
+    "dumb-init": ["/usr/bin/dumb-init"],
+    "catatonit": ["/usr/bin/catatonit", "--"],
+}
+
+
+def pid1(system, argv):
+    return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] + SYSTEMS[system] + argv
+
+
+def env_for(work):
+    e = dict(os.environ)
+    e["CORRAL_SOCKET"] = os.path.join(work, "ctl.sock")
+    e.pop("CORRAL_LOG", None)
+    return e
+
+
+def host_pid1(unshare):
+    path = f"/proc/{unshare.pid}/task/{unshare.pid}/children"
+    for _ in range(2000):
+        try:
+            kids = open(path).read().split()
+            if kids:
+                return int(kids[0])
+        except OSError:
+            pass
+        time.sleep(0.001)
+    raise RuntimeError("no PID 1")
+
+
+def startup(system, helper, env):
+    t0 = time.perf_counter()
+    subprocess.run(pid1(system, [helper, "true"]), env=env, check=True)
+    return (time.perf_counter() - t0) * 1000
+
+
+def rss_kib(system, helper, env):
+    p = subprocess.Popen(pid1(system, [helper, "sleep"]), env=env)
+    try:
+        pid = host_pid1(p)
+        time.sleep(0.2)
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    finally:
+        p.kill()
+        p.wait()
+
+
+def forwarding_us(system, helper, env, work, n):
+    fifo = os.path.join(work, f"fifo-{system}")
+    if os.path.exists(fifo):
+        os.unlink(fifo)
+    os.mkfifo(fifo)
+    p = subprocess.Popen(pid1(system, [helper, "sigecho", fifo]), env=env)
+    try:
+        with open(fifo) as f:
+            assert f.readline().strip() == "ready"
+            pid = host_pid1(p)
+            lat = []
+            for _ in range(n):
+                t0 = time.monotonic_ns()
+                os.kill(pid, signal.SIGUSR1)
+                lat.append((int(f.readline()) - t0) / 1000)
+            return statistics.median(lat)
+    finally:
+        p.kill()
+        p.wait()
+
+
+def orphans(system, helper, env, n):
+    """Seconds for the whole storm, and the most zombies seen at once."""
+    p = subprocess.Popen(pid1(system, [helper, "orphans", str(n)]), env=env)
+    pid = host_pid1(p)
+    peak = [0]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            try:
+                kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+                z = 0
+                for k in kids:
+                    try:
+                        stat = open(f"/proc/{k}/stat").read()
+                        if stat[stat.rfind(")") + 2] == "Z":
+                            z += 1
+                    except OSError:
+                        pass
+                peak[0] = max(peak[0], z)
+            except OSError:
+                pass
+            time.sleep(0.001)
+
+    t = threading.Thread(target=watch)
+    t0 = time.perf_counter()
+    t.start()
+    p.wait()
+    took = time.perf_counter() - t0
+    done.set()
+    t.join()
+    return took, peak[0]
+
+
+def fmt(values, unit, digits=2):
+    med = statistics.median(values)
+    return f"{med:.{digits}f} {unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="2 repetitions, small counts (a smoke run)")
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    reps = 2 if args.quick else args.reps
+    n_sig = 100 if args.quick else 1000
+    n_orphans = 2000 if args.quick else 20000
+    work = tempfile.mkdtemp(prefix="corral-peers-")
+    try:
+        helper = setup(work)
+        env = env_for(work)
+        systems = list(SYSTEMS)
+        res = {s: {"start": [], "rss": [], "sig": [], "orph": [], "zomb": []} for s in systems}
+        for r in range(reps):
+            # Interleaved: machine drift hits every system alike.
+            for s in systems:
+                res[s]["start"].append(statistics.median(startup(s, helper, env) for _ in range(20)))
+                res[s]["rss"].append(rss_kib(s, helper, env))
+                res[s]["sig"].append(forwarding_us(s, helper, env, work, n_sig))
+                took, zomb = orphans(s, helper, env, n_orphans)
+                res[s]["orph"].append(took)
+                res[s]["zomb"].append(zomb)
+            print(f"repetition {r + 1}/{reps} done", file=sys.stderr)
+        base = statistics.median(res["no init"]["start"])
+        rows = []
+        for s in systems:
+            binary = SYSTEMS[s][0] if SYSTEMS[s] else None
+            size = f"{os.path.getsize(binary) / 1024:.0f} KiB" if binary else "-"
+            static = "-"
+            if binary:
+                ldd = subprocess.run(["ldd", binary], capture_output=True, text=True)
+                static = "static" if "=>" not in ldd.stdout else "dynamic"
+            over = [v - base for v in res[s]["start"]]
+            rows.append(
+                f"| {s} | {fmt(over, 'ms')} | {fmt(res[s]['rss'], 'KiB', 0)} | {fmt(res[s]['sig'], 'us', 1)} "
+                f"| {fmt(res[s]['orph'], 's')} | {max(res[s]['zomb'])} | {size} | {static} |"
+            )
+        versions = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "tini", "dumb-init", "catatonit"], capture_output=True, text=True).stdout.strip().replace("\n", ", ")
+        table = "\n".join(
+            [
+                "# tini mode: corral against its peers",
+                "",
+                f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, kernel {platform.release()}; "
+                f"{reps} interleaved repetitions{' (--quick)' if args.quick else ''}; medians (min-max). "
+                f"Peers from Debian: {versions}. Every system is PID 1 of a fresh PID namespace (`unshare --pid --fork "
+                f"--mount-proc`) running bench/helper.c.",
+                "",
+                "| system | start-up overhead over no init | PID 1 RSS, sleeping child | signal forwarding (median of "
+                f"{n_sig}) | {n_orphans} orphans, whole run | most zombies seen | binary | linked |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |",
+                *rows,
+                "",
+                "Start-up overhead: median of 20 runs of `INIT helper true` per repetition, minus the same without an init. "
+                "Forwarding: from kill(2) on PID 1 to the helper's SIGUSR1 handler (CLOCK_MONOTONIC), through a FIFO. "
+                "Orphans: the helper double-forks in bursts of 1000; zombies sampled every millisecond among PID 1's children.",
+            ]
+        )
+        print(table)
+        if not args.quick:
+            with open(os.path.join(ROOT, "bench/results/tini-mode.md"), "w") as f:
+                f.write(table + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
