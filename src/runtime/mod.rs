@@ -160,19 +160,24 @@ impl Runtime {
             &signals,
             EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Signals, 0)),
         )?;
-        let control = match bind_control(opts, policy) {
-            Ok(c) => {
+        // A drop-in for tini leaves nothing behind: no socket (so no
+        // /run/corral) unless one was asked for; there are no services to
+        // control anyway.
+        let wanted = !tini_mode || opts.socket_named;
+        let control = match wanted.then(|| bind_control(opts, policy)) {
+            None => None,
+            Some(Ok(c)) => {
                 epoll.add(
                     c.listener_fd(),
                     EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Listener, 0)),
                 )?;
                 Some(c)
             }
-            Err(e) if tini_mode => {
+            Some(Err(e)) if tini_mode => {
                 debug!("no control socket at {}: {e}", opts.socket.display());
                 None
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 warn!(
                     "no control socket at {}: {e}; svctl will not work (set --socket or CORRAL_SOCKET to a writable path)",
                     opts.socket.display()

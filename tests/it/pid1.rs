@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = crate::tests![
     main_command_is_the_terminal_foreground_group,
     socket_is_private,
     a_panic_stops_everything_and_exits_70,
+    tini_mode_opens_no_control_socket,
 ];
 
 fn reaps_1000_double_forked_orphans() -> TestResult {
@@ -447,5 +448,23 @@ fn a_panic_stops_everything_and_exits_70() -> TestResult {
     wait_until("the service's TERM trap", 5 * SECOND, || {
         tmp.read("term").contains("got TERM")
     });
+    Ok(())
+}
+
+fn tini_mode_opens_no_control_socket() -> TestResult {
+    require_pid_namespace()?;
+    let mut setup = Setup::new("tinisock", &[]).main(&["sleep", "1000"]);
+    setup.socket_flag = false;
+    let c = setup.start();
+    wait_until("sleep to run", 5 * SECOND, || {
+        c.namespace_processes().iter().any(|p| p.2 == "sleep")
+    });
+    let pid = c.host_pid();
+    let sockets = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.to_string_lossy().starts_with("socket:"))
+        .count();
+    assert_eq!(sockets, 0, "a drop-in for tini binds no control socket");
     Ok(())
 }
