@@ -2,6 +2,7 @@
 //! makes of it, the timers of backoff, stop escalation, readiness and
 //! health deadlines, and stopping a service.
 
+use super::readiness::daemon_readiness;
 use super::*;
 
 impl Supervisor {
@@ -30,27 +31,7 @@ impl Supervisor {
                 deadline: None,
                 next_probe: None,
             },
-            (Kind::Longrun, None) => Readiness::Ready {
-                at: now,
-                health: s
-                    .spec
-                    .health
-                    .as_ref()
-                    .map(|h| HealthCheck::new(h, now, now)),
-            },
-            (Kind::Longrun, Some(r)) => {
-                if let ReadyMethod::Poll(_) = r.method {
-                    out.push(Action::Probe {
-                        id,
-                        run: s.starts,
-                        purpose: Purpose::Ready,
-                    });
-                }
-                Readiness::Waiting {
-                    deadline: Some(now + r.timeout),
-                    next_probe: None,
-                }
-            }
+            (Kind::Longrun, _) => daemon_readiness(&s.spec, id, s.starts, now, now, out),
         };
         // Spawned only answers Spawning; a stop requested meanwhile is
         // carried out by reconcile, which sees the process running.

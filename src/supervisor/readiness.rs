@@ -90,29 +90,7 @@ impl Supervisor {
         }
         info!("{}: supervising pid {pid} from its pidfile", s.spec.name);
         self.pids.insert(pid, Owner::Service(id));
-        let ready = match &s.spec.ready {
-            None => Readiness::Ready {
-                at: now,
-                health: s
-                    .spec
-                    .health
-                    .as_ref()
-                    .map(|h| HealthCheck::new(h, started, now)),
-            },
-            Some(r) => {
-                if let ReadyMethod::Poll(_) = r.method {
-                    out.push(Action::Probe {
-                        id,
-                        run,
-                        purpose: Purpose::Ready,
-                    });
-                }
-                Readiness::Waiting {
-                    deadline: Some(now + r.timeout),
-                    next_probe: None,
-                }
-            }
-        };
+        let ready = daemon_readiness(&s.spec, id, run, started, now, out);
         set_state(
             s,
             State::Running {
@@ -183,6 +161,41 @@ impl Supervisor {
         );
         if message.ready && waiting && speaks {
             mark_ready(s, now);
+        }
+    }
+}
+
+/// The readiness of a daemon process from the moment it is known (spawned,
+/// or adopted from its pidfile): ready at once without `[ready]`, else
+/// waiting until its timeout, with the first poll sent now.
+pub(super) fn daemon_readiness(
+    spec: &ServiceSpec,
+    id: ServiceId,
+    run: u64,
+    started: Instant,
+    now: Instant,
+    out: &mut Vec<Action>,
+) -> Readiness {
+    match &spec.ready {
+        None => Readiness::Ready {
+            at: now,
+            health: spec
+                .health
+                .as_ref()
+                .map(|h| HealthCheck::new(h, started, now)),
+        },
+        Some(r) => {
+            if let ReadyMethod::Poll(_) = r.method {
+                out.push(Action::Probe {
+                    id,
+                    run,
+                    purpose: Purpose::Ready,
+                });
+            }
+            Readiness::Waiting {
+                deadline: Some(now + r.timeout),
+                next_probe: None,
+            }
         }
     }
 }
