@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end tests of corral in real Docker containers (issue 4, first
-# slice). Builds a FROM scratch image holding the static corral, the svctl
-# link and Debian's static busybox, then runs each test against it and
-# prints `N passed, N failed`. No registry is needed: nothing is pulled.
+# End-to-end tests of corral in real Docker containers (issue 4). Builds a
+# FROM scratch image holding the static corral, the svctl link and Debian's
+# static busybox, and Debian images made with debootstrap (real daemons; a
+# Rust builder for Dockerfile.example), then runs each test and prints
+# `N passed, N failed`. No registry is needed: nothing is pulled.
 #
 #   bash tests/docker/run.sh [TEST...]
 # Skips (exit 0, with the reason) when no Docker engine answers.
@@ -63,28 +64,35 @@ DF
   docker build -q -t "$img" "$work" >/dev/null 2>&1
 }
 
-# The Debian base with real daemons: debootstrap'd once, kept as a tarball
-# keyed by release and package list (CORRAL_E2E_CACHE, default
-# /var/cache/corral-e2e), imported with `docker import`.
-debian_base() {
-  local pkgs="nginx-light,cron,busybox"
-  local key; key=$(echo "bookworm minbase $pkgs" | sha256sum | cut -c1-12)
+# A Debian image made with debootstrap, no registry: SUITE and a package
+# list, debootstrapped once and kept as a tarball keyed by both
+# (CORRAL_E2E_CACHE, default /var/cache/corral-e2e), loaded with
+# `docker import` and tagged corral-e2e-SUITE:KEY. Prints the tag.
+debian_image() {
+  local suite=$1 pkgs=$2
+  local key; key=$(echo "$suite minbase $pkgs" | sha256sum | cut -c1-12)
   local cache=${CORRAL_E2E_CACHE:-/var/cache/corral-e2e}
-  local tar=$cache/debian-bookworm-$key.tar
-  local tag=corral-e2e-base:$key
+  local tar=$cache/debian-$suite-$key.tar
+  local tag=corral-e2e-$suite:$key
   if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return 0; fi
   if [ ! -s "$tar" ]; then
     command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; } || return 1
-    local mirror
+    local mirror root=$work/rootfs-$suite
     mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
     mirror=${mirror:-http://deb.debian.org/debian}
     mkdir -p "$cache"
-    debootstrap --variant=minbase --include="$pkgs" bookworm "$work/rootfs" "$mirror" > "$work/debootstrap.log" 2>&1 \
-      || { tail -5 "$work/debootstrap.log" >&2; return 1; }
-    tar -C "$work/rootfs" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar" || return 1
+    debootstrap --variant=minbase --include="$pkgs" "$suite" "$root" "$mirror" > "$work/debootstrap-$suite.log" 2>&1 \
+      || { tail -5 "$work/debootstrap-$suite.log" >&2; return 1; }
+    tar -C "$root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar" && rm -rf "$root" || return 1
   fi
   docker import "$tar" "$tag" >/dev/null && echo "$tag"
 }
+# The base with the real daemons the tests run (and Dockerfile.example
+# installs, so its apt-get finds them present).
+debian_base() { debian_image bookworm "nginx,cron,busybox"; }
+# The builder stage of Dockerfile.example: Debian's rustc is too old for
+# edition 2024 with let-chains (1.85 in trixie), rustc-web is 1.96.
+rust_builder() { debian_image trixie "rustc-web,cargo-web,libc6-dev,ca-certificates"; }
 
 daemon_image() { # the example: nginx and cron under corral
   local base; base=$(debian_base) || return 1
@@ -131,7 +139,9 @@ until_true() { # SECONDS COMMAND...: retry every 0.1 s
   done
 }
 running_count() { docker exec "$1" svctl status --json 2>/dev/null | grep -o '"state":"running"' | wc -l; }
-fail() { echo "    $*"; return 1; }
+# Each test runs in its own subshell ($(...) in the runner): the first
+# failed check ends it, so a later passing check cannot hide it.
+fail() { echo "    $*"; exit 1; }
 
 # --- tests -----------------------------------------------------------------
 three_services() {
@@ -265,10 +275,41 @@ real_daemons_nginx_and_cron() {
   [ "$(docker inspect -f '{{.State.ExitCode}}' "$c")" = 0 ] || fail "exit code $(docker inspect -f '{{.State.ExitCode}}' "$c"): $(docker logs "$c" 2>&1 | tail -5)"
 }
 
+dockerfile_example_builds_and_runs() {
+  local builder base
+  builder=$(rust_builder) || fail "building the Rust builder image (debootstrap trixie) failed"
+  base=$(debian_base) || fail "building the Debian base failed"
+  # The build context is the repository as Dockerfile.example sees it, plus
+  # the crates vendored on the host: a container does not reach crates.io
+  # through this machine's TLS proxy, and CI should not depend on it.
+  local ctx=$work/example-ctx
+  mkdir -p "$ctx"
+  tar --exclude=./target --exclude=./.git --exclude=./fuzz/target -c . | tar -x -C "$ctx"
+  (cd "$ctx" && cargo vendor --locked --versioned-dirs vendor >> .cargo/config.toml 2>"$work/vendor.log") \
+    || fail "cargo vendor: $(tail -3 "$work/vendor.log")"
+  local t0; t0=$(date +%s)
+  docker build -f Dockerfile.example --build-arg BUILDER="$builder" --build-arg BASE="$base" \
+      -t corral-e2e:example "$ctx" > "$work/example-build.log" 2>&1 \
+    || fail "docker build -f Dockerfile.example: $(tail -15 "$work/example-build.log")"
+  echo "    Dockerfile.example built in $(( $(date +%s) - t0 )) s (builder $builder, base $base)"
+  local c; c=$(run_d example --health-cmd "svctl health" --health-interval 1s --health-retries 2 corral-e2e:example) \
+    || fail "docker run"
+  until_true 15 sh -c "[ \$(docker exec $c svctl status --json 2>/dev/null | grep -o '\"state\":\"running\"' | wc -l) = 2 ]" \
+    || fail "nginx and cron running: $(docker exec "$c" svctl status 2>&1); $(docker logs "$c" 2>&1 | tail -5)"
+  local page; page=$(docker exec "$c" busybox wget -qO- http://127.0.0.1/ 2>&1)
+  echo "$page" | grep -q "Welcome to nginx" || fail "the served page: $page"
+  until_true 20 sh -c "[ \$(docker inspect -f '{{.State.Health.Status}}' $c) = healthy ]" \
+    || fail "HEALTHCHECK: $(docker inspect -f '{{json .State.Health}}' "$c")"
+  local t1 t2; t1=$(date +%s%N); docker stop "$c" >/dev/null; t2=$(date +%s%N)
+  echo "    docker stop took $(( (t2 - t1) / 1000000 )) ms"
+  [ "$(docker inspect -f '{{.State.ExitCode}}' "$c")" = 0 ] \
+    || fail "exit code $(docker inspect -f '{{.State.ExitCode}}' "$c"): $(docker logs "$c" 2>&1 | tail -5)"
+}
+
 # --- runner ----------------------------------------------------------------
 all=(three_services stubborn_service_is_killed_in_time main_command_exit_codes exec_orphans_are_reaped
      healthcheck_follows_svctl_health random_uid_and_read_only_root ctrl_c_reaches_the_foreground_command
-     real_daemons_nginx_and_cron)
+     real_daemons_nginx_and_cron dockerfile_example_builds_and_runs)
 selected=("${@:-${all[@]}}")
 [ $# -gt 0 ] || selected=("${all[@]}")
 t0=$(date +%s)
