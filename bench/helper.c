@@ -5,6 +5,18 @@
  *   helper sleep           sleep until a signal ends it
  *   helper sigecho FIFO    print CLOCK_MONOTONIC ns to FIFO for every SIGUSR1
  *   helper orphans N       N orphans in bursts of 1000 double forks
+ *   helper up FIFO         write 'u' to FIFO, then wait; on SIGTERM write 't'
+ *                          and exit 0 (a compliant service)
+ *   helper stubborn FIFO   write 'u' to FIFO, then wait, ignoring SIGTERM
+ *   helper crash FIFO      write the CLOCK_MONOTONIC ns and exit 1 (a crash loop)
+ *   helper spawn N FIFO    the reference spawner: fork and exec N
+ *                          `helper up FIFO`, then wait (a bare C supervisor)
+ *   helper lines N         write N lines of 100 bytes to stdout, then wait
+ *
+ * Run as `run` (a runit or s6 `run` symlink to it), it reads its arguments
+ * from the file `args` in its working directory (the service directory),
+ * so no shell starts it under any system. (s6-supervise passes the service
+ * name as the one argument; it is ignored.)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -18,6 +30,22 @@
 
 static int out = -1;
 
+static void put(const char *what) {
+    if (write(out, what, strlen(what)) < 0) _exit(3);
+}
+
+static void term(int sig) {
+    (void)sig;
+    put("t");
+    _exit(0);
+}
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void echo(int sig) {
     (void)sig;
     struct timespec ts;
@@ -27,7 +55,29 @@ static void echo(int sig) {
     if (write(out, buf, n) < 0) _exit(3);
 }
 
+/* Arguments from ./args, whitespace-separated, at most 7. */
+static int args_file(char **argv) {
+    static char buf[4096];
+    int fd = open("args", O_RDONLY);
+    if (fd < 0) return 1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 1;
+    buf[n] = 0;
+    int argc = 1;
+    for (char *tok = strtok(buf, " \t\n"); tok && argc < 8; tok = strtok(NULL, " \t\n")) argv[argc++] = tok;
+    argv[argc] = NULL;
+    return argc;
+}
+
 int main(int argc, char **argv) {
+    char *file_argv[9];
+    const char *base = strrchr(argv[0], '/');
+    if (!strcmp(base ? base + 1 : argv[0], "run")) {
+        file_argv[0] = argv[0];
+        argc = args_file(file_argv);
+        argv = file_argv;
+    }
     if (argc < 2) return 2;
     if (!strcmp(argv[1], "true")) return 0;
     if (!strcmp(argv[1], "sleep")) {
@@ -57,6 +107,54 @@ int main(int argc, char **argv) {
             while (wait(NULL) > 0) {}
         }
         return 0;
+    }
+    if ((!strcmp(argv[1], "up") || !strcmp(argv[1], "stubborn")) && argc > 2) {
+        out = open(argv[2], O_WRONLY);
+        if (out < 0) return 3;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = !strcmp(argv[1], "up") ? term : SIG_IGN;
+        sigaction(SIGTERM, &sa, NULL);
+        put("u");
+        for (;;) pause();
+    }
+    if (!strcmp(argv[1], "crash") && argc > 2) {
+        out = open(argv[2], O_WRONLY);
+        if (out < 0) return 3;
+        char buf[32];
+        snprintf(buf, sizeof buf, "%lld\n", now_ns());
+        put(buf);
+        return 1;
+    }
+    if (!strcmp(argv[1], "spawn") && argc > 3) {
+        long n = atol(argv[2]);
+        for (long i = 0; i < n; i++) {
+            pid_t p = fork();
+            if (p == 0) {
+                execl("/proc/self/exe", argv[0], "up", argv[3], (char *)NULL);
+                _exit(127);
+            }
+        }
+        for (;;) pause();
+    }
+    if (!strcmp(argv[1], "lines") && argc > 2) {
+        long n = atol(argv[2]);
+        char line[100];
+        memset(line, 'x', sizeof line);
+        line[99] = '\n';
+        static char buf[100 * 655];
+        for (int i = 0; i < 655; i++) memcpy(buf + 100 * i, line, 100);
+        while (n > 0) {
+            long k = n < 655 ? n : 655;
+            size_t len = 100 * k, off = 0;
+            while (off < len) {
+                ssize_t w = write(1, buf + off, len - off);
+                if (w < 0) return 3;
+                off += w;
+            }
+            n -= k;
+        }
+        for (;;) pause();
     }
     return 2;
 }

@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""corral against runit, s6 and supervisord in supervisor mode, with a bare
+C spawner as the reference (issue 6, second part). Every system runs as a
+real PID 1 of a fresh PID namespace (`unshare --pid --fork --mount-proc`);
+every service is bench/helper.c (static), started without a shell: runit
+and s6 `run` files are symlinks to it and read their arguments from a file.
+
+Installs the peers from Debian's packages if missing, builds corral
+(release) and the helper, interleaves the systems within each repetition,
+prints medians with min-max as Markdown, and (unless --quick) writes
+bench/results/supervisors.md and one SVG chart per scenario group.
+
+    python3 bench/supervisors.py [--quick] [--reps N]
+
+Run as root. Not a test: CI runs only --quick, to keep it working.
+"""
+import argparse, datetime, os, platform, select, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chart  # noqa: E402  (bench/chart.py: dependency-free SVG bars)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORRAL = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/corral")
+SYSTEMS = ["spawner", "corral", "runit", "s6", "supervisord"]
+PEERS = {"runit": "/usr/bin/runsvdir", "s6": "/usr/bin/s6-svscan", "supervisord": "/usr/bin/supervisord"}
+# What each system is told, so the comparison is fair; printed with the table.
+SETTINGS = {
+    "corral": "one TOML per service (`command = [helper, ...]`), defaults but `stop_timeout = \"1s\"`; "
+    "socket on tmpfs; output prefixed to PID 1's stdout",
+    "runit": "`runsvdir -P DIR`, `run` a symlink to the helper; no log/ service (output inherited, unprefixed)",
+    "s6": "`s6-svscan DIR`, `run` a symlink to the helper, `timeout-kill` 1000 ms; no logger (output inherited)",
+    "supervisord": "`supervisord -n`, `startsecs=0`, `autorestart=true`, `stopwaitsecs=1`, "
+    "`stdout_logfile=/dev/stdout` with maxbytes 0 (relayed, unprefixed), loglevel warn",
+    "spawner": "`helper spawn N`: fork+exec N helpers, no supervision (the floor)",
+}
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def setup(work):
+    missing = [pkg for pkg, path in [("runit", PEERS["runit"]), ("s6", PEERS["s6"]), ("supervisor", PEERS["supervisord"])]
+               if not os.path.exists(path)]
+    if missing:
+        # Debian's images carry a policy-rc.d that keeps packages from
+        # starting their daemons; without one, supervisor's postinst would
+        # start a supervisord we did not ask for.
+        guard = "/usr/sbin/policy-rc.d"
+        made = not os.path.exists(guard)
+        if made:
+            with open(guard, "w") as f:
+                f.write("#!/bin/sh\nexit 101\n")
+            os.chmod(guard, 0o755)
+        try:
+            sh("apt-get", "update", "-qq")
+            sh("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, stdout=subprocess.DEVNULL,
+               env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        finally:
+            if made:
+                os.unlink(guard)
+    sh("cargo", "build", "--release", "--locked", "-q", cwd=ROOT)
+    helper = os.path.join(work, "helper")
+    sh("gcc", "-O2", "-static", "-o", helper, os.path.join(ROOT, "bench/helper.c"))
+    return helper
+
+
+class Run:
+    """One system as PID 1 with N services of one kind, in its own directory
+    (on /dev/shm, like a container's /run on tmpfs)."""
+
+    def __init__(self, system, helper, work, n, kind="up", stdout=subprocess.DEVNULL):
+        self.system, self.helper, self.n = system, helper, n
+        self.dir = tempfile.mkdtemp(prefix=f"{system}-", dir=work)
+        self.fifo = os.path.join(self.dir, "fifo")
+        os.mkfifo(self.fifo)
+        # Read and write end held here: helpers never block on open, and a
+        # reader is there before anything starts.
+        self.fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.env = dict(os.environ, CORRAL_SOCKET=os.path.join(self.dir, "ctl.sock"))
+        self.env.pop("CORRAL_LOG", None)
+        self.argv = self.configure(kind)
+        # As in an image, the configuration is older than the start: runsvdir
+        # waits a second before reading a directory changed within the
+        # current second.
+        past = time.time() - 60
+        for d, dirs, files in os.walk(self.dir):
+            for name in dirs + files:
+                os.utime(os.path.join(d, name), (past, past), follow_symlinks=False)
+        os.utime(self.dir, (past, past))
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] + self.argv,
+                                     env=self.env, stdout=stdout, stderr=subprocess.DEVNULL, cwd=self.dir)
+        self._pid1 = None
+
+    def configure(self, kind):
+        names = [f"s{i}" for i in range(self.n)]
+        args = [kind, self.fifo] if kind != "lines" else [kind, str(LINES)]
+        if self.system == "spawner":
+            return [self.helper, "spawn", str(self.n), self.fifo]
+        if self.system == "corral":
+            sd = os.path.join(self.dir, "services.d")
+            os.mkdir(sd)
+            for name in names:
+                with open(os.path.join(sd, f"{name}.toml"), "w") as f:
+                    f.write(f"command = {[self.helper] + args!r}\nstop_timeout = \"1s\"\n".replace("'", '"'))
+            return [CORRAL, "--services", sd]
+        if self.system in ("runit", "s6"):
+            sd = os.path.join(self.dir, "sv")
+            os.mkdir(sd)
+            for name in names:
+                d = os.path.join(sd, name)
+                os.mkdir(d)
+                os.symlink(self.helper, os.path.join(d, "run"))
+                with open(os.path.join(d, "args"), "w") as f:
+                    f.write(" ".join(args) + "\n")
+                if self.system == "s6":
+                    with open(os.path.join(d, "timeout-kill"), "w") as f:
+                        f.write("1000\n")
+            return [PEERS["runit"], "-P", sd] if self.system == "runit" else [PEERS["s6"], sd]
+        conf = os.path.join(self.dir, "supervisord.conf")
+        sock = os.path.join(self.dir, "supervisor.sock")
+        with open(conf, "w") as f:
+            f.write(f"[supervisord]\nnodaemon=true\nlogfile=/dev/null\nlogfile_maxbytes=0\nloglevel=warn\n"
+                    f"pidfile={self.dir}/supervisord.pid\nuser=root\n\n"
+                    f"[unix_http_server]\nfile={sock}\n\n"
+                    "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
+                    f"[supervisorctl]\nserverurl=unix://{sock}\n\n")
+            for name in names:
+                f.write(f"[program:{name}]\ncommand={' '.join([self.helper] + args)}\nstartsecs=0\nautorestart=true\n"
+                        "stopwaitsecs=1\nstdout_logfile=/dev/stdout\nstdout_logfile_maxbytes=0\n"
+                        "stderr_logfile=/dev/stderr\nstderr_logfile_maxbytes=0\n\n")
+        self.conf = conf
+        return [PEERS["supervisord"], "-n", "-c", conf]
+
+    def pid1(self):
+        if self._pid1 is None:
+            path = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
+            for _ in range(5000):
+                try:
+                    kids = open(path).read().split()
+                    if kids:
+                        self._pid1 = int(kids[0])
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.001)
+        return self._pid1
+
+    def read(self, count, timeout):
+        """Bytes from the FIFO until `count` arrived or `timeout` passed."""
+        got = b""
+        deadline = time.perf_counter() + timeout
+        while len(got) < count:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
+            r, _, _ = select.select([self.fd], [], [], left)
+            if r:
+                try:
+                    got += os.read(self.fd, 65536)
+                except BlockingIOError:
+                    pass
+        return got
+
+    def wait_up(self, timeout=60):
+        """Milliseconds from exec of PID 1 until every service wrote 'u'."""
+        got = self.read(self.n, timeout)
+        if got.count(b"u") < self.n:
+            raise RuntimeError(f"{self.system}: only {got.count(b'u')} of {self.n} services started")
+        return (time.perf_counter() - self.t0) * 1000
+
+    def tree(self):
+        """PIDs of the supervision tree: PID 1 and its descendants that are
+        not a helper (the services themselves are not counted)."""
+        out, todo = [], [self.pid1()]
+        while todo:
+            p = todo.pop()
+            try:
+                kids = open(f"/proc/{p}/task/{p}/children").read().split()
+                exe = os.readlink(f"/proc/{p}/exe")
+            except OSError:
+                continue
+            todo += [int(k) for k in kids]
+            if exe != self.helper or p == self._pid1:  # the spawner's PID 1 is a helper
+                out.append(p)
+        return out
+
+    def memory_kib(self):
+        rss = pss = 0
+        for p in self.tree():
+            try:
+                rss += next(int(line.split()[1]) for line in open(f"/proc/{p}/status") if line.startswith("VmRSS:"))
+                pss += next(int(line.split()[1]) for line in open(f"/proc/{p}/smaps_rollup") if line.startswith("Pss:"))
+            except (OSError, StopIteration):
+                pass
+        return rss, pss, len(self.tree())
+
+    def switches(self):
+        total = 0
+        for p in self.tree():
+            try:
+                for line in open(f"/proc/{p}/status"):
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def status_cmd(self, one):
+        if self.system == "corral":
+            return [CORRAL, "ctl", "status"] + (["s0"] if one else [])
+        if self.system == "runit":
+            sd = os.path.join(self.dir, "sv")
+            return ["sv", "status"] + ([os.path.join(sd, "s0")] if one else [os.path.join(sd, f"s{i}") for i in range(self.n)])
+        if self.system == "s6":
+            sd = os.path.join(self.dir, "sv")
+            # s6-svstat takes one directory; "all" is one call per service.
+            if one:
+                return ["s6-svstat", os.path.join(sd, "s0")]
+            return ["sh", "-c", f"for d in {sd}/*/; do s6-svstat \"$d\"; done"]
+        return ["supervisorctl", "-c", self.conf, "status"] + (["s0"] if one else [])
+
+    def status_ms(self, one, times):
+        cmd = self.status_cmd(one)
+        samples = []
+        for _ in range(times):
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            samples.append((time.perf_counter() - t0) * 1000)
+            # supervisorctl exits 3 when some program is not RUNNING; that is an answer.
+            if r.returncode not in (0, 3):
+                raise RuntimeError(f"{self.system}: {' '.join(cmd[:3])} exited {r.returncode}")
+        return statistics.median(samples)
+
+    def terminate(self, timeout=30):
+        """SIGTERM to PID 1: milliseconds until it is gone, and how many
+        services ran their SIGTERM handler before that."""
+        os.kill(self.pid1(), signal.SIGTERM)
+        t0 = time.perf_counter()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None, self.read(1 << 20, 0.05).count(b"t")
+        ms = (time.perf_counter() - t0) * 1000
+        return ms, self.read(1 << 20, 0.05).count(b"t")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.fd)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def crash_loop(system, helper, work, window):
+    """First restart delay (ms) and restarts per second of one service that
+    exits 1 at once, over `window` seconds from its first run."""
+    run = Run(system, helper, work, 1, kind="crash")
+    try:
+        data = run.read(1, 10)  # the first run, whenever the system gets to it
+        data += run.read(1 << 30, window)
+    finally:
+        run.close()
+    stamps = [int(x) for x in data.split()]
+    if len(stamps) < 2:
+        return None, 0.0
+    first = stamps[0]
+    restarts = [t for t in stamps[1:] if t - first <= window * 1e9]
+    return (stamps[1] - first) / 1e6, len(restarts) / window
+
+
+def log_relay(system, helper, work):
+    """One service writes LINES lines of 100 bytes; seconds until PID 1's
+    stdout delivered them all, and how many were lost."""
+    r, w = os.pipe()
+    run = Run(system, helper, work, 1, kind="lines", stdout=w)
+    os.close(w)
+    lines, first, last = 0, None, None
+    deadline = time.perf_counter() + 120
+    try:
+        while lines < LINES and time.perf_counter() < deadline:
+            ready, _, _ = select.select([r], [], [], 2.0)
+            if not ready:
+                break
+            chunk = os.read(r, 1 << 20)
+            if not chunk:
+                break
+            if first is None:
+                first = time.perf_counter()
+            lines += chunk.count(b"\n")
+            last = time.perf_counter()
+    finally:
+        run.close()
+        os.close(r)
+    took = (last - first) if first and last and last > first else float("nan")
+    return took, LINES - min(lines, LINES)
+
+
+def fmt(values, unit, digits=1):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    return f"{med:.{digits}f} {unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+LINES = 1_000_000
+
+
+def main():
+    global LINES
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="1 repetition, small counts (a smoke run, under 2 minutes)")
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/supervisors.py: run as root (unshare --pid needs it)")
+    quick = args.quick
+    reps = 1 if quick else args.reps
+    sizes = [10, 100] if quick else [10, 100, 500]
+    idle = 1.0 if quick else 10.0
+    crash_window = 2.0 if quick else 5.0
+    LINES = 20_000 if quick else 1_000_000
+    status_n = 3 if quick else 20
+    work = tempfile.mkdtemp(prefix="corral-sup-", dir="/dev/shm")
+    res = {s: {} for s in SYSTEMS}
+
+    def add(system, key, value):
+        res[system].setdefault(key, []).append(value)
+
+    try:
+        helper = setup(work)
+        t_start = time.perf_counter()
+        for rep in range(reps):
+            for system in SYSTEMS:  # interleaved: drift hits every system alike
+                for n in sizes:
+                    run = Run(system, helper, work, n)
+                    try:
+                        add(system, f"start{n}", run.wait_up())
+                        if n == 100:
+                            time.sleep(0.5)  # let start-up settle before idle figures
+                            rss, pss, procs = run.memory_kib()
+                            add(system, "rss", rss)
+                            add(system, "pss", pss)
+                            add(system, "procs", procs)
+                            before = run.switches()
+                            time.sleep(idle)
+                            add(system, "switches", run.switches() - before)
+                            if system != "spawner":  # it neither answers status nor stops anything
+                                add(system, "status1", run.status_ms(True, status_n))
+                                add(system, "status_all", run.status_ms(False, max(1, status_n // 2)))
+                                ms, termed = run.terminate()
+                                add(system, "term_ms", ms)
+                                add(system, "termed", termed)
+                    finally:
+                        run.close()
+                if system == "spawner":
+                    continue
+                run = Run(system, helper, work, 1, kind="stubborn")
+                try:
+                    run.wait_up()
+                    add(system, "stubborn_ms", run.terminate()[0])
+                finally:
+                    run.close()
+                delay, rate = crash_loop(system, helper, work, crash_window)
+                add(system, "crash_delay", delay)
+                add(system, "crash_rate", rate)
+                took, lost = log_relay(system, helper, work)
+                add(system, "relay_mbs", LINES * 100 / took / 1e6 if took == took else None)
+                add(system, "relay_lost", lost)
+            print(f"repetition {rep + 1}/{reps} done ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr)
+        report(res, sizes, reps, quick, idle, crash_window)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def versions():
+    out = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "runit", "s6", "supervisor"],
+                         capture_output=True, text=True).stdout.strip()
+    return out.replace("\n", ", ")
+
+
+def report(res, sizes, reps, quick, idle, crash_window):
+    sup = [s for s in SYSTEMS if s != "spawner"]
+    head = (f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, kernel {platform.release()}; "
+            f"{reps} interleaved repetition(s){' (--quick: smaller counts)' if quick else ''}; medians (min-max). "
+            f"Peers from Debian: {versions()}. Every system is PID 1 of a fresh PID namespace "
+            "(`unshare --pid --fork --mount-proc`); services are bench/helper.c; state on /dev/shm (tmpfs).")
+    lines = ["# Supervisor mode: corral against runit, s6 and supervisord", "", head, "",
+             "## Start N services (exec of PID 1 until every service runs)", "",
+             "| system | " + " | ".join(f"N = {n}" for n in sizes) + " | " +
+             " | ".join(f"N = {n} vs spawner" for n in sizes) + " |",
+             "| --- |" + " --- |" * (2 * len(sizes))]
+    for s in SYSTEMS:
+        ratios = []
+        for n in sizes:
+            a, b = med(res[s].get(f"start{n}", [])), med(res["spawner"].get(f"start{n}", []))
+            ratios.append(f"{a / b:.2f}x" if a and b else "-")
+        lines.append(f"| {s} | " + " | ".join(fmt(res[s].get(f"start{n}", []), "ms") for n in sizes) + " | " +
+                     " | ".join(ratios) + " |")
+    lines += ["", f"## Idle with 100 services, stop, status", "",
+              f"| system | processes | RSS | PSS | context switches in {idle:.0f} s idle | SIGTERM until PID 1 gone "
+              "| services that got SIGTERM | one ignores SIGTERM (kill after 1 s) | status of one | status of all 100 |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in SYSTEMS:
+        r = res[s]
+        kib = lambda k: fmt([v / 1024 for v in r.get(k, [])], "MiB", 2)  # noqa: E731
+        termed = r.get("termed", [])
+        lines.append(f"| {s} | {med(r.get('procs', [])) or '-'} | {kib('rss')} | {kib('pss')} | "
+                     f"{fmt(r.get('switches', []), '', 0)} | {fmt(r.get('term_ms', []), 'ms')} | "
+                     f"{min(termed) if termed else '-'} of 100 | {fmt(r.get('stubborn_ms', []), 'ms', 0)} | "
+                     f"{fmt(r.get('status1', []), 'ms', 2)} | {fmt(r.get('status_all', []), 'ms', 2)} |")
+    lines += ["", f"## Crash loop and log relay", "",
+              f"| system | first restart delay | restarts per second (over {crash_window:.0f} s) | "
+              f"relay of {LINES:,} x 100-byte lines to PID 1's stdout | lines lost |",
+              "| --- | --- | --- | --- | --- |"]
+    for s in sup:
+        r = res[s]
+        lost = r.get("relay_lost", [])
+        lines.append(f"| {s} | {fmt(r.get('crash_delay', []), 'ms', 0)} | {fmt(r.get('crash_rate', []), '/s', 1)} | "
+                     f"{fmt(r.get('relay_mbs', []), 'MB/s', 0)} | {max(lost) if lost else '-'} |")
+    lines += ["", "## Settings", ""] + [f"- {s}: {SETTINGS[s]}" for s in SYSTEMS]
+    lines += ["", "Start: from Popen of `unshare ... PID1` until N 'u' bytes arrived on a FIFO (each service writes one "
+              "when it runs). Memory and context switches: PID 1 and its descendants that are not services "
+              "(/proc/PID/status VmRSS, smaps_rollup Pss). Status: a whole client command (`svctl status`, `sv status`, "
+              "`s6-svstat`, `supervisorctl status`), median. SIGTERM: kill(2) on PID 1 until unshare saw it exit; "
+              "services count themselves in their SIGTERM handler. Crash loop: the service writes a CLOCK_MONOTONIC "
+              "stamp and exits 1. Relay: from the first byte to the last newline read from PID 1's stdout pipe."]
+    text = "\n".join(lines)
+    print(text)
+    if quick:
+        return
+    out = os.path.join(ROOT, "bench/results")
+    with open(os.path.join(out, "supervisors.md"), "w") as f:
+        f.write(text + "\n")
+    chart.bars(os.path.join(out, "supervisors-start.svg"), "Start 100 services (ms, lower is better)",
+               [(s, med(res[s].get("start100", []))) for s in SYSTEMS])
+    chart.bars(os.path.join(out, "supervisors-memory.svg"), "PSS of the supervision tree, 100 services (MiB)",
+               [(s, (med(res[s].get("pss", [])) or 0) / 1024) for s in SYSTEMS])
+    chart.bars(os.path.join(out, "supervisors-stop.svg"), "SIGTERM until PID 1 gone, 100 services (ms)",
+               [(s, med(res[s].get("term_ms", []))) for s in SYSTEMS])
+    chart.bars(os.path.join(out, "supervisors-relay.svg"), "Log relay (MB/s, higher is better)",
+               [(s, med(res[s].get("relay_mbs", []))) for s in sup])
+
+
+if __name__ == "__main__":
+    main()
