@@ -22,7 +22,8 @@ def bars(path, title, rows, width=640):
             continue
         w = max(1.0, value * scale)
         out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}"/>')
-        out.append(f'<text x="{left + w + 6:.1f}" y="{y + 16}">{value:.3g}</text>')
+        label_text = f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+        out.append(f'<text x="{left + w + 6:.1f}" y="{y + 16}">{label_text}</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")

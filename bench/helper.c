@@ -12,6 +12,13 @@
  *   helper spawn N FIFO    the reference spawner: fork and exec N
  *                          `helper up FIFO`, then wait (a bare C supervisor)
  *   helper lines N         write N lines of 100 bytes to stdout, then wait
+ *   helper tail N          N orphans as above; then spin until PID 1 has no
+ *                          zombie child left and print the ns that took
+ *   helper ping PID N      send SIGUSR1 to PID N times, each time reading the
+ *                          receiver's stamp (sigecho) from stdin; print each
+ *                          latency in ns (a C driver: no interpreter in it)
+ *   helper forkexec N      fork, exec `helper true` and wait, N times in a
+ *                          row; print the ns it took (the machine's floor)
  *
  * Run as `run` (a runit or s6 `run` symlink to it), it reads its arguments
  * from the file `args` in its working directory (the service directory),
@@ -55,6 +62,32 @@ static void echo(int sig) {
     if (write(out, buf, n) < 0) _exit(3);
 }
 
+/* Zombies among PID 1's children (this process's namespace, /proc mounted
+ * for it), read from /proc/1/task/1/children and each child's stat. */
+static int zombies_of_pid1(void) {
+    static char kids[1 << 20];
+    int fd = open("/proc/1/task/1/children", O_RDONLY);
+    if (fd < 0) return 0;
+    ssize_t len = 0, r;
+    while ((r = read(fd, kids + len, sizeof kids - 1 - len)) > 0) len += r;
+    close(fd);
+    kids[len] = 0;
+    int z = 0;
+    for (char *tok = strtok(kids, " \n"); tok; tok = strtok(NULL, " \n")) {
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", tok);
+        int f = open(path, O_RDONLY);
+        if (f < 0) continue;
+        ssize_t k = read(f, stat, sizeof stat - 1);
+        close(f);
+        if (k <= 0) continue;
+        stat[k] = 0;
+        char *paren = strrchr(stat, ')');
+        if (paren && paren[1] == ' ' && paren[2] == 'Z') z++;
+    }
+    return z;
+}
+
 /* Arguments from ./args, whitespace-separated, at most 7. */
 static int args_file(char **argv) {
     static char buf[4096];
@@ -93,7 +126,7 @@ int main(int argc, char **argv) {
         if (write(out, "ready\n", 6) < 0) return 3;
         for (;;) pause();
     }
-    if (!strcmp(argv[1], "orphans") && argc > 2) {
+    if ((!strcmp(argv[1], "orphans") || !strcmp(argv[1], "tail")) && argc > 2) {
         long n = atol(argv[2]);
         for (long done = 0; done < n; done += 1000) {
             for (int i = 0; i < 1000; i++) {
@@ -106,6 +139,37 @@ int main(int argc, char **argv) {
             }
             while (wait(NULL) > 0) {}
         }
+        if (!strcmp(argv[1], "tail")) {
+            long long t0 = now_ns();
+            while (zombies_of_pid1() > 0) {}
+            printf("%lld\n", now_ns() - t0);
+        }
+        return 0;
+    }
+    if (!strcmp(argv[1], "ping") && argc > 3) {
+        pid_t pid = atoi(argv[2]);
+        long n = atol(argv[3]);
+        FILE *in = fdopen(0, "r");
+        char line[64];
+        for (long i = 0; i < n; i++) {
+            long long t0 = now_ns();
+            if (kill(pid, SIGUSR1) < 0 || !fgets(line, sizeof line, in)) return 3;
+            printf("%lld\n", atoll(line) - t0);
+        }
+        return 0;
+    }
+    if (!strcmp(argv[1], "forkexec") && argc > 2) {
+        long n = atol(argv[2]);
+        long long t0 = now_ns();
+        for (long i = 0; i < n; i++) {
+            pid_t p = fork();
+            if (p == 0) {
+                execl("/proc/self/exe", argv[0], "true", (char *)NULL);
+                _exit(127);
+            }
+            waitpid(p, NULL, 0);
+        }
+        printf("%lld\n", now_ns() - t0);
         return 0;
     }
     if ((!strcmp(argv[1], "up") || !strcmp(argv[1], "stubborn")) && argc > 2) {

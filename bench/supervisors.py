@@ -276,7 +276,11 @@ def log_relay(system, helper, work):
     """One service writes LINES lines of 100 bytes; seconds until PID 1's
     stdout delivered them all, and how many were lost."""
     r, w = os.pipe()
-    run = Run(system, helper, work, 1, kind="lines", stdout=w)
+    if system == "raw pipe":  # the reference: the helper writes into the pipe itself
+        run = subprocess.Popen([helper, "lines", str(LINES)], stdout=w)
+        run.close = lambda: (run.kill(), run.wait())
+    else:
+        run = Run(system, helper, work, 1, kind="lines", stdout=w)
     os.close(w)
     lines, first, last = 0, None, None
     deadline = time.perf_counter() + 120
@@ -331,7 +335,7 @@ def main():
     LINES = 20_000 if quick else 1_000_000
     status_n = 3 if quick else 20
     work = tempfile.mkdtemp(prefix="corral-sup-", dir="/dev/shm")
-    res = {s: {} for s in SYSTEMS}
+    res = {s: {} for s in SYSTEMS + ["raw pipe"]}
 
     def add(system, key, value):
         res[system].setdefault(key, []).append(value)
@@ -376,6 +380,13 @@ def main():
                 took, lost = log_relay(system, helper, work)
                 add(system, "relay_mbs", LINES * 100 / took / 1e6 if took == took else None)
                 add(system, "relay_lost", lost)
+            # Reference limits of this machine, in the same repetition.
+            took, lost = log_relay("raw pipe", helper, work)
+            add("raw pipe", "relay_mbs", LINES * 100 / took / 1e6 if took == took else None)
+            add("raw pipe", "relay_lost", lost)
+            n_fe = 50 if quick else 500
+            ns = int(subprocess.run([helper, "forkexec", str(n_fe)], capture_output=True, text=True, check=True).stdout)
+            add("spawner", "forkexec", n_fe / (ns / 1e9))
             print(f"repetition {rep + 1}/{reps} done ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr)
         report(res, sizes, reps, quick, idle, crash_window)
     finally:
@@ -386,6 +397,49 @@ def versions():
     out = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "runit", "s6", "supervisor"],
                          capture_output=True, text=True).stdout.strip()
     return out.replace("\n", ", ")
+
+
+def targets(res):
+    """Issue 6's targets for corral, each judged within this run: what
+    corral did, the best peer, and whether the target is met."""
+    def m(system, key):
+        return med(res[system].get(key, []))
+
+    def best(key, low=True, among=("runit", "s6", "supervisord")):
+        vals = [(m(s, key), s) for s in among if m(s, key) is not None]
+        if not vals:
+            return None, "-"
+        return (min if low else max)(vals)
+
+    rows = []
+
+    def row(what, key, unit, target_text, ok, low=True, scale=1.0):
+        c = m("corral", key)
+        b, who = best(key, low)
+        ratio = f"{c / b:.2f}x" if c is not None and b else "-"
+        cv = f"{c * scale:.2f} {unit}" if c is not None else "-"
+        bv = f"{who} {b * scale:.2f} {unit}" if b is not None else "-"
+        rows.append(f"| {what} | {cv} | {bv} | {ratio} | {target_text} | {'met' if ok(c) else 'MISSED'} |")
+
+    sp = lambda n: m("spawner", f"start{n}")  # noqa: E731
+    for n in (100, 500):
+        if sp(n):
+            row(f"start {n} services", f"start{n}", "ms", f"<= 1.5x the spawner ({1.5 * sp(n):.1f} ms)",
+                lambda c, n=n: c is not None and c <= 1.5 * sp(n))
+    row("idle tree, 100 services, RSS", "rss", "MiB", "<= 2 MiB", lambda c: c is not None and c <= 2048, scale=1 / 1024)
+    row("context switches at idle", "switches", "", "0", lambda c: c == 0)
+    termed = res["corral"].get("termed", [])
+    row("SIGTERM, 100 services, until PID 1 gone", "term_ms", "ms", "<= 20 ms, all 100 stopped",
+        lambda c: c is not None and c <= 20 and termed and min(termed) == 100)
+    row("status of one", "status1", "ms", "<= 0.6 ms", lambda c: c is not None and c <= 0.6)
+    row("status of all 100", "status_all", "ms", "<= 1 ms", lambda c: c is not None and c <= 1.0)
+    sd = m("supervisord", "relay_mbs")
+    lost = res["corral"].get("relay_lost", [])
+    row("log relay (prefixed)", "relay_mbs", "MB/s", ">= supervisord's unprefixed relay, 0 lost",
+        lambda c: c is not None and sd is not None and c >= sd and lost and max(lost) == 0, low=False)
+    return ["## Targets (issue 6), judged within this run", "",
+            "| scenario | corral | best peer | corral / best peer | target | |",
+            "| --- | --- | --- | --- | --- | --- |", *rows]
 
 
 def report(res, sizes, reps, quick, idle, crash_window):
@@ -422,11 +476,15 @@ def report(res, sizes, reps, quick, idle, crash_window):
               f"| system | first restart delay | restarts per second (over {crash_window:.0f} s) | "
               f"relay of {LINES:,} x 100-byte lines to PID 1's stdout | lines lost |",
               "| --- | --- | --- | --- | --- |"]
-    for s in sup:
+    for s in sup + ["raw pipe"]:
         r = res[s]
         lost = r.get("relay_lost", [])
         lines.append(f"| {s} | {fmt(r.get('crash_delay', []), 'ms', 0)} | {fmt(r.get('crash_rate', []), '/s', 1)} | "
                      f"{fmt(r.get('relay_mbs', []), 'MB/s', 0)} | {max(lost) if lost else '-'} |")
+    lines += ["", f"Reference limits of this machine in the same run: fork + exec + wait of a static helper "
+              f"{fmt(res['spawner'].get('forkexec', []), '/s', 0)}; the spawner row above (fork + exec without waiting); "
+              "the raw pipe row (the helper writing straight into the pipe).", ""]
+    lines += targets(res)
     lines += ["", "## Settings", ""] + [f"- {s}: {SETTINGS[s]}" for s in SYSTEMS]
     lines += ["", "Start: from Popen of `unshare ... PID1` until N 'u' bytes arrived on a FIFO (each service writes one "
               "when it runs). Memory and context switches: PID 1 and its descendants that are not services "

@@ -17,7 +17,6 @@ pub mod spawn;
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
-use std::process::Stdio;
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -38,7 +37,7 @@ use notify::Notify;
 use output::{Global, Output};
 use probes::Probes;
 use signals::Signals;
-use spawn::Extras;
+use spawn::{Extras, Target};
 
 /// Exit code when corral cannot set itself up (no signalfd, no epoll).
 pub const EXIT_SETUP: i32 = 1;
@@ -455,7 +454,7 @@ impl Runtime {
         let spec = &service.spec;
         let mut relays = Vec::new();
         let stdio = if self.output.inherits(id) {
-            Ok((Stdio::inherit(), Stdio::inherit()))
+            Ok((Target::Inherit, Target::Inherit))
         } else {
             let epoll = &self.epoll;
             let output = &mut self.output;
@@ -465,7 +464,7 @@ impl Runtime {
                     relays.push(out_id);
                     let (err_id, err_w) = output.open(id, Stream::Stderr, epoll)?;
                     relays.push(err_id);
-                    Ok((Stdio::from(out_w), Stdio::from(err_w)))
+                    Ok((Target::Fd(out_w), Target::Fd(err_w)))
                 })
         };
         let spawned = stdio

@@ -19,7 +19,7 @@ use nix::sys::socket::{
 };
 use nix::unistd::{Pid, pipe2, read};
 
-use super::spawn::{Extras, spawn_as};
+use super::spawn::{Extras, Target, spawn_as};
 use super::{Kind, token};
 use crate::config::ServiceSpec;
 use crate::config::probes::{Probe, ReadyMethod};
@@ -118,9 +118,15 @@ impl Probes {
                     Ok(p) => p,
                     Err(e) => return done(false, format!("cannot create a pipe: {e}")),
                 };
-                let spawned = wr
-                    .try_clone()
-                    .and_then(|wr2| spawn_as(spec, argv, wr.into(), wr2.into(), Extras::default()));
+                let spawned = wr.try_clone().and_then(|wr2| {
+                    spawn_as(
+                        spec,
+                        argv,
+                        Target::Fd(wr),
+                        Target::Fd(wr2),
+                        Extras::default(),
+                    )
+                });
                 match spawned {
                     Ok(pid) => {
                         self.checks.insert(

@@ -1,17 +1,24 @@
-//! Starting processes. Everything is resolved before fork (argv, env, ids,
-//! groups: see `config::model`); between fork and exec only
-//! async-signal-safe calls run: setsid, setpgid, tcsetpgrp, setgroups,
-//! setgid, setuid, fcntl, signal, sigprocmask.
+//! Starting processes. Everything is resolved before the clone (argv, env,
+//! PATH candidates, ids, groups: see `config::model`); between clone and
+//! exec only raw system calls run: setsid, setgroups, setgid, setuid, dup2,
+//! fcntl, chdir, rt_sigaction, rt_sigprocmask, execve. Services and exec
+//! checks start with clone(CLONE_VM | CLONE_VFORK); the main command, once,
+//! with std's Command (setpgid, tcsetpgrp).
 //!
 //! Descriptors: everything corral opens is close-on-exec, and the
 //! descriptors corral inherited are marked close-on-exec at startup, so a
 //! service gets exactly 0, 1 and 2. The main command gets the inherited ones
 //! back (socket activation passes through, as with tini).
 
+use std::ffi::CString;
+use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::libc;
 
@@ -50,13 +57,20 @@ pub struct Extras {
     pub fd: Option<(OwnedFd, RawFd)>,
 }
 
+/// Where a child's stdout or stderr goes: a descriptor of corral's (a
+/// pipe), or corral's own (`inherit`).
+pub enum Target {
+    Inherit,
+    Fd(OwnedFd),
+}
+
 /// Starts a service in its own session (so its own process group, without
 /// a controlling terminal), as its user, with stdin on /dev/null and
 /// stdout/stderr on the given pipes (or corral's own, for `inherit`).
 pub fn spawn_service(
     spec: &ServiceSpec,
-    stdout: Stdio,
-    stderr: Stdio,
+    stdout: Target,
+    stderr: Target,
     extras: Extras,
 ) -> io::Result<i32> {
     spawn_as(spec, &spec.argv, stdout, stderr, extras)
@@ -65,89 +79,318 @@ pub fn spawn_service(
 /// Runs `argv` the way `spec`'s service runs: same user, groups,
 /// environment and working directory, in a session of its own. Used for
 /// the service itself and for its exec checks.
+///
+/// The child is made with clone(CLONE_VM | CLONE_VFORK), as posix_spawn
+/// does: it borrows corral's memory instead of copying its page tables, and
+/// corral resumes as soon as the child has exec'd (or failed to). A fork,
+/// as std's Command with pre_exec does, costs a page-table copy and
+/// copy-on-write faults for every spawn, which is most of the cost of
+/// starting many services. Everything the child needs is prepared here;
+/// the child itself makes only raw system calls on that data (see
+/// `child_main`).
 pub fn spawn_as(
     spec: &ServiceSpec,
     argv: &[String],
-    stdout: Stdio,
-    stderr: Stdio,
+    stdout: Target,
+    stderr: Target,
     extras: Extras,
 ) -> io::Result<i32> {
-    let (program, args) = argv
-        .split_first()
+    let program = argv
+        .first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr);
-    if let Some(dir) = &spec.working_dir {
-        cmd.current_dir(dir);
-    }
-    let ids = spec.credentials.as_ref().map(|c| {
+    let cannot = |e: io::Error| io::Error::new(e.kind(), format!("cannot execute {program}: {e}"));
+    let mut overrides: Vec<(&str, &str)> = Vec::new();
+    if let Some(c) = &spec.credentials {
         if let Some(home) = &c.home {
-            cmd.env("HOME", home);
+            overrides.push(("HOME", home));
         }
         if let Some(name) = &c.user_name {
-            cmd.env("USER", name).env("LOGNAME", name);
+            overrides.push(("USER", name));
+            overrides.push(("LOGNAME", name));
         }
-        let groups: Vec<libc::gid_t> = c.groups.clone();
-        (c.uid, c.gid, groups)
-    });
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    cmd.envs(extras.env.iter().map(|(k, v)| (k, v)));
-    let placed = extras
-        .fd
-        .as_ref()
-        .map(|(fd, target)| (fd.as_raw_fd(), *target));
-    // std's spawn opens a close-on-exec pipe to report exec errors; if it
-    // got the number the readiness fd must take, the dup2 below would
-    // replace it. Holding that number ourselves (a close-on-exec duplicate,
-    // dropped after the spawn) keeps it out of std's reach.
-    let _holder = placed.and_then(|(fd, target)| hold_fd_number(fd, target));
-    // SAFETY: the closure only makes async-signal-safe system calls on data
-    // prepared before fork; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            check(libc::setsid())?;
-            if let Some((uid, gid, groups)) = &ids {
-                // Order matters: groups and gid while still privileged,
-                // uid last (setuid(2)).
-                check(libc::setgroups(groups.len(), groups.as_ptr()))?;
-                check(libc::setgid(*gid))?;
-                if let Some(uid) = uid {
-                    check(libc::setuid(*uid))?;
-                }
-            }
-            if let Some((fd, target)) = placed {
-                if fd == target {
-                    // dup2 onto itself keeps close-on-exec: clear it.
-                    check(libc::fcntl(fd, libc::F_SETFD, 0))?;
-                } else {
-                    check(libc::dup2(fd, target))?;
-                }
-            }
-            reset_signals();
-            Ok(())
-        });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot execute {program}: {e}")))?;
-    Ok(child.id() as i32)
+    overrides.extend(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    overrides.extend(extras.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let env = environment(&overrides).map_err(cannot)?;
+    let path = overrides
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == "PATH")
+        .map(|(_, v)| v.to_string())
+        .or_else(|| std::env::var("PATH").ok());
+    let plan = Plan {
+        candidates: candidates(program, path.as_deref()).map_err(cannot)?,
+        argv: cstrings(argv.iter().map(String::as_str)).map_err(cannot)?,
+        env,
+        dir: match &spec.working_dir {
+            Some(d) => Some(CString::new(d.as_os_str().as_bytes()).map_err(|e| cannot(e.into()))?),
+            None => None,
+        },
+        ids: spec
+            .credentials
+            .as_ref()
+            .map(|c| (c.uid, c.gid, c.groups.clone())),
+        stdin: File::open("/dev/null").map_err(cannot)?.into(),
+        stdout,
+        stderr,
+        placed: extras.fd,
+        ignored: ignored_signals(),
+    };
+    launch(&plan).map_err(cannot)
 }
 
-/// Occupies descriptor number `target` with a close-on-exec duplicate of
-/// `fd` if it is free, so nothing else opens it until the guard drops.
-fn hold_fd_number(fd: RawFd, target: RawFd) -> Option<OwnedFd> {
-    // SAFETY: probing and duplicating plain descriptor numbers; the new
-    // descriptor is owned by the returned OwnedFd.
-    unsafe {
-        if fd == target || libc::fcntl(target, libc::F_GETFD) >= 0 {
-            return None;
-        }
-        let got = libc::dup3(fd, target, libc::O_CLOEXEC);
-        (got == target).then(|| OwnedFd::from_raw_fd(got))
+/// Everything the child needs, prepared before the clone.
+struct Plan {
+    /// Paths to try in order (the PATH search, done here).
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    dir: Option<CString>,
+    ids: Option<(Option<u32>, u32, Vec<libc::gid_t>)>,
+    stdin: OwnedFd,
+    stdout: Target,
+    stderr: Target,
+    placed: Option<(OwnedFd, RawFd)>,
+    /// Signals corral ignores: SIG_IGN survives exec, so the child resets
+    /// them (caught ones are reset by exec itself).
+    ignored: &'static [libc::c_int],
+}
+
+/// The child's view of a `Plan`: raw pointers only, and where to report
+/// an error (the child shares corral's memory until it execs).
+struct Launch<'a> {
+    plan: &'a Plan,
+    candidates: Vec<*const libc::c_char>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    errno: AtomicI32,
+}
+
+/// Stack for the child between clone and exec. It runs a few system calls;
+/// 64 KiB is far more than it needs.
+const CHILD_STACK: usize = 64 * 1024;
+
+fn launch(plan: &Plan) -> io::Result<i32> {
+    let pointers = |v: &[CString]| {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect::<Vec<_>>()
+    };
+    let launch = Launch {
+        plan,
+        candidates: plan.candidates.iter().map(|c| c.as_ptr()).collect(),
+        argv: pointers(&plan.argv),
+        envp: pointers(&plan.env),
+        errno: AtomicI32::new(0),
+    };
+    let mut stack = vec![0u8; CHILD_STACK];
+    // The stack grows down: pass its 16-byte aligned top.
+    let top = stack.as_mut_ptr().wrapping_add(CHILD_STACK);
+    let top = top.wrapping_sub(top as usize % 16);
+    // SAFETY: with CLONE_VFORK this thread is suspended until the child has
+    // exec'd or exited, so `launch` and `stack` outlive every use the child
+    // makes of them; the child makes only raw system calls (no allocation,
+    // no locks) and never returns into Rust code of ours.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&launch as *const Launch).cast_mut().cast(),
+        )
+    };
+    drop(stack);
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
     }
+    let errno = launch.errno.load(Ordering::Acquire);
+    if errno != 0 {
+        // The child exited (127) without exec'ing: collect it here, so the
+        // reaper never sees a pid nobody spawned.
+        // SAFETY: waitpid on our own child's pid.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    Ok(pid)
+}
+
+/// The child: session, ids, descriptors, directory, signals, exec. Raw
+/// system calls only: glibc's setuid and friends would signal every thread
+/// of the process whose memory this child borrows (the setxid broadcast).
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Launch` that `launch` keeps alive while the
+    // parent is suspended; every call below is a raw system call on data
+    // prepared before the clone.
+    unsafe {
+        let l = &*(arg as *const Launch);
+        let p = l.plan;
+        let fail = |errno: libc::c_int| -> ! {
+            l.errno.store(errno.max(1), Ordering::Release);
+            libc::syscall(libc::SYS_exit_group, 127);
+            libc::_exit(127)
+        };
+        let sys = |ret: libc::c_long| {
+            if ret < 0 {
+                fail(errno())
+            }
+        };
+        sys(libc::syscall(libc::SYS_setsid));
+        if let Some((uid, gid, groups)) = &p.ids {
+            // Groups and gid while still privileged, uid last (setuid(2)).
+            sys(libc::syscall(
+                libc::SYS_setgroups,
+                groups.len(),
+                groups.as_ptr(),
+            ));
+            sys(libc::syscall(libc::SYS_setgid, *gid));
+            if let Some(uid) = uid {
+                sys(libc::syscall(libc::SYS_setuid, *uid));
+            }
+        }
+        let place = |fd: RawFd, target: RawFd| {
+            if fd == target {
+                // dup2 onto itself keeps close-on-exec: clear it.
+                sys(libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0));
+            } else {
+                sys(libc::syscall(libc::SYS_dup2, fd, target));
+            }
+        };
+        place(p.stdin.as_raw_fd(), 0);
+        if let Target::Fd(fd) = &p.stdout {
+            place(fd.as_raw_fd(), 1);
+        }
+        if let Target::Fd(fd) = &p.stderr {
+            place(fd.as_raw_fd(), 2);
+        }
+        if let Some((fd, target)) = &p.placed {
+            place(fd.as_raw_fd(), *target);
+        }
+        if let Some(dir) = &p.dir {
+            sys(libc::syscall(libc::SYS_chdir, dir.as_ptr()));
+        }
+        let dfl = KernelSigaction::default();
+        for &sig in p.ignored {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+        // An empty mask: corral blocks every signal for its signalfd.
+        let empty: u64 = 0;
+        sys(libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        ));
+        // The PATH search, as execvp(3) does it: the first candidate that
+        // exists wins; EACCES is remembered in case none does.
+        let mut seen = libc::ENOENT;
+        for &path in &l.candidates {
+            libc::syscall(libc::SYS_execve, path, l.argv.as_ptr(), l.envp.as_ptr());
+            match errno() {
+                libc::ENOENT | libc::ENOTDIR => {}
+                libc::EACCES => seen = libc::EACCES,
+                other => fail(other),
+            }
+        }
+        fail(seen)
+    }
+}
+
+fn errno() -> libc::c_int {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// The kernel's `struct sigaction`; all zeros is SIG_DFL, no flags, empty
+/// mask.
+#[repr(C)]
+#[derive(Default)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Signals whose disposition is SIG_IGN in corral (SIGPIPE, which Rust's
+/// runtime ignores, and whatever corral's own parent left ignored). Read
+/// once: corral changes no disposition after startup. The raw syscall,
+/// unlike glibc's sigaction(), also sees 32 and 33, which glibc reserves
+/// but an ignoring parent may have left SIG_IGN.
+fn ignored_signals() -> &'static [libc::c_int] {
+    static IGNORED: OnceLock<Vec<libc::c_int>> = OnceLock::new();
+    IGNORED.get_or_init(|| {
+        (1..=64)
+            .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
+            .filter(|&sig| {
+                let mut old = KernelSigaction::default();
+                // SAFETY: rt_sigaction(2) with no new action only writes `old`.
+                let ret = unsafe {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        std::ptr::null::<KernelSigaction>(),
+                        &mut old as *mut KernelSigaction,
+                        8usize,
+                    )
+                };
+                ret == 0 && old.handler == libc::SIG_IGN
+            })
+            .collect()
+    })
+}
+
+/// The child's environment: corral's own with `overrides` applied in order
+/// (a later value for the same name wins), as `NAME=value` strings.
+fn environment(overrides: &[(&str, &str)]) -> io::Result<Vec<CString>> {
+    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
+        .map(|(k, v)| (k.into_vec(), v.into_vec()))
+        .collect();
+    for (k, v) in overrides {
+        match vars
+            .iter_mut()
+            .find(|(name, _)| name.as_slice() == k.as_bytes())
+        {
+            Some(slot) => slot.1 = v.as_bytes().to_vec(),
+            None => vars.push((k.as_bytes().to_vec(), v.as_bytes().to_vec())),
+        }
+    }
+    vars.into_iter()
+        .map(|(mut k, v)| {
+            k.push(b'=');
+            k.extend_from_slice(&v);
+            CString::new(k).map_err(io::Error::from)
+        })
+        .collect()
+}
+
+/// Where to look for `program`: itself when it names a path, otherwise
+/// each PATH entry in turn (the default search path when PATH is unset).
+fn candidates(program: &str, path: Option<&str>) -> io::Result<Vec<CString>> {
+    if program.contains('/') {
+        return cstrings([program]);
+    }
+    let path = path.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    cstrings(path.split(':').map(|dir| match dir {
+        // An empty entry means the working directory (execvp(3)).
+        "" => format!("./{program}"),
+        d => format!("{}/{program}", d.trim_end_matches('/')),
+    }))
+}
+
+fn cstrings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> io::Result<Vec<CString>> {
+    items
+        .into_iter()
+        .map(|s| CString::new(s.as_ref()).map_err(io::Error::from))
+        .collect()
 }
 
 /// Why the main command could not start, with the shell's exit code.
@@ -170,6 +413,7 @@ pub fn spawn_main(argv: &[String], inherited: &[RawFd]) -> Result<i32, MainSpawn
     let mut cmd = Command::new(program);
     cmd.args(args);
     let inherited = inherited.to_vec();
+    let ignored = ignored_signals();
     // SAFETY: as in spawn_service; only async-signal-safe calls.
     unsafe {
         cmd.pre_exec(move || {
@@ -186,7 +430,7 @@ pub fn spawn_main(argv: &[String], inherited: &[RawFd]) -> Result<i32, MainSpawn
                     libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
                 }
             }
-            reset_signals();
+            reset_signals(ignored);
             Ok(())
         });
     }
@@ -212,40 +456,22 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Default dispositions and an empty mask: a child must not inherit
-/// corral's blocked signals, the SIG_IGN of SIGPIPE that Rust sets, or
-/// anything corral's own parent ignored.
-fn reset_signals() {
-    /// The kernel's `struct sigaction`; all zeros is SIG_DFL, no flags,
-    /// empty mask.
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: libc::c_ulong,
-        restorer: usize,
-        mask: u64,
-    }
-    let dfl = KernelSigaction {
-        handler: 0,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
+/// Default dispositions and an empty mask for a forked child: it must not
+/// inherit corral's blocked signals, the SIG_IGN of SIGPIPE that Rust sets,
+/// or anything corral's own parent ignored (`ignored`, read before fork).
+fn reset_signals(ignored: &[libc::c_int]) {
+    let dfl = KernelSigaction::default();
     // SAFETY: rt_sigaction(2) and sigprocmask(2) are async-signal-safe and
-    // only read the structures on this stack frame. The raw syscall,
-    // unlike glibc's signal(), also resets 32 and 33, which glibc reserves
-    // but an ignoring parent may have left SIG_IGN (they survive exec).
+    // only read the structures on this stack frame.
     unsafe {
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    &dfl as *const KernelSigaction,
-                    std::ptr::null_mut::<KernelSigaction>(),
-                    8usize,
-                );
-            }
+        for &sig in ignored {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
         }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);

@@ -17,6 +17,7 @@ pub const TESTS: &[Test] = crate::tests![
     main_command_runs_after_services_and_stops_them,
     job_control_signals_never_stop_corral,
     service_exec_failure_is_reported,
+    service_gets_its_dir_env_path_and_null_stdin,
     idle_corral_never_wakes_up,
     main_command_is_the_terminal_foreground_group,
     socket_is_private,
@@ -101,6 +102,9 @@ fn drops_privileges_to_nobody() -> TestResult {
 
 /// Opens a file as fd 7 in corral (without CLOEXEC), as a socket
 /// activator would.
+/// Gives corral an inherited fd 7, and SIGHUP and SIGUSR2 ignored, as a
+/// careless parent (nohup, a shell script) would leave them: ignored
+/// dispositions survive exec, so corral must reset them for its children.
 fn with_inherited_fd7(cmd: &mut std::process::Command) {
     let f = std::fs::File::open("/dev/null").unwrap();
     let raw = f.as_raw_fd();
@@ -108,9 +112,18 @@ fn with_inherited_fd7(cmd: &mut std::process::Command) {
     std::mem::forget(f);
     unsafe {
         cmd.pre_exec(move || {
-            if nix::libc::dup2(raw, 7) < 0 {
+            // The file may have got number 7 itself (tests run in
+            // parallel): dup2 onto itself would keep close-on-exec.
+            let ret = if raw == 7 {
+                nix::libc::fcntl(7, nix::libc::F_SETFD, 0)
+            } else {
+                nix::libc::dup2(raw, 7)
+            };
+            if ret < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            nix::libc::signal(nix::libc::SIGHUP, nix::libc::SIG_IGN);
+            nix::libc::signal(nix::libc::SIGUSR2, nix::libc::SIG_IGN);
             Ok(())
         });
     }
@@ -295,6 +308,53 @@ fn job_control_signals_never_stop_corral() -> TestResult {
     assert_eq!(c.service("svc")["state"], "running");
     let state = proc_state(c.host_pid()).unwrap().0;
     assert_ne!(state, 'T', "corral must not be stopped");
+    Ok(())
+}
+
+/// The spawn contract that clone(CLONE_VM | CLONE_VFORK) took over from
+/// std's Command: working_dir, env on top of corral's (a later PATH
+/// decides the search), a bare name found on PATH, stdin on /dev/null,
+/// HOME/USER/LOGNAME of the user.
+fn service_gets_its_dir_env_path_and_null_stdin() -> TestResult {
+    require_pid_namespace()?;
+    let tmp = TempDir::new("contract");
+    let bin = tmp.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // A program only the service's PATH can find; it leaves a mark.
+    let mark = tmp.path("found");
+    tmp.write(
+        "bin/only-here",
+        &format!(
+            "#!/bin/sh\necho found > {}\nexec sleep 1000\n",
+            mark.display()
+        ),
+    );
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(tmp.path("bin/only-here"), mode).unwrap();
+    let report = tmp.path("report");
+    let svc = format!(
+        "run = \"echo $(pwd) $FOO $HOME $USER $LOGNAME $(readlink /proc/self/fd/0) > {}; exec only-here\"\n\
+         working_dir = \"{}\"\nuser = \"nobody\"\n\
+         env = {{ FOO = \"bar\", PATH = \"{}:/usr/bin:/bin\" }}\n",
+        report.display(),
+        bin.display(),
+        bin.display()
+    );
+    let c = Setup::new("contract", &[("svc", &svc)])
+        .env("FOO", "corral's")
+        .start();
+    c.wait_socket();
+    c.wait_state("svc", "running", 5 * SECOND);
+    wait_until("the report", 5 * SECOND, || {
+        tmp.read("report").ends_with('\n')
+    });
+    assert_eq!(
+        tmp.read("report").trim(),
+        format!("{} bar /nonexistent nobody nobody /dev/null", bin.display())
+    );
+    wait_until("only-here, found on the service's PATH", 5 * SECOND, || {
+        tmp.read("found") == "found\n"
+    });
     Ok(())
 }
 
