@@ -14,6 +14,9 @@ Run as root. Not a test; CI does not run it.
 """
 import argparse, datetime, os, platform, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chart  # noqa: E402  (bench/chart.py: dependency-free SVG bars)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORRAL = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/corral")
 
@@ -157,6 +160,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2 repetitions, small counts (a smoke run)")
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
+    # A SIGTERM (timeout, CI) unwinds through the finally blocks, which kill
+    # every PID 1 this bench started: nothing is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     reps = 2 if args.quick else args.reps
     n_sig = 100 if args.quick else 1000
     n_orphans = 2000 if args.quick else 20000
@@ -219,6 +225,14 @@ def main():
         if not args.quick:
             with open(os.path.join(ROOT, "bench/results/tini-mode.md"), "w") as f:
                 f.write(table + "\n")
+            out = os.path.join(ROOT, "bench/results")
+            inits = [s for s in systems if s != "no init"]
+            chart.bars(os.path.join(out, "tini-mode-rss.svg"), "PID 1 RSS with a sleeping child (KiB)",
+                       [(s, statistics.median(res[s]["rss"])) for s in inits])
+            chart.bars(os.path.join(out, "tini-mode-startup.svg"), "Start-up overhead over no init (ms)",
+                       [(s, statistics.median(res[s]["start"]) - base) for s in inits])
+            chart.bars(os.path.join(out, "tini-mode-forwarding.svg"), "Signal forwarding latency (us)",
+                       [(s, statistics.median(res[s]["sig"])) for s in inits])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""corral against runit, s6 and supervisord in supervisor mode, with a bare
+"""corral against runit, s6, supervisord and Horust in supervisor mode, with a bare
 C spawner as the reference (issue 6, second part). Every system runs as a
 real PID 1 of a fresh PID namespace (`unshare --pid --fork --mount-proc`);
 every service is bench/helper.c (static), started without a shell: runit
@@ -21,8 +21,13 @@ import chart  # noqa: E402  (bench/chart.py: dependency-free SVG bars)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORRAL = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/corral")
-SYSTEMS = ["spawner", "corral", "runit", "s6", "supervisord"]
+SYSTEMS = ["spawner", "corral", "runit", "s6", "supervisord", "horust"]
 PEERS = {"runit": "/usr/bin/runsvdir", "s6": "/usr/bin/s6-svscan", "supervisord": "/usr/bin/supervisord"}
+# Horust is not in Debian: built from crates.io into this cache (a few
+# minutes, once per machine). --quick skips it when it is not built yet.
+HORUST_VERSION = "0.1.14"
+HORUST_ROOT = os.path.expanduser("~/.cache/corral-bench/horust-" + HORUST_VERSION)
+HORUST = os.path.join(HORUST_ROOT, "bin/horust")
 # What each system is told, so the comparison is fair; printed with the table.
 SETTINGS = {
     "corral": "one TOML per service (`command = [helper, ...]`), defaults but `stop_timeout = \"1s\"`; "
@@ -32,6 +37,9 @@ SETTINGS = {
     "supervisord": "`supervisord -n`, `startsecs=0`, `autorestart=true`, `stopwaitsecs=1`, "
     "`stdout_logfile=/dev/stdout` with maxbytes 0 (relayed, unprefixed), loglevel warn",
     "spawner": "`helper spawn N`: fork+exec N helpers, no supervision (the floor)",
+    "horust": f"horust {HORUST_VERSION} from crates.io (`--no-default-features`), `--services-path DIR`, "
+    "`[restart] strategy = \"always\"`, `[termination] wait = \"1s\"`; output inherited; no status client "
+    "(horustctl is not published with it)",
 }
 
 
@@ -39,7 +47,7 @@ def sh(*args, **kw):
     return subprocess.run(args, check=True, **kw)
 
 
-def setup(work):
+def setup(work, quick):
     missing = [pkg for pkg, path in [("runit", PEERS["runit"]), ("s6", PEERS["s6"]), ("supervisor", PEERS["supervisord"])]
                if not os.path.exists(path)]
     if missing:
@@ -59,6 +67,13 @@ def setup(work):
         finally:
             if made:
                 os.unlink(guard)
+    if not os.path.exists(HORUST):
+        if quick:
+            print(f"horust: skipped (not built yet; a full run builds it into {HORUST_ROOT})", file=sys.stderr)
+            SYSTEMS.remove("horust")
+        else:
+            sh("cargo", "install", "-q", "--locked", "--no-default-features", "--version", HORUST_VERSION,
+               "--root", HORUST_ROOT, "horust")
     sh("cargo", "build", "--release", "--locked", "-q", cwd=ROOT)
     helper = os.path.join(work, "helper")
     sh("gcc", "-O2", "-static", "-o", helper, os.path.join(ROOT, "bench/helper.c"))
@@ -118,6 +133,14 @@ class Run:
                     with open(os.path.join(d, "timeout-kill"), "w") as f:
                         f.write("1000\n")
             return [PEERS["runit"], "-P", sd] if self.system == "runit" else [PEERS["s6"], sd]
+        if self.system == "horust":
+            sd = os.path.join(self.dir, "services")
+            os.mkdir(sd)
+            for name in names:
+                with open(os.path.join(sd, f"{name}.toml"), "w") as f:
+                    f.write(f"command = \"{' '.join([self.helper] + args)}\"\n[restart]\nstrategy = \"always\"\n"
+                            "[termination]\nwait = \"1s\"\n")
+            return [HORUST, "--services-path", sd, "--uds-folder-path", self.dir]
         conf = os.path.join(self.dir, "supervisord.conf")
         sock = os.path.join(self.dir, "supervisor.sock")
         with open(conf, "w") as f:
@@ -208,6 +231,8 @@ class Run:
         return total
 
     def status_cmd(self, one):
+        if self.system == "horust":
+            return None
         if self.system == "corral":
             return [CORRAL, "ctl", "status"] + (["s0"] if one else [])
         if self.system == "runit":
@@ -223,6 +248,8 @@ class Run:
 
     def status_ms(self, one, times):
         cmd = self.status_cmd(one)
+        if cmd is None:
+            return None
         samples = []
         for _ in range(times):
             t0 = time.perf_counter()
@@ -327,6 +354,9 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/supervisors.py: run as root (unshare --pid needs it)")
+    # A SIGTERM (timeout, CI) unwinds through the finally blocks, which kill
+    # every PID 1 this bench started: nothing is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     quick = args.quick
     reps = 1 if quick else args.reps
     sizes = [10, 100] if quick else [10, 100, 500]
@@ -341,7 +371,7 @@ def main():
         res[system].setdefault(key, []).append(value)
 
     try:
-        helper = setup(work)
+        helper = setup(work, quick)
         t_start = time.perf_counter()
         for rep in range(reps):
             for system in SYSTEMS:  # interleaved: drift hits every system alike
@@ -405,7 +435,7 @@ def targets(res):
     def m(system, key):
         return med(res[system].get(key, []))
 
-    def best(key, low=True, among=("runit", "s6", "supervisord")):
+    def best(key, low=True, among=("runit", "s6", "supervisord", "horust")):
         vals = [(m(s, key), s) for s in among if m(s, key) is not None]
         if not vals:
             return None, "-"
@@ -444,9 +474,10 @@ def targets(res):
 
 def report(res, sizes, reps, quick, idle, crash_window):
     sup = [s for s in SYSTEMS if s != "spawner"]
+    horust = f", horust {HORUST_VERSION} (crates.io)" if "horust" in SYSTEMS else ""
     head = (f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, kernel {platform.release()}; "
             f"{reps} interleaved repetition(s){' (--quick: smaller counts)' if quick else ''}; medians (min-max). "
-            f"Peers from Debian: {versions()}. Every system is PID 1 of a fresh PID namespace "
+            f"Peers from Debian: {versions()}{horust}. Every system is PID 1 of a fresh PID namespace "
             "(`unshare --pid --fork --mount-proc`); services are bench/helper.c; state on /dev/shm (tmpfs).")
     lines = ["# Supervisor mode: corral against runit, s6 and supervisord", "", head, "",
              "## Start N services (exec of PID 1 until every service runs)", "",
