@@ -37,7 +37,7 @@ SETTINGS = {
     "supervisord": "`supervisord -n`, `startsecs=0`, `autorestart=true`, `stopwaitsecs=1`, "
     "`stdout_logfile=/dev/stdout` with maxbytes 0 (relayed, unprefixed), loglevel warn",
     "spawner": "`helper spawn N`: fork+exec N helpers, no supervision (the floor)",
-    "horust": f"horust {HORUST_VERSION} from crates.io (`--no-default-features`), `--services-path DIR`, "
+    "horust": f"horust {HORUST_VERSION} from crates.io (default features), `--services-path DIR`, "
     "`[restart] strategy = \"always\"`, `[termination] wait = \"1s\"`; output inherited; no status client "
     "(horustctl is not published with it)",
 }
@@ -72,7 +72,7 @@ def setup(work, quick):
             print(f"horust: skipped (not built yet; a full run builds it into {HORUST_ROOT})", file=sys.stderr)
             SYSTEMS.remove("horust")
         else:
-            sh("cargo", "install", "-q", "--locked", "--no-default-features", "--version", HORUST_VERSION,
+            sh("cargo", "install", "-q", "--locked", "--version", HORUST_VERSION,
                "--root", HORUST_ROOT, "horust")
     sh("cargo", "build", "--release", "--locked", "-q", cwd=ROOT)
     helper = os.path.join(work, "helper")
@@ -210,14 +210,19 @@ class Run:
         return out
 
     def memory_kib(self):
-        rss = pss = 0
+        """RSS, PSS and anonymous RSS (heap, stack, data: what is private to
+        the tree, as opposed to mapped program text) summed over the tree."""
+        rss = pss = anon = 0
         for p in self.tree():
             try:
-                rss += next(int(line.split()[1]) for line in open(f"/proc/{p}/status") if line.startswith("VmRSS:"))
+                status = dict(line.split(":", 1) for line in open(f"/proc/{p}/status") if ":" in line)
+                status = {k: v.split()[0] for k, v in status.items() if v.split()}
+                rss += int(status["VmRSS"])
+                anon += int(status["RssAnon"])
                 pss += next(int(line.split()[1]) for line in open(f"/proc/{p}/smaps_rollup") if line.startswith("Pss:"))
-            except (OSError, StopIteration):
+            except (OSError, KeyError, StopIteration, IndexError):
                 pass
-        return rss, pss, len(self.tree())
+        return rss, pss, anon, len(self.tree())
 
     def switches(self):
         total = 0
@@ -381,9 +386,10 @@ def main():
                         add(system, f"start{n}", run.wait_up())
                         if n == 100:
                             time.sleep(0.5)  # let start-up settle before idle figures
-                            rss, pss, procs = run.memory_kib()
+                            rss, pss, anon, procs = run.memory_kib()
                             add(system, "rss", rss)
                             add(system, "pss", pss)
+                            add(system, "anon", anon)
                             add(system, "procs", procs)
                             before = run.switches()
                             time.sleep(idle)
@@ -492,14 +498,14 @@ def report(res, sizes, reps, quick, idle, crash_window):
         lines.append(f"| {s} | " + " | ".join(fmt(res[s].get(f"start{n}", []), "ms") for n in sizes) + " | " +
                      " | ".join(ratios) + " |")
     lines += ["", f"## Idle with 100 services, stop, status", "",
-              f"| system | processes | RSS | PSS | context switches in {idle:.0f} s idle | SIGTERM until PID 1 gone "
+              f"| system | processes | RSS | PSS | of it anonymous | context switches in {idle:.0f} s idle | SIGTERM until PID 1 gone "
               "| services that got SIGTERM | one ignores SIGTERM (kill after 1 s) | status of one | status of all 100 |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in SYSTEMS:
         r = res[s]
         kib = lambda k: fmt([v / 1024 for v in r.get(k, [])], "MiB", 2)  # noqa: E731
         termed = r.get("termed", [])
-        lines.append(f"| {s} | {med(r.get('procs', [])) or '-'} | {kib('rss')} | {kib('pss')} | "
+        lines.append(f"| {s} | {med(r.get('procs', [])) or '-'} | {kib('rss')} | {kib('pss')} | {kib('anon')} | "
                      f"{fmt(r.get('switches', []), '', 0)} | {fmt(r.get('term_ms', []), 'ms')} | "
                      f"{min(termed) if termed else '-'} of 100 | {fmt(r.get('stubborn_ms', []), 'ms', 0)} | "
                      f"{fmt(r.get('status1', []), 'ms', 2)} | {fmt(r.get('status_all', []), 'ms', 2)} |")
@@ -519,7 +525,8 @@ def report(res, sizes, reps, quick, idle, crash_window):
     lines += ["", "## Settings", ""] + [f"- {s}: {SETTINGS[s]}" for s in SYSTEMS]
     lines += ["", "Start: from Popen of `unshare ... PID1` until N 'u' bytes arrived on a FIFO (each service writes one "
               "when it runs). Memory and context switches: PID 1 and its descendants that are not services "
-              "(/proc/PID/status VmRSS, smaps_rollup Pss). Status: a whole client command (`svctl status`, `sv status`, "
+              "(/proc/PID/status VmRSS and RssAnon, smaps_rollup Pss); RSS minus anonymous is mapped program text, "
+              "clean page cache shared with every other process running the same binary. Status: a whole client command (`svctl status`, `sv status`, "
               "`s6-svstat`, `supervisorctl status`), median. SIGTERM: kill(2) on PID 1 until unshare saw it exit; "
               "services count themselves in their SIGTERM handler. Crash loop: the service writes a CLOCK_MONOTONIC "
               "stamp and exits 1. Relay: from the first byte to the last newline read from PID 1's stdout pipe."]
