@@ -155,6 +155,25 @@ def fmt(values, unit, digits=2):
     return f"{med:.{digits}f} {unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
+def targets(res, base):
+    """Issue 6's tini-mode targets for corral, judged within this run."""
+    def med(s, k):
+        vals = [v for v in res[s][k] if v is not None]
+        return statistics.median(vals) if vals else None
+
+    start = {s: med(s, "start") - base for s in res if s != "no init"}
+    rows = [
+        ("PID 1 RSS, sleeping child", f"{med('corral', 'rss'):.0f} KiB", "<= 1024 KiB", med("corral", "rss") <= 1024),
+        ("start-up overhead", f"{start['corral']:.2f} ms", f"<= tini-static's ({start['tini-static']:.2f} ms)",
+         start["corral"] <= start["tini-static"]),
+        ("signal forwarding", f"{med('corral', 'sig'):.1f} us", "<= 25 us", med("corral", "sig") <= 25),
+        ("reaping tail", f"{med('corral', 'orph'):.3f} ms", "<= 0.3 ms", med("corral", "orph") <= 0.3),
+        ("most zombies at once", f"{max(res['corral']['zomb'])}", "<= 10", max(res["corral"]["zomb"]) <= 10),
+    ]
+    return ["## Targets (issue 6), judged within this run", "", "| scenario | corral | target | |", "| --- | --- | --- | --- |",
+            *[f"| {what} | {got} | {target} | {'met' if ok else 'MISSED'} |" for what, got, target, ok in rows]]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="2 repetitions, small counts (a smoke run)")
@@ -219,6 +238,8 @@ def main():
                 "spins on /proc/1/task/1/children until no zombie is left (the tail); zombies sampled every "
                 "millisecond among PID 1's children during the storm. \"no init\": the helper is PID 1 itself and "
                 "reaps nothing, so its tail is not a figure.",
+                "",
+                *targets(res, base),
             ]
         )
         print(table)
