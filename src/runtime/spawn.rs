@@ -269,25 +269,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if let Some(dir) = &p.dir {
             sys(libc::syscall(libc::SYS_chdir, dir.as_ptr()));
         }
-        let dfl = KernelSigaction::default();
-        for &sig in p.ignored {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &dfl as *const KernelSigaction,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            );
-        }
-        // An empty mask: corral blocks every signal for its signalfd.
-        let empty: u64 = 0;
-        sys(libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty as *const u64,
-            std::ptr::null_mut::<u64>(),
-            8usize,
-        ));
+        reset_signals(p.ignored);
         // The PATH search, as execvp(3) does it: the first candidate that
         // exists wins; EACCES is remembered in case none does.
         let mut seen = libc::ENOENT;
@@ -456,9 +438,10 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Default dispositions and an empty mask for a forked child: it must not
-/// inherit corral's blocked signals, the SIG_IGN of SIGPIPE that Rust sets,
-/// or anything corral's own parent ignored (`ignored`, read before fork).
+/// Default dispositions and an empty mask for a child, between fork or
+/// clone and exec: it must not inherit corral's blocked signals (all of
+/// them, for the signalfd), the SIG_IGN of SIGPIPE that Rust sets, or
+/// anything corral's own parent ignored (`ignored`, read before).
 fn reset_signals(ignored: &[libc::c_int]) {
     let dfl = KernelSigaction::default();
     // SAFETY: rt_sigaction(2) and sigprocmask(2) are async-signal-safe and
