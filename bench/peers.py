@@ -16,6 +16,7 @@ import argparse, datetime, os, platform, shutil, signal, statistics, subprocess,
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chart  # noqa: E402  (bench/chart.py: dependency-free SVG bars)
+from tables import spread  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORRAL = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/corral")
@@ -147,14 +148,6 @@ def orphans(system, helper, env, n):
     return tail, peak[0]
 
 
-def fmt(values, unit, digits=2):
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    med = statistics.median(values)
-    return f"{med:.{digits}f} {unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 def targets(res, base):
     """Issue 6's tini-mode targets for corral, judged within this run."""
     def med(s, k):
@@ -214,8 +207,8 @@ def main():
             if s == "no init":
                 res[s]["orph"] = [None]
             rows.append(
-                f"| {s} | {fmt(over, 'ms')} | {fmt(res[s]['rss'], 'KiB', 0)} | {fmt(res[s]['sig'], 'us', 1)} "
-                f"| {fmt(res[s]['orph'], 'ms', 3)} | {max(res[s]['zomb'])} | {size} | {static} |"
+                f"| {s} | {spread(over, 'ms', 2)} | {spread(res[s]['rss'], 'KiB', 0)} | {spread(res[s]['sig'], 'us', 1)} "
+                f"| {spread(res[s]['orph'], 'ms', 3)} | {max(res[s]['zomb'])} | {size} | {static} |"
             )
         versions = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "tini", "dumb-init", "catatonit"], capture_output=True, text=True).stdout.strip().replace("\n", ", ")
         table = "\n".join(

@@ -18,6 +18,7 @@ import argparse, datetime, json, os, platform, select, shutil, signal, statistic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chart  # noqa: E402  (bench/chart.py: dependency-free SVG bars)
+from tables import spread  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORRAL = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/corral")
@@ -335,14 +336,6 @@ def log_relay(system, helper, work):
     return took, LINES - min(lines, LINES)
 
 
-def fmt(values, unit, digits=1):
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    med = statistics.median(values)
-    return f"{med:.{digits}f} {unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 def med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -514,7 +507,7 @@ def report(res, sizes, reps, quick, idle, crash_window):
         for n in sizes:
             a, b = med(res[s].get(f"start{n}", [])), med(res["spawner"].get(f"start{n}", []))
             ratios.append(f"{a / b:.2f}x" if a and b else "-")
-        lines.append(f"| {s} | " + " | ".join(fmt(res[s].get(f"start{n}", []), "ms") for n in sizes) + " | " +
+        lines.append(f"| {s} | " + " | ".join(spread(res[s].get(f"start{n}", []), "ms") for n in sizes) + " | " +
                      " | ".join(ratios) + " |")
     lines += ["", f"## Idle with 100 services, stop, status", "",
               f"| system | processes | RSS | PSS | of it anonymous | context switches in {idle:.0f} s idle | SIGTERM until PID 1 gone "
@@ -522,12 +515,12 @@ def report(res, sizes, reps, quick, idle, crash_window):
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in SYSTEMS:
         r = res[s]
-        kib = lambda k: fmt([v / 1024 for v in r.get(k, [])], "MiB", 2)  # noqa: E731
+        kib = lambda k: spread([v / 1024 for v in r.get(k, [])], "MiB", 2)  # noqa: E731
         termed = r.get("termed", [])
         lines.append(f"| {s} | {med(r.get('procs', [])) or '-'} | {kib('rss')} | {kib('pss')} | {kib('anon')} | "
-                     f"{fmt(r.get('switches', []), '', 0)} | {fmt(r.get('term_ms', []), 'ms')} | "
-                     f"{min(termed) if termed else '-'} of 100 | {fmt(r.get('stubborn_ms', []), 'ms', 0)} | "
-                     f"{fmt(r.get('status1', []), 'ms', 2)} | {fmt(r.get('status_all', []), 'ms', 2)} |")
+                     f"{spread(r.get('switches', []), '', 0)} | {spread(r.get('term_ms', []), 'ms')} | "
+                     f"{min(termed) if termed else '-'} of 100 | {spread(r.get('stubborn_ms', []), 'ms', 0)} | "
+                     f"{spread(r.get('status1', []), 'ms', 2)} | {spread(r.get('status_all', []), 'ms', 2)} |")
     lines += ["", f"## Crash loop and log relay", "",
               f"| system | first restart delay | restarts per second (over {crash_window:.0f} s) | "
               f"relay of {LINES:,} x 100-byte lines to PID 1's stdout | lines lost |",
@@ -535,10 +528,10 @@ def report(res, sizes, reps, quick, idle, crash_window):
     for s in sup + ["raw pipe"]:
         r = res[s]
         lost = r.get("relay_lost", [])
-        lines.append(f"| {s} | {fmt(r.get('crash_delay', []), 'ms', 0)} | {fmt(r.get('crash_rate', []), '/s', 1)} | "
-                     f"{fmt(r.get('relay_mbs', []), 'MB/s', 0)} | {max(lost) if lost else '-'} |")
+        lines.append(f"| {s} | {spread(r.get('crash_delay', []), 'ms', 0)} | {spread(r.get('crash_rate', []), '/s', 1)} | "
+                     f"{spread(r.get('relay_mbs', []), 'MB/s', 0)} | {max(lost) if lost else '-'} |")
     lines += ["", f"Reference limits of this machine in the same run: fork + exec + wait of a static helper "
-              f"{fmt(res['spawner'].get('forkexec', []), '/s', 0)}; the spawner row above (fork + exec without waiting); "
+              f"{spread(res['spawner'].get('forkexec', []), '/s', 0)}; the spawner row above (fork + exec without waiting); "
               "the raw pipe row (the helper writing straight into the pipe).", ""]
     lines += targets(res)
     lines += ["", "## Settings", ""] + [f"- {s}: {SETTINGS[s]}" for s in SYSTEMS]
