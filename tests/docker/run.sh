@@ -20,6 +20,10 @@ work=$(mktemp -d /tmp/corral-e2e.XXXXXX)
 label=corral-e2e=$$
 cleanup() {
   docker ps -aq --filter "label=$label" | xargs -r docker rm -f >/dev/null 2>&1
+  # The images this run built (about 1.5 GB with the builder stage); only
+  # the debootstrapped bases stay, so repeated runs do not fill the disk.
+  docker rmi -f "$img" corral-e2e:daemons corral-e2e:example >/dev/null 2>&1
+  [ -s "$work/built-images" ] && xargs -r docker rmi < "$work/built-images" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -84,6 +88,8 @@ debian_image() {
     debootstrap --variant=minbase --include="$pkgs" "$suite" "$root" "$mirror" > "$work/debootstrap-$suite.log" 2>&1 \
       || { tail -5 "$work/debootstrap-$suite.log" >&2; return 1; }
     tar -C "$root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar" && rm -rf "$root" || return 1
+    # A changed package list leaves the old tarball unused: drop it.
+    find "$cache" -maxdepth 1 -name "debian-$suite-*.tar" ! -name "${tar##*/}" -delete
   fi
   docker import "$tar" "$tag" >/dev/null && echo "$tag"
 }
@@ -289,8 +295,13 @@ dockerfile_example_builds_and_runs() {
     || fail "cargo vendor: $(tail -3 "$work/vendor.log")"
   local t0; t0=$(date +%s)
   docker build -f Dockerfile.example --build-arg BUILDER="$builder" --build-arg BASE="$base" \
-      -t corral-e2e:example "$ctx" > "$work/example-build.log" 2>&1 \
-    || fail "docker build -f Dockerfile.example: $(tail -15 "$work/example-build.log")"
+      -t corral-e2e:example "$ctx" > "$work/example-build.log" 2>&1
+  local built=$?
+  # The builder stage ends as an untagged 1.2 GB image: note every image
+  # this build made (" ---> ID" after each step but the FROMs), for cleanup.
+  awk '/^Step [0-9]+\/[0-9]+ : FROM/ {from=1; next} /^ ---> [0-9a-f]+$/ {if (!from) print $2; from=0}' \
+    "$work/example-build.log" >> "$work/built-images"
+  [ "$built" = 0 ] || fail "docker build -f Dockerfile.example: $(tail -15 "$work/example-build.log")"
   echo "    Dockerfile.example built in $(( $(date +%s) - t0 )) s (builder $builder, base $base)"
   local c; c=$(run_d example --health-cmd "svctl health" --health-interval 1s --health-retries 2 corral-e2e:example) \
     || fail "docker run"
