@@ -96,6 +96,13 @@ pub enum Missing {
 
 /// Loads and validates `dir` with the system's user databases.
 pub fn load_dir(dir: &Path, missing: Missing) -> Result<Config, Vec<ConfigError>> {
+    // tini mode (no services directory) needs no user database: a drop-in
+    // for tini reads nothing in /etc before it starts the command.
+    if missing == Missing::Empty
+        && std::fs::symlink_metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
+        return Ok(Config::default());
+    }
     load_dir_with(dir, missing, &UserDb::load(Path::new("/")))
 }
 
