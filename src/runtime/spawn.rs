@@ -444,8 +444,8 @@ fn check(ret: libc::c_int) -> io::Result<()> {
 /// anything corral's own parent ignored (`ignored`, read before).
 fn reset_signals(ignored: &[libc::c_int]) {
     let dfl = KernelSigaction::default();
-    // SAFETY: rt_sigaction(2) and sigprocmask(2) are async-signal-safe and
-    // only read the structures on this stack frame.
+    // SAFETY: rt_sigaction(2) and rt_sigprocmask(2) are async-signal-safe
+    // and only read the structures on this stack frame.
     unsafe {
         for &sig in ignored {
             libc::syscall(
@@ -456,8 +456,14 @@ fn reset_signals(ignored: &[libc::c_int]) {
                 8usize,
             );
         }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        // The raw call, like everything the cloned child makes.
+        let empty: u64 = 0;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
     }
 }

@@ -101,10 +101,9 @@ fn drops_privileges_to_nobody() -> TestResult {
 }
 
 /// Opens a file as fd 7 in corral (without CLOEXEC), as a socket
-/// activator would.
-/// Gives corral an inherited fd 7, and SIGHUP and SIGUSR2 ignored, as a
-/// careless parent (nohup, a shell script) would leave them: ignored
-/// dispositions survive exec, so corral must reset them for its children.
+/// activator would, and leaves SIGHUP and SIGUSR2 ignored, as a careless
+/// parent (nohup, a shell script) would: ignored dispositions survive
+/// exec, so corral must reset them for its children.
 fn with_inherited_fd7(cmd: &mut std::process::Command) {
     let f = std::fs::File::open("/dev/null").unwrap();
     let raw = f.as_raw_fd();
