@@ -22,6 +22,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod files;
 pub mod graph;
 pub mod logging;
 pub mod logs;

@@ -116,9 +116,14 @@ pub struct ServiceStatus {
     pub health_output: Option<String>,
     /// The service's own STATUS= text (notify protocol).
     pub status_text: Option<String>,
-    /// Lines dropped for the container output (`on_full = "drop"`).
+    /// Lines the container output did not get (`on_full = "drop"`, or
+    /// corral's stdout or stderr broken).
     #[serde(default)]
     pub dropped_lines: u64,
+    /// Lines the service's log file did not get (disk full, a file corral
+    /// refused to write).
+    #[serde(default)]
+    pub file_lost_lines: u64,
 }
 
 /// The answer to one request.
@@ -296,6 +301,7 @@ mod tests {
                 health_output: None,
                 status_text: Some("serving".into()),
                 dropped_lines: 0,
+                file_lost_lines: 0,
             }],
             message: None,
         };

@@ -253,6 +253,9 @@ pub fn check_identity(
     }
 }
 
+/// The largest service file read; real ones are a few hundred bytes.
+pub const MAX_SERVICE_FILE: u64 = 1024 * 1024;
+
 /// Reads, parses and validates one service file.
 fn load_file(
     path: &Path,
@@ -264,8 +267,10 @@ fn load_file(
     if let Err(why) = check_name(name) {
         return Err(vec![bare.error(None, why)]);
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| vec![bare.error(None, format!("cannot read: {e}"))])?;
+    // A FIFO, a device or /dev/zero named x.toml must not hang or fill
+    // corral; a symlink is fine (ConfigMap mounts are made of them).
+    let bytes = crate::files::read_regular(path, MAX_SERVICE_FILE, crate::files::Links::Follow)
+        .map_err(|e| vec![bare.error(None, format!("cannot read: {e}"))])?;
     parse_service(path, name, &bytes, users, warnings)
 }
 
@@ -723,6 +728,34 @@ stop_timeout = "2s"
             errs.iter().any(|e| e.contains("loop.toml: cannot read")),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn fifos_devices_and_huge_service_files_are_errors_not_hangs() {
+        let dir = Dir::new(&[]);
+        nix::unistd::mkfifo(
+            &dir.0.join("fifo.toml"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.0.join("zero.toml")).unwrap();
+        std::fs::write(
+            dir.0.join("huge.toml"),
+            vec![b'#'; MAX_SERVICE_FILE as usize + 1],
+        )
+        .unwrap();
+        let errs: Vec<String> = load_dir_with(&dir.0, Missing::Error, &users())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for want in [
+            "fifo.toml: cannot read: is a FIFO, not a regular file",
+            "zero.toml: cannot read: is a device, not a regular file",
+            "huge.toml: cannot read: is larger than 1048576 bytes",
+        ] {
+            assert!(errs.iter().any(|e| e.ends_with(want)), "{want}: {errs:?}");
+        }
     }
 
     #[test]

@@ -77,6 +77,12 @@ impl Splitter {
     }
 }
 
+/// The number of lines in `bytes` (a last one without newline counts).
+pub fn count_lines(bytes: &[u8]) -> u64 {
+    let n = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+    n + u64::from(bytes.last().is_some_and(|&b| b != b'\n'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +130,12 @@ mod tests {
         collect(&mut s, b"\n", &mut out);
         let sizes: Vec<(usize, bool)> = out.iter().map(|(l, c)| (l.len(), *c)).collect();
         assert_eq!(sizes, [(MAX_LINE, true), (MAX_LINE / 2, false)]);
+    }
+
+    #[test]
+    fn lines_are_counted() {
+        assert_eq!(count_lines(b""), 0);
+        assert_eq!(count_lines(b"a\nb\n"), 2);
+        assert_eq!(count_lines(b"a\nb"), 2);
     }
 }

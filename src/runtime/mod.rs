@@ -140,6 +140,9 @@ struct Runtime {
     sup: Supervisor,
     main_argv: Option<Vec<String>>,
     inherited: Vec<RawFd>,
+    /// The launcher of each pidfile service's latest start: its pid and
+    /// start time, to tell its daemon from older processes.
+    launchers: std::collections::HashMap<crate::supervisor::ServiceId, (i32, u64)>,
     queue: VecDeque<Event>,
     exit: Option<i32>,
 }
@@ -208,6 +211,7 @@ impl Runtime {
             sup,
             main_argv: opts.main.clone(),
             inherited,
+            launchers: std::collections::HashMap::new(),
             queue: VecDeque::new(),
             exit: None,
         })
@@ -340,8 +344,17 @@ impl Runtime {
                 let Some(s) = self.sup.services().get(id) else {
                     return;
                 };
-                let (run, session) = (s.starts, s.state.pid());
-                for message in self.notify.on_socket(id, &s.spec.name, session) {
+                let senders = notify::Senders {
+                    session: s.state.pid(),
+                    uid: s
+                        .spec
+                        .credentials
+                        .as_ref()
+                        .and_then(|c| c.uid)
+                        .unwrap_or_else(|| nix::unistd::geteuid().as_raw()),
+                };
+                let run = s.starts;
+                for message in self.notify.on_socket(id, &s.spec.name, senders) {
                     self.queue.push_back(Event::Notified { id, run, message });
                 }
             }
@@ -423,12 +436,13 @@ impl Runtime {
             }
             Action::CancelProbe { id, purpose } => self.probes.cancel(id, purpose, &self.epoll),
             Action::ReadPidfile { id, run } => {
-                let path = self
-                    .sup
-                    .services()
-                    .get(id)
-                    .and_then(|s| s.spec.pidfile.clone());
-                let event = match path.as_deref().map(read_pidfile) {
+                let service = self.sup.services().get(id);
+                let path = service.and_then(|s| s.spec.pidfile.clone());
+                let uid = service
+                    .and_then(|s| s.spec.credentials.as_ref())
+                    .and_then(|c| c.uid);
+                let launcher = self.launchers.get(&id).copied();
+                let event = match path.as_deref().map(|p| read_pidfile(p, launcher, uid)) {
                     Some(Ok(pid)) => Event::Adopted { id, run, pid },
                     Some(Err(reason)) => Event::AdoptFailed { id, run, reason },
                     None => Event::AdoptFailed {
@@ -474,7 +488,14 @@ impl Runtime {
                 spawn::spawn_service(spec, out, err, extras).map_err(|e| e.to_string())
             });
         match spawned {
-            Ok(pid) => Event::Spawned { id, pid },
+            Ok(pid) => {
+                if spec.pidfile.is_some() {
+                    // What the pidfile names must be of this launch.
+                    let start = reaper::proc_stat(pid).map_or(0, |st| st.start);
+                    self.launchers.insert(id, (pid, start));
+                }
+                Event::Spawned { id, pid }
+            }
             Err(error) => {
                 for relay in relays {
                     self.output.discard(relay, &self.epoll);
@@ -485,25 +506,29 @@ impl Runtime {
     }
 }
 
-/// The pid a daemon wrote to its pidfile, if it is a live child of corral
-/// (the daemon was reparented to corral when its launcher exited).
-fn read_pidfile(path: &std::path::Path) -> Result<i32, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Largest pidfile read: a pid and a newline, with room for spaces.
+const PIDFILE_LIMIT: u64 = 64;
+
+/// The pid a daemon wrote to its pidfile, if corral may adopt it (see
+/// `reaper::adoptable`). The file is read without blocking, without
+/// following a symlink, and only if it is a small regular file: the
+/// directory it is in often belongs to the service.
+fn read_pidfile(
+    path: &std::path::Path,
+    launcher: Option<(i32, u64)>,
+    uid: Option<u32>,
+) -> Result<i32, String> {
+    let bytes = crate::files::read_regular(path, PIDFILE_LIMIT, crate::files::Links::Refuse)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
     let pid: i32 = text
         .trim()
         .parse()
         .ok()
         .filter(|&p| p > 1)
         .ok_or_else(|| format!("{}: {:?} is not a pid", path.display(), text.trim()))?;
-    if reaper::is_own_child(pid) {
-        Ok(pid)
-    } else {
-        Err(format!(
-            "pid {pid} from {} is not a child of corral (gone, or its parent still lives); \
-             corral supervises only processes it can reap",
-            path.display()
-        ))
-    }
+    reaper::adoptable(pid, launcher, uid).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(pid)
 }
 
 /// Who may use the control socket: root and corral's own uid, and the

@@ -1,13 +1,20 @@
 //! Services that say when they are ready: the s6 convention (a newline on
 //! a descriptor) and the systemd notify protocol (datagrams on
-//! NOTIFY_SOCKET, sd_notify(3)). Notify messages are believed only from a
-//! process in the service's own session, as the kernel reports the sender
-//! (SCM_CREDENTIALS): nothing else in the container can make a service
-//! look ready.
+//! NOTIFY_SOCKET, sd_notify(3)).
+//!
+//! Who may notify: the kernel reports the sender's pid and uid with each
+//! datagram (SCM_CREDENTIALS, checked by the kernel at send). A sender that
+//! still exists must be in the service's own session. One that has exited
+//! already (`systemd-notify --ready` exits right after sending, and its
+//! shell reaps it before corral reads the datagram) counts when it ran as
+//! the service's uid: another service can only fake that by running as
+//! that uid, and a process of the same uid can ptrace or kill the service
+//! anyway. Socket names are random, so nobody can bind one first.
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -19,7 +26,7 @@ use nix::sys::socket::{
 use nix::unistd::{pipe2, read};
 use tracing::{debug, warn};
 
-use super::{Kind, token};
+use super::{Kind, reaper, token};
 use crate::supervisor::{Notice, Pid, ServiceId};
 
 /// The readiness pipe of one run.
@@ -28,25 +35,41 @@ struct ReadyPipe {
     run: u64,
 }
 
+/// Refused notify messages are logged at most this often per service.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Descriptors one notify message may carry (FDSTORE=1); they are closed.
+const MAX_PASSED_FDS: usize = 64;
+
+/// One service's notify socket.
+struct NotifySocket {
+    fd: OwnedFd,
+    /// The NOTIFY_SOCKET value: `@` and the abstract name.
+    addr: String,
+    /// When a refusal was last logged, and how many were not since.
+    refusals: Option<(Instant, u64)>,
+}
+
 /// Readiness fds and notify sockets of all services.
 pub struct Notify {
     pipes: HashMap<ServiceId, ReadyPipe>,
-    sockets: HashMap<ServiceId, (OwnedFd, String)>,
-    /// Keeps abstract socket names of several corrals in one network
-    /// namespace apart.
-    nonce: u64,
+    sockets: HashMap<ServiceId, NotifySocket>,
+}
+
+/// Who a service's notify messages may come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Senders {
+    /// The service's session: its main pid.
+    pub session: Option<Pid>,
+    /// The uid it runs as.
+    pub uid: u32,
 }
 
 impl Notify {
     pub fn new() -> Notify {
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id()) << 32;
         Notify {
             pipes: HashMap::new(),
             sockets: HashMap::new(),
-            nonce,
         }
     }
 
@@ -106,10 +129,12 @@ impl Notify {
     /// first use: an abstract datagram socket (no file system needed, so a
     /// read-only root is fine) that receives the sender's credentials.
     pub fn socket_for(&mut self, id: ServiceId, name: &str, epoll: &Epoll) -> nix::Result<String> {
-        if let Some((_, addr)) = self.sockets.get(&id) {
-            return Ok(addr.clone());
+        if let Some(s) = self.sockets.get(&id) {
+            return Ok(s.addr.clone());
         }
-        let abstract_name = format!("corral-{:x}-{name}", self.nonce);
+        // Abstract names are listed in /proc/net/unix for everyone: a
+        // predictable one could be bound first by another service.
+        let abstract_name = format!("corral-{}-{name}", random_hex()?);
         let fd = socket(
             AddressFamily::Unix,
             SockType::Datagram,
@@ -126,47 +151,83 @@ impl Notify {
             EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Notify, id as u64)),
         )?;
         let value = format!("@{abstract_name}");
-        self.sockets.insert(id, (fd, value.clone()));
+        self.sockets.insert(
+            id,
+            NotifySocket {
+                fd,
+                addr: value.clone(),
+                refusals: None,
+            },
+        );
         Ok(value)
     }
 
-    /// Reads every pending datagram on service `id`'s socket. Only those
-    /// whose sender is in the session led by `session` (the service's main
-    /// pid) count; the rest are logged and dropped.
-    pub fn on_socket(&mut self, id: ServiceId, name: &str, session: Option<Pid>) -> Vec<Notice> {
-        let Some((fd, _)) = self.sockets.get(&id) else {
+    /// Reads every pending datagram on service `id`'s socket. Those from
+    /// `senders` count (see the module doc); the rest are dropped, with a
+    /// warning at most every `REFUSAL_LOG_EVERY`. Passed descriptors are
+    /// closed.
+    pub fn on_socket(&mut self, id: ServiceId, name: &str, senders: Senders) -> Vec<Notice> {
+        let Some(sock) = self.sockets.get_mut(&id) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
-            let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+            let mut cmsg =
+                nix::cmsg_space!(nix::sys::socket::UnixCredentials, [RawFd; MAX_PASSED_FDS]);
             let mut iov = [IoSliceMut::new(&mut buf)];
             let (len, sender) = match recvmsg::<()>(
-                fd.as_raw_fd(),
+                sock.fd.as_raw_fd(),
                 &mut iov,
                 Some(&mut cmsg),
-                MsgFlags::MSG_DONTWAIT,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Ok(msg) => {
-                    let sender = msg.cmsgs().ok().and_then(|mut c| {
-                        c.find_map(|m| match m {
-                            ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
-                            _ => None,
-                        })
-                    });
+                    let mut sender = None;
+                    for m in msg.cmsgs().into_iter().flatten() {
+                        match m {
+                            ControlMessageOwned::ScmCredentials(cred) => {
+                                sender = Some((cred.pid(), cred.uid()));
+                            }
+                            ControlMessageOwned::ScmRights(fds) => {
+                                for fd in fds {
+                                    // SAFETY: the kernel just gave us these
+                                    // descriptors; nothing else owns them.
+                                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                     (msg.bytes, sender)
                 }
                 Err(Errno::EINTR) => continue,
                 Err(_) => break,
             };
             let text = String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned();
-            match (sender, session) {
-                (Some(pid), Some(sid)) if session_of(pid) == Some(sid) => out.push(parse(&text)),
-                (sender, _) => {
-                    warn!(
-                        "{name}: ignoring a notify message from pid {sender:?}, which is not one of the service's processes"
-                    );
+            match sender.map(|(pid, uid)| (pid, trusted(pid, uid, senders))) {
+                Some((_, Ok(()))) => out.push(parse(&text)),
+                refused => {
+                    let why = match refused {
+                        Some((_, Err(why))) => why,
+                        _ => "no sender credentials".to_string(),
+                    };
+                    let now = Instant::now();
+                    match &mut sock.refusals {
+                        Some((at, quiet)) if now.duration_since(*at) < REFUSAL_LOG_EVERY => {
+                            *quiet += 1
+                        }
+                        last => {
+                            let quiet = last.map_or(0, |(_, q)| q);
+                            let more = if quiet > 0 {
+                                format!(" ({quiet} more refused since the last warning)")
+                            } else {
+                                String::new()
+                            };
+                            warn!("{name}: ignoring a notify message: {why}{more}");
+                            *last = Some((now, 0));
+                        }
+                    }
                 }
             }
         }
@@ -174,18 +235,42 @@ impl Notify {
     }
 }
 
+/// Whether a datagram from `pid` running as `uid` speaks for the service.
+fn trusted(pid: i32, uid: u32, senders: Senders) -> Result<(), String> {
+    if pid <= 0 {
+        // The kernel reports 0 for a sender outside corral's PID namespace.
+        return Err("the sender is outside corral's PID namespace".into());
+    }
+    match (reaper::proc_stat(pid), senders.session) {
+        (Some(st), Some(sid)) if st.session == sid => Ok(()),
+        (Some(_), _) => Err(format!(
+            "pid {pid} is not one of the service's processes (not in its session)"
+        )),
+        // Gone before we read the datagram: the kernel's uid must be the
+        // service's own.
+        (None, _) if uid == senders.uid => Ok(()),
+        (None, _) => Err(format!(
+            "pid {pid} (gone) ran as uid {uid}, not as the service's uid {}",
+            senders.uid
+        )),
+    }
+}
+
+/// 128 random bits in hex, from getrandom(2).
+fn random_hex() -> nix::Result<String> {
+    let mut bytes = [0u8; 16];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into `bytes`.
+    let n = unsafe { nix::libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(Errno::last());
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 impl Default for Notify {
     fn default() -> Self {
         Notify::new()
     }
-}
-
-/// The session id of `pid`, from /proc/PID/stat (field 6).
-fn session_of(pid: i32) -> Option<Pid> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    // state ppid pgrp session
-    rest.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// `KEY=VALUE` lines of one message.

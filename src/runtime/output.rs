@@ -61,9 +61,22 @@ struct ServiceLog {
     on_full: OnFull,
     ring: Ring,
     file: Option<LogFile>,
-    /// Bytes of this service waiting in the console sinks.
-    queued: usize,
+    /// Bytes of this service waiting in each console sink (stdout,
+    /// stderr): a full stdout must not hold up or drop stderr lines.
+    queued: [usize; 2],
+    /// Lines the console never got: dropped (`on_full = "drop"`) or lost
+    /// to a broken sink.
     dropped: u64,
+}
+
+impl ServiceLog {
+    fn queued(&mut self, stream: Stream) -> &mut usize {
+        let [out, err] = &mut self.queued;
+        match stream {
+            Stream::Stdout => out,
+            Stream::Stderr => err,
+        }
+    }
 }
 
 /// The lines of one read, rendered for the console and the file.
@@ -137,7 +150,7 @@ impl Output {
                         .and_then(|c| c.uid.map(|u| (u, c.gid)));
                     LogFile::new(f, owner)
                 }),
-                queued: 0,
+                queued: [0, 0],
                 dropped: 0,
             })
             .collect();
@@ -201,9 +214,12 @@ impl Output {
         self.relays.keys().copied().collect()
     }
 
-    /// Lines dropped for the console so far (`on_full = "drop"`).
-    pub fn dropped(&self, service: usize) -> u64 {
-        self.services.get(service).map_or(0, |s| s.dropped)
+    /// Lines the console did not get so far (`on_full = "drop"`, or a
+    /// broken stdout or stderr), and lines the log file did not get.
+    pub fn dropped(&self, service: usize) -> (u64, u64) {
+        self.services.get(service).map_or((0, 0), |s| {
+            (s.dropped, s.file.as_ref().map_or(0, |f| f.lost))
+        })
     }
 
     /// The ring of `service`, with its name.
@@ -237,7 +253,8 @@ impl Output {
         let Some(svc) = self.services.get_mut(relay.service) else {
             return;
         };
-        if svc.on_full == OnFull::Block && svc.queued >= QUEUE_LIMIT {
+        let stream = relay.stream;
+        if svc.on_full == OnFull::Block && *svc.queued(stream) >= QUEUE_LIMIT {
             // No EPOLLIN until the sink has written this service's share.
             let mut none = EpollEvent::new(EpollFlags::empty(), token(Kind::Pipe, id));
             let _ = epoll.modify(&relay.fd, &mut none);
@@ -259,7 +276,8 @@ impl Output {
         };
         let mut open = true;
         // Read at most what the service's share of the queue allows.
-        while batch.console.len() + svc.queued < QUEUE_LIMIT.max(svc.queued + 1) {
+        let queued = *svc.queued(stream);
+        while batch.console.len() + queued < QUEUE_LIMIT.max(queued + 1) {
             match read(&relay.fd, &mut buf) {
                 Ok(0) => {
                     open = false;
@@ -287,23 +305,24 @@ impl Output {
         {
             f.write(&console);
         }
-        let stream = relay.stream;
         let service = relay.service;
         if !console.is_empty() {
-            if svc.on_full == OnFull::Drop && svc.queued + console.len() > QUEUE_LIMIT {
+            let sink = match stream {
+                Stream::Stdout => &mut self.stdout,
+                Stream::Stderr => &mut self.stderr,
+            };
+            let len = console.len();
+            if svc.on_full == OnFull::Drop && *svc.queued(stream) + len > QUEUE_LIMIT {
                 svc.dropped += lines;
-            } else {
-                svc.queued += console.len();
-                let sink = match stream {
-                    Stream::Stdout => &mut self.stdout,
-                    Stream::Stderr => &mut self.stderr,
-                };
-                match sink {
-                    Some(s) => s.push(Some(service), console),
-                    // No such descriptor: nothing to wait for.
-                    None => svc.queued -= console.len(),
+            } else if let Some(s) = sink {
+                if s.push(Some((service, stream)), console) {
+                    *svc.queued(stream) += len;
+                } else {
+                    // A broken sink takes nothing: count, never wait.
+                    svc.dropped += lines;
                 }
             }
+            // No such descriptor: nothing to write or wait for.
         }
         if !open && let Some(relay) = self.relays.remove(&id) {
             let _ = epoll.delete(&relay.fd);
@@ -320,9 +339,11 @@ impl Output {
     /// relays of services whose queue has room again.
     fn flush_sinks(&mut self, epoll: &Epoll) {
         let services = &mut self.services;
-        let mut credit = |owner: Option<usize>, n: usize| {
-            if let Some(s) = owner.and_then(|o| services.get_mut(o)) {
-                s.queued = s.queued.saturating_sub(n);
+        let mut credit = |owner: Option<(usize, Stream)>, n: usize, lost: u64| {
+            if let Some((s, stream)) = owner.and_then(|(o, st)| Some((services.get_mut(o)?, st))) {
+                let q = s.queued(stream);
+                *q = q.saturating_sub(n);
+                s.dropped += lost;
             }
         };
         for sink in [&mut self.stdout, &mut self.stderr].into_iter().flatten() {
@@ -331,8 +352,8 @@ impl Output {
         for (id, relay) in self.relays.iter_mut().filter(|(_, r)| r.paused) {
             if self
                 .services
-                .get(relay.service)
-                .is_some_and(|s| s.queued < QUEUE_LIMIT / 2)
+                .get_mut(relay.service)
+                .is_some_and(|s| *s.queued(relay.stream) < QUEUE_LIMIT / 2)
             {
                 let mut interest = EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Pipe, *id));
                 if epoll.modify(&relay.fd, &mut interest).is_ok() {
@@ -355,7 +376,7 @@ impl Output {
                 .and_then(|r| self.services.get_mut(r.service))
             {
                 // Reading is what matters now; the queue is drained below.
-                s.queued = 0;
+                s.queued = [0, 0];
             }
             self.on_readable(id, epoll);
         }

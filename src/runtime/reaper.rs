@@ -87,19 +87,79 @@ fn own_children() -> Vec<i32> {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| parent_of(pid) == Some(me))
+        .filter(|&pid| proc_stat(pid).is_some_and(|st| st.ppid == me))
         .collect()
 }
 
-/// Whether `pid` is a child of corral (so waitpid will report it).
-pub fn is_own_child(pid: i32) -> bool {
-    parent_of(pid) == Some(getpid().as_raw())
+/// The fields of /proc/PID/stat that corral uses (proc(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub session: i32,
+    /// Start time in clock ticks after boot (field 22).
+    pub start: u64,
 }
 
-fn parent_of(pid: i32) -> Option<i32> {
+/// `None` when the process is gone (a zombie still has its entry).
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields resume after
-    // the last ')'. Then: state, ppid.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    // the last ')', with the state (field 3) first.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).copied();
+    Some(ProcStat {
+        ppid: field(4)?.parse().ok()?,
+        pgrp: field(5)?.parse().ok()?,
+        session: field(6)?.parse().ok()?,
+        start: field(22)?.parse().ok()?,
+    })
+}
+
+/// The real uid of `pid` (/proc/PID/status).
+pub fn uid_of(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether `pid`, named by a service's pidfile, may be adopted as that
+/// service's daemon: a child of corral (so waitpid reports it), from this
+/// launch (in the launcher's session or process group, or started after
+/// the launcher: a daemon that called setsid), and, when the service runs
+/// as a user, running as that user. A service can thus never make corral
+/// supervise, and later kill, a process that is not its own.
+pub fn adoptable(pid: i32, launcher: Option<(i32, u64)>, uid: Option<u32>) -> Result<(), String> {
+    let st = proc_stat(pid).ok_or_else(|| format!("pid {pid} does not exist"))?;
+    if st.ppid != getpid().as_raw() {
+        return Err(format!(
+            "pid {pid} is not a child of corral (its parent still lives); \
+             corral supervises only processes it can reap"
+        ));
+    }
+    if let Some((lpid, lstart)) = launcher
+        && st.session != lpid
+        && st.pgrp != lpid
+        && st.start < lstart
+    {
+        return Err(format!(
+            "pid {pid} is older than this service's launcher: not a process of this start"
+        ));
+    }
+    if let Some(want) = uid {
+        let has = uid_of(pid);
+        if has != Some(want) {
+            return Err(format!(
+                "pid {pid} runs as uid {}, not as the service's uid {want}",
+                has.map_or("?".into(), |u| u.to_string())
+            ));
+        }
+    }
+    Ok(())
 }

@@ -19,6 +19,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use nix::sys::socket::{MsgFlags, send};
 use nix::unistd::write;
+use tracing::warn;
+
+use crate::logs::Stream;
+use crate::logs::lines::count_lines;
 
 /// How writes are kept from blocking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,10 +35,14 @@ enum Mode {
     Blocking,
 }
 
-/// Bytes queued for the sink, with the service they came from (`None`:
-/// corral itself), so the service's share can be credited once written.
+/// Who queued a chunk: a service and the stream its lines came from, or
+/// `None` for corral itself.
+pub type Owner = Option<(usize, Stream)>;
+
+/// Bytes queued for the sink, with their owner, so the owner's share can be
+/// credited once they are written or dropped.
 struct Chunk {
-    owner: Option<usize>,
+    owner: Owner,
     bytes: Vec<u8>,
 }
 
@@ -50,6 +58,9 @@ pub struct Sink {
     token: u64,
     /// The reader went away (EPIPE): discard from now on.
     broken: bool,
+    /// A write error was logged; the next is not until a write succeeds.
+    complained: bool,
+    std_fd: RawFd,
 }
 
 impl Sink {
@@ -83,40 +94,65 @@ impl Sink {
             watching: false,
             token,
             broken: false,
+            complained: false,
+            std_fd,
         })
     }
 
-    /// Queues bytes; `flush` writes them.
-    pub fn push(&mut self, owner: Option<usize>, bytes: Vec<u8>) {
-        if !self.broken && !bytes.is_empty() {
+    /// Queues bytes for `flush` to write; `false` (nothing queued) when the
+    /// sink is broken and takes nothing any more.
+    pub fn push(&mut self, owner: Owner, bytes: Vec<u8>) -> bool {
+        if self.broken {
+            return false;
+        }
+        if !bytes.is_empty() {
             self.queue.push_back(Chunk { owner, bytes });
         }
+        true
     }
 
     /// Writes what the sink takes without blocking. Calls `credit(owner,
-    /// bytes)` for every chunk fully written (or discarded), and watches
+    /// bytes, lines_lost)` for every chunk written or dropped, and watches
     /// EPOLLOUT exactly while something is left.
-    pub fn flush(&mut self, epoll: &Epoll, mut credit: impl FnMut(Option<usize>, usize)) {
+    ///
+    /// A write error drops the chunk it hit (its lines counted as lost)
+    /// and the next chunk is tried as usual: a full disk may clear. EPIPE
+    /// is for good: everything queued and to come is dropped and counted.
+    pub fn flush(&mut self, epoll: &Epoll, mut credit: impl FnMut(Owner, usize, u64)) {
         while let Some(front) = self.queue.front() {
             let rest = front.bytes.get(self.offset..).unwrap_or_default();
             let result = if self.broken {
-                Ok(rest.len())
+                Err(Errno::EPIPE)
             } else {
                 self.write_some(rest)
             };
             match result {
                 Ok(n) if self.offset + n >= front.bytes.len() => {
                     self.offset = 0;
+                    self.complained = false;
                     if let Some(done) = self.queue.pop_front() {
-                        credit(done.owner, done.bytes.len());
+                        credit(done.owner, done.bytes.len(), 0);
                     }
                 }
                 Ok(n) => self.offset += n,
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => break,
-                // EPIPE and the like: nobody reads any more. Keep going
-                // without blocking, and without losing the accounting.
-                Err(_) => self.broken = true,
+                Err(e) => {
+                    let lost = count_lines(rest);
+                    if !self.complained {
+                        self.complained = true;
+                        let name = if self.std_fd == 1 { "stdout" } else { "stderr" };
+                        warn!(
+                            "corral's {name}: {}; lines for it are dropped and counted (svctl status shows them)",
+                            e.desc()
+                        );
+                    }
+                    self.broken |= e == Errno::EPIPE;
+                    self.offset = 0;
+                    if let Some(done) = self.queue.pop_front() {
+                        credit(done.owner, done.bytes.len(), lost);
+                    }
+                }
             }
         }
         let want = !self.queue.is_empty();
@@ -150,7 +186,7 @@ impl Sink {
     pub fn drain(&mut self, epoll: &Epoll, timeout: std::time::Duration) {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            self.flush(epoll, |_, _| {});
+            self.flush(epoll, |_, _, _| {});
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if self.queue.is_empty() || self.broken || left.is_zero() {
                 return;

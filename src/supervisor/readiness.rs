@@ -88,6 +88,23 @@ impl Supervisor {
         if s.starts != run {
             return;
         }
+        if let Some(owner) = self.pids.get(&pid) {
+            // Another service's process (or this one's launcher pid
+            // reused): adopting it would let `svctl stop` of this service
+            // kill it, and leave two owners for one exit.
+            let whose = match owner {
+                Owner::Service(other) => self
+                    .services
+                    .get(*other)
+                    .map_or("another service".to_string(), |o| {
+                        format!("service {}", o.spec.name)
+                    }),
+                Owner::Main => "the main command".to_string(),
+            };
+            let reason = format!("pid {pid} is already supervised as {whose}");
+            self.on_adopt_failed(id, run, &reason, now);
+            return;
+        }
         info!("{}: supervising pid {pid} from its pidfile", s.spec.name);
         self.pids.insert(pid, Owner::Service(id));
         let ready = daemon_readiness(&s.spec, id, run, started, now, out);

@@ -132,6 +132,7 @@ impl Supervisor {
                     status_text: s.status_text.clone(),
                     // Known to the runtime's output, which fills it in.
                     dropped_lines: 0,
+                    file_lost_lines: 0,
                 })
             })
             .collect()

@@ -299,7 +299,7 @@ fn status(sup: &Supervisor, out: &Output, ids: &[ServiceId], now: Instant) -> Ve
     let mut st = sup.status(ids, now);
     for s in &mut st {
         if let Some(id) = sup.lookup(&s.name) {
-            s.dropped_lines = out.dropped(id);
+            (s.dropped_lines, s.file_lost_lines) = out.dropped(id);
         }
     }
     st
