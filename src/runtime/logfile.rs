@@ -168,7 +168,7 @@ impl LogFile {
     }
 
     fn open(&mut self) -> io::Result<()> {
-        if self.dir.as_ref().is_none_or(|d| removed(d)) {
+        if self.dir.as_ref().is_none_or(removed) {
             let dir = self.spec.path.parent().unwrap_or(Path::new("/"));
             self.dir = Some(open_dirs(dir, self.owner)?);
         }
