@@ -2,7 +2,9 @@
 //! sends one request over the control socket, prints the answer and maps it
 //! to an exit code.
 
-use std::io::{BufRead, BufReader, Write};
+use std::borrow::Cow;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,8 +27,17 @@ pub const EXIT_DENIED: i32 = 4;
 /// Lines `svctl logs` shows unless `-n` says otherwise.
 pub const DEFAULT_LOG_LINES: usize = 100;
 
-/// How long start, stop and restart wait unless `--timeout` says otherwise.
+/// How long start, stop, restart and wait wait unless `--timeout` says
+/// otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the other verbs wait for corral's answer unless `--timeout`
+/// says otherwise: a HEALTHCHECK or probe against a stopped corral must end.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Beyond a waiting verb's own timeout, time for corral's answer (which
+/// says what is still pending) to arrive.
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 pub const USAGE: &str = "\
 usage: svctl [--socket PATH] [--timeout DUR] VERB [ARGS...]
@@ -56,6 +67,8 @@ struct Invocation {
     socket: PathBuf,
     json: bool,
     verb: Verb,
+    /// How long svctl waits for corral in all (connect, send, answer).
+    deadline: Duration,
 }
 
 /// Runs svctl with `args` (without argv[0]); returns the exit code.
@@ -72,15 +85,11 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
     if let Verb::Logs { .. } = inv.verb {
-        return logs(&inv.socket, &inv.verb);
+        return logs(&inv.socket, &inv.verb, inv.deadline);
     }
-    let wait = match &inv.verb {
-        Verb::Start { timeout_ms, .. }
-        | Verb::Stop { timeout_ms, .. }
-        | Verb::Restart { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
-        _ => Duration::ZERO,
-    };
-    let response = match call(&inv.socket, &inv.verb, wait + Duration::from_secs(10)) {
+    let tty_out = std::io::stdout().is_terminal();
+    let tty_err = std::io::stderr().is_terminal();
+    let response = match call(&inv.socket, &inv.verb, inv.deadline) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("svctl: {}", e.message);
@@ -102,14 +111,14 @@ pub fn main(args: &[String]) -> i32 {
                         Err(e) => eprintln!("svctl: {e}"),
                     }
                 } else {
-                    print!("{}", table(&services));
+                    print!("{}", shown(&table(&services), tty_out));
                 }
             } else {
                 for s in &services {
-                    println!("{}", outcome(s));
+                    println!("{}", shown(&outcome(s), tty_out));
                 }
                 if let Some(m) = message {
-                    println!("{m}");
+                    println!("{}", shown(&m, tty_out));
                 }
             }
             EXIT_OK
@@ -121,10 +130,10 @@ pub fn main(args: &[String]) -> i32 {
                 // One finding per line, under a header.
                 eprintln!("svctl: not healthy:");
                 for line in message.lines() {
-                    eprintln!("  {line}");
+                    eprintln!("  {}", shown(line, tty_err));
                 }
             } else {
-                eprintln!("svctl: {message}");
+                eprintln!("svctl: {}", shown(&message, tty_err));
             }
             match kind {
                 ErrorKind::BadRequest => EXIT_USAGE,
@@ -152,9 +161,10 @@ impl From<String> for Failure {
     }
 }
 
+/// Sends one request and reads one answer, all within `timeout`.
 pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<Response, Failure> {
-    let mut reader = send(socket, verb, Some(timeout))?;
-    let answer = read_response(&mut reader, socket)?;
+    let mut reader = send(socket, verb, timeout)?;
+    let answer = read_response(&mut reader, socket, timeout)?;
     answer.ok_or_else(|| {
         Failure::from(format!(
             "corral at {} closed the connection without answering",
@@ -163,13 +173,21 @@ pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<
     })
 }
 
-/// Connects and sends one request; returns the reader for the answers.
+/// Connects and sends one request within `timeout`; returns the reader for
+/// the answers, with `timeout` as its read timeout.
 fn send(
     socket: &std::path::Path,
     verb: &Verb,
-    timeout: Option<Duration>,
+    timeout: Duration,
 ) -> Result<BufReader<UnixStream>, Failure> {
-    let mut stream = UnixStream::connect(socket).map_err(|e| {
+    let mut stream = connect(socket, timeout).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            return Failure::from(format!(
+                "corral at {} does not accept connections within {}: is it stopped or overloaded?",
+                socket.display(),
+                shown_duration(timeout)
+            ));
+        }
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             return Failure {
                 code: EXIT_DENIED,
@@ -186,7 +204,9 @@ fn send(
             socket.display()
         ))
     })?;
+    let timeout = Some(timeout.max(Duration::from_millis(1)));
     let _ = stream.set_read_timeout(timeout);
+    let _ = stream.set_write_timeout(timeout);
     let mut line = serde_json::to_vec(&Request {
         version: PROTOCOL_VERSION,
         verb: verb.clone(),
@@ -199,15 +219,49 @@ fn send(
     Ok(BufReader::new(stream))
 }
 
+/// A Unix stream connection made within `timeout`. connect(2) on a Unix
+/// socket waits while the listener's backlog is full (a stopped corral)
+/// for as long as the socket's send timeout (unix(7)): set that first.
+fn connect(path: &std::path::Path, timeout: Duration) -> std::io::Result<UnixStream> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, UnixAddr, connect, setsockopt, socket, sockopt,
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let tv = nix::sys::time::TimeVal::new(
+        timeout.as_secs() as nix::libc::time_t,
+        timeout.subsec_micros().max(1) as nix::libc::suseconds_t,
+    );
+    setsockopt(&fd, sockopt::SendTimeout, &tv)?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(UnixStream::from(fd))
+}
+
 /// The next answer line; `None` when corral closed the connection.
 fn read_response(
     reader: &mut BufReader<UnixStream>,
     socket: &std::path::Path,
+    timeout: Duration,
 ) -> Result<Option<Response>, String> {
     let mut answer = String::new();
-    reader
-        .read_line(&mut answer)
-        .map_err(|e| format!("no answer from corral at {}: {e}", socket.display()))?;
+    reader.read_line(&mut answer).map_err(|e| {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            format!(
+                "no answer from corral at {} within {} (svctl --timeout sets how long): is it stopped or overloaded?",
+                socket.display(),
+                shown_duration(timeout)
+            )
+        } else {
+            format!("no answer from corral at {}: {e}", socket.display())
+        }
+    })?;
     if answer.is_empty() {
         return Ok(None);
     }
@@ -216,10 +270,11 @@ fn read_response(
         .map_err(|e| format!("unreadable answer from corral: {e}"))
 }
 
-/// `svctl logs`: prints the backlog, then (with -f) every batch corral
-/// sends until it closes the connection or svctl is interrupted.
-fn logs(socket: &std::path::Path, verb: &Verb) -> i32 {
-    let mut reader = match send(socket, verb, None) {
+/// `svctl logs`: prints the backlog (which must come within `timeout`),
+/// then (with -f) every batch corral sends until it closes the connection
+/// or svctl is interrupted.
+fn logs(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> i32 {
+    let mut reader = match send(socket, verb, timeout) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("svctl: {}", e.message);
@@ -227,8 +282,15 @@ fn logs(socket: &std::path::Path, verb: &Verb) -> i32 {
         }
     };
     let stdout = std::io::stdout();
+    let tty = stdout.is_terminal();
+    let mut first = true;
     loop {
-        match read_response(&mut reader, socket) {
+        let answer = read_response(&mut reader, socket, timeout);
+        if std::mem::take(&mut first) {
+            // Following waits as long as it takes for the next line.
+            let _ = reader.get_ref().set_read_timeout(None);
+        }
+        match answer {
             Ok(Some(Response::Logs { lines })) => {
                 let mut out = stdout.lock();
                 for l in lines {
@@ -237,14 +299,18 @@ fn logs(socket: &std::path::Path, verb: &Verb) -> i32 {
                     } else {
                         ""
                     };
-                    if writeln!(out, "{} {} | {}{marker}", l.time, l.service, l.line).is_err() {
+                    let line = shown(&l.line, tty);
+                    if writeln!(out, "{} {} | {line}{marker}", l.time, l.service).is_err() {
                         return EXIT_OK;
                     }
                 }
                 let _ = out.flush();
             }
             Ok(Some(Response::Error { kind, message })) => {
-                eprintln!("svctl: {message}");
+                eprintln!(
+                    "svctl: {}",
+                    shown(&message, std::io::stderr().is_terminal())
+                );
                 return match kind {
                     ErrorKind::BadRequest => EXIT_USAGE,
                     ErrorKind::Failed => EXIT_FAILED,
@@ -268,7 +334,7 @@ fn parse(
     let mut socket = env("CORRAL_SOCKET")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
-    let mut timeout = DEFAULT_TIMEOUT;
+    let mut timeout = None;
     let mut json = false;
     let mut follow = false;
     let mut lines: Option<usize> = None;
@@ -279,8 +345,10 @@ fn parse(
             "-h" | "--help" | "help" if rest.is_empty() => return Ok(None),
             "--socket" => socket = Some(PathBuf::from(it.next().ok_or("--socket needs a path")?)),
             "--timeout" => {
-                timeout = parse_duration(it.next().ok_or("--timeout needs a duration")?)
-                    .map_err(|e| format!("--timeout: {e}"))?
+                timeout = Some(
+                    parse_duration(it.next().ok_or("--timeout needs a duration")?)
+                        .map_err(|e| format!("--timeout: {e}"))?,
+                )
             }
             "--json" => json = true,
             "-f" | "--follow" => follow = true,
@@ -301,7 +369,7 @@ fn parse(
         return Err("no verb given".into());
     };
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let timeout_ms = timeout.as_millis() as u64;
+    let timeout_ms = timeout.unwrap_or(DEFAULT_TIMEOUT).as_millis() as u64;
     let need_names = |names: &Vec<String>| {
         if names.is_empty() {
             Err(format!("svctl {verb} needs at least one service name"))
@@ -354,10 +422,23 @@ fn parse(
     if (follow || lines.is_some()) && !matches!(verb, Verb::Logs { .. }) {
         return Err("-f and -n go with logs".into());
     }
+    // Waiting verbs: their own timeout, then a moment for corral's answer;
+    // the others: the answer itself.
+    let deadline = match verb {
+        Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } | Verb::Wait { .. } => {
+            Duration::from_millis(timeout_ms) + ANSWER_GRACE
+        }
+        Verb::Status { .. }
+        | Verb::Signal { .. }
+        | Verb::Shutdown
+        | Verb::Logs { .. }
+        | Verb::Health => timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
+    };
     Ok(Some(Invocation {
         socket: socket.unwrap_or_else(|| default_socket(env("XDG_RUNTIME_DIR").as_deref())),
         json,
         verb,
+        deadline,
     }))
 }
 
@@ -457,6 +538,41 @@ fn table(services: &[ServiceStatus]) -> String {
     out
 }
 
+/// `text` as it may go to a terminal: control characters (escape
+/// sequences could rewrite the screen, set the title, or worse on some
+/// terminals) and bidirectional overrides are shown escaped. Services write
+/// STATUS= texts and log lines; root reads them.
+pub fn shown(text: &str, tty: bool) -> Cow<'_, str> {
+    let bad = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !tty || !text.chars().any(bad) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if bad(c) {
+            match u32::from(c) {
+                n @ 0..=0xff => out.push_str(&format!("\\x{n:02x}")),
+                n => out.push_str(&format!("\\u{{{n:x}}}")),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A timeout as the user wrote it, roughly: `1.5s`, `10s`, `250ms`.
+fn shown_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
 /// `850ms`, `12s`, `3m04s`, `2h05m`, `3d04h`.
 fn human_duration(ms: u64) -> String {
     let s = ms / 1000;
@@ -550,6 +666,27 @@ mod tests {
                 .unwrap_err()
                 .contains("--timeout")
         );
+    }
+
+    #[test]
+    fn every_verb_has_a_deadline() {
+        let d = |a: &[&str]| p(a).unwrap().unwrap().deadline;
+        assert_eq!(d(&["status"]), DEFAULT_ANSWER_TIMEOUT);
+        assert_eq!(d(&["--timeout", "2s", "health"]), Duration::from_secs(2));
+        assert_eq!(
+            d(&["--timeout", "1s", "logs", "-n", "1"]),
+            Duration::from_secs(1)
+        );
+        assert_eq!(d(&["--timeout", "1s", "wait"]), Duration::from_secs(2));
+        assert_eq!(d(&["stop", "x"]), DEFAULT_TIMEOUT + ANSWER_GRACE);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_terminals_only() {
+        let evil = "ok\x1b]0;pwned\x07 \u{202e}txt\tend";
+        assert_eq!(shown(evil, false), evil);
+        assert_eq!(shown(evil, true), "ok\\x1b]0;pwned\\x07 \\u{202e}txt\tend");
+        assert!(matches!(shown("plain", true), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -731,6 +731,19 @@ stop_timeout = "2s"
     }
 
     #[test]
+    fn env_is_capped_in_entries() {
+        let mut text = String::from("run = \"x\"\n[env]\n");
+        for i in 0..=model::MAX_ENV_ENTRIES {
+            text.push_str(&format!("V{i} = \"x\"\n"));
+        }
+        let e = error(&text);
+        assert!(
+            e.contains("env has 4097 entries") && e.contains("at most 4096"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn fifos_devices_and_huge_service_files_are_errors_not_hangs() {
         let dir = Dir::new(&[]);
         nix::unistd::mkfifo(

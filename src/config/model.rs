@@ -95,6 +95,9 @@ pub struct ServiceSpec {
     pub ready: Option<ReadySpec>,
     pub health: Option<HealthSpec>,
     pub log: LogSpec,
+    /// PR_SET_NO_NEW_PRIVS before exec (prctl(2)): setuid programs and
+    /// file capabilities give the service nothing it did not have.
+    pub no_new_privs: bool,
 }
 
 impl ServiceSpec {
@@ -102,6 +105,16 @@ impl ServiceSpec {
         matches!(self.kind, Kind::Oneshot { .. })
     }
 }
+
+/// Most `env` entries a service may have; real ones have a few dozen.
+pub const MAX_ENV_ENTRIES: usize = 4096;
+
+/// Most bytes of `env` (names and values); exec(2) takes at most 2 MiB of
+/// arguments and environment together, and corral's own comes on top.
+pub const MAX_ENV_BYTES: usize = 1024 * 1024;
+
+/// Longest single `NAME=value` exec(2) accepts (MAX_ARG_STRLEN).
+const MAX_ARG_STRLEN: usize = 128 * 1024;
 
 /// Default time between stop_signal and SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -124,9 +137,21 @@ pub fn validate(
                 Some(p) if p.is_empty() => c.error(cmd, "command: the program name is empty"),
                 Some(_) => {}
             }
+            if argv.iter().any(|a| a.contains('\0')) {
+                c.error(
+                    cmd,
+                    "command contains a NUL byte, which no program can be given: remove it",
+                );
+            }
             argv
         }
         (None, Some(run)) => {
+            if run.get_ref().contains('\0') {
+                c.error(
+                    run,
+                    "run contains a NUL byte, which no shell can be given: remove it",
+                );
+            }
             if run.get_ref().trim().is_empty() {
                 c.error(
                     run,
@@ -202,21 +227,50 @@ pub fn validate(
 
     let mut env = Vec::new();
     if let Some(map) = &raw.env {
+        let mut total = 0;
         for (k, v) in map.get_ref() {
-            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+            total += k.len() + v.len() + 2;
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
                 c.error(
                     map,
-                    format!("env: `{k}` is not a valid variable name (no `=`, not empty)"),
+                    format!(
+                        "env: `{}` is not a valid variable name (no `=`, no NUL byte, not empty)",
+                        k.escape_debug()
+                    ),
+                );
+            } else if v.contains('\0') {
+                c.error(
+                    map,
+                    format!("env: the value of `{k}` contains a NUL byte, which the environment cannot hold"),
+                );
+            } else if k.len() + v.len() + 2 > MAX_ARG_STRLEN {
+                c.error(
+                    map,
+                    format!("env: `{k}` is longer than 128 KiB, more than exec(2) accepts for one variable"),
                 );
             } else {
                 env.push((k.clone(), v.clone()));
             }
         }
+        if map.get_ref().len() > MAX_ENV_ENTRIES || total > MAX_ENV_BYTES {
+            c.error(
+                map,
+                format!(
+                    "env has {} entries, {total} bytes: at most {MAX_ENV_ENTRIES} entries and 1 MiB; put bulk data in a file",
+                    map.get_ref().len()
+                ),
+            );
+        }
     }
 
     let pidfile = raw.pidfile.as_ref().map(|f| {
         let p = PathBuf::from(f.get_ref());
-        if !p.is_absolute() {
+        if f.get_ref().contains('\0') {
+            c.error(
+                f,
+                "pidfile contains a NUL byte, which no path can hold: remove it",
+            );
+        } else if !p.is_absolute() {
             c.error(
                 f,
                 format!("pidfile `{}` must be an absolute path", p.display()),
@@ -226,7 +280,12 @@ pub fn validate(
     });
     let working_dir = raw.working_dir.as_ref().map(|d| {
         let p = PathBuf::from(d.get_ref());
-        if !p.is_absolute() {
+        if d.get_ref().contains('\0') {
+            c.error(
+                d,
+                "working_dir contains a NUL byte, which no path can hold: remove it",
+            );
+        } else if !p.is_absolute() {
             c.error(
                 d,
                 format!("working_dir `{}` must be an absolute path", p.display()),
@@ -301,6 +360,7 @@ pub fn validate(
         ready,
         health,
         log,
+        no_new_privs: raw.no_new_privs.unwrap_or(true),
     })
 }
 
@@ -312,6 +372,19 @@ enum IdRef<'a> {
 }
 
 fn id_ref<'a>(c: &mut Checker<'_>, v: &'a Spanned<Value>, key: &str) -> Option<IdRef<'a>> {
+    let id = id_value(c, v, key)?;
+    if let IdRef::Id(u32::MAX) = id {
+        // setuid(2) and setgid(2) read (uid_t)-1 as "leave unchanged".
+        c.error(
+            v,
+            format!("{key} id 4294967295 is reserved: the kernel reads it as -1, \"no change\"; use another id"),
+        );
+        return None;
+    }
+    Some(id)
+}
+
+fn id_value<'a>(c: &mut Checker<'_>, v: &'a Spanned<Value>, key: &str) -> Option<IdRef<'a>> {
     match v.get_ref() {
         Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
             match s.parse() {

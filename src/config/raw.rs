@@ -41,6 +41,7 @@ pub struct RawService {
     pub ready: Option<Spanned<RawReady>>,
     pub health: Option<Spanned<RawHealth>>,
     pub log: Option<Spanned<RawLog>>,
+    pub no_new_privs: Option<bool>,
 }
 
 /// Parses one file; the error keeps toml's span so the caller can turn it

@@ -38,7 +38,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Checks a number of seconds against the accepted range.
 pub fn seconds_to_duration(secs: f64, shown: &str) -> Result<Duration, String> {
-    if !secs.is_finite() || secs < 0.0 {
+    if !secs.is_finite() {
+        return Err(format!(
+            "duration `{shown}` is not a finite number of seconds: write e.g. \"5s\""
+        ));
+    }
+    if secs < 0.0 {
         return Err(format!("duration `{shown}` must not be negative"));
     }
     if secs > MAX_DURATION.as_secs_f64() {

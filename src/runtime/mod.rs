@@ -14,6 +14,7 @@ pub mod reaper;
 pub mod signals;
 pub mod sink;
 pub mod spawn;
+pub mod throttle;
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -72,6 +73,7 @@ fn untoken(token: u64) -> (u64, u64) {
 pub fn run(opts: RunOptions) -> i32 {
     // First, before corral opens anything of its own.
     let inherited = spawn::claim_inherited_fds();
+    let nofile = spawn::raise_nofile();
     let missing = if opts.services_named {
         Missing::Error
     } else {
@@ -107,6 +109,9 @@ pub fn run(opts: RunOptions) -> i32 {
     });
     for w in &config.warnings {
         warn!("{w}");
+    }
+    if let Some(n) = nofile {
+        debug!("raised the descriptor limit to {n}; services get the original one");
     }
     if config.services.is_empty() && opts.main.is_none() {
         info!(

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -24,8 +24,9 @@ use nix::sys::socket::{
     setsockopt, socket, sockopt,
 };
 use nix::unistd::{pipe2, read};
-use tracing::{debug, warn};
+use tracing::debug;
 
+use super::throttle::Throttle;
 use super::{Kind, reaper, token};
 use crate::supervisor::{Notice, Pid, ServiceId};
 
@@ -35,9 +36,6 @@ struct ReadyPipe {
     run: u64,
 }
 
-/// Refused notify messages are logged at most this often per service.
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
-
 /// Descriptors one notify message may carry (FDSTORE=1); they are closed.
 const MAX_PASSED_FDS: usize = 64;
 
@@ -46,8 +44,8 @@ struct NotifySocket {
     fd: OwnedFd,
     /// The NOTIFY_SOCKET value: `@` and the abstract name.
     addr: String,
-    /// When a refusal was last logged, and how many were not since.
-    refusals: Option<(Instant, u64)>,
+    /// Refusals are logged at most every `throttle::EVERY`.
+    refusals: Throttle,
 }
 
 /// Readiness fds and notify sockets of all services.
@@ -156,7 +154,7 @@ impl Notify {
             NotifySocket {
                 fd,
                 addr: value.clone(),
-                refusals: None,
+                refusals: Throttle::default(),
             },
         );
         Ok(value)
@@ -164,7 +162,7 @@ impl Notify {
 
     /// Reads every pending datagram on service `id`'s socket. Those from
     /// `senders` count (see the module doc); the rest are dropped, with a
-    /// warning at most every `REFUSAL_LOG_EVERY`. Passed descriptors are
+    /// warning at most every `throttle::EVERY`. Passed descriptors are
     /// closed.
     pub fn on_socket(&mut self, id: ServiceId, name: &str, senders: Senders) -> Vec<Notice> {
         let Some(sock) = self.sockets.get_mut(&id) else {
@@ -212,22 +210,9 @@ impl Notify {
                         Some((_, Err(why))) => why,
                         _ => "no sender credentials".to_string(),
                     };
-                    let now = Instant::now();
-                    match &mut sock.refusals {
-                        Some((at, quiet)) if now.duration_since(*at) < REFUSAL_LOG_EVERY => {
-                            *quiet += 1
-                        }
-                        last => {
-                            let quiet = last.map_or(0, |(_, q)| q);
-                            let more = if quiet > 0 {
-                                format!(" ({quiet} more refused since the last warning)")
-                            } else {
-                                String::new()
-                            };
-                            warn!("{name}: ignoring a notify message: {why}{more}");
-                            *last = Some((now, 0));
-                        }
-                    }
+                    sock.refusals.warn(Instant::now(), || {
+                        format!("{name}: ignoring a notify message: {why}")
+                    });
                 }
             }
         }

@@ -10,6 +10,7 @@
 //! service gets exactly 0, 1 and 2. The main command gets the inherited ones
 //! back (socket activation passes through, as with tini).
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -111,7 +112,7 @@ pub fn spawn_as(
     }
     overrides.extend(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     overrides.extend(extras.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let env = environment(&overrides).map_err(cannot)?;
+    let env = environment(std::env::vars_os(), &overrides).map_err(cannot)?;
     let path = overrides
         .iter()
         .rev()
@@ -135,6 +136,8 @@ pub fn spawn_as(
         stderr,
         placed: extras.fd,
         ignored: ignored_signals(),
+        no_new_privs: spec.no_new_privs,
+        nofile: original_nofile(),
     };
     launch(&plan).map_err(cannot)
 }
@@ -154,6 +157,9 @@ struct Plan {
     /// Signals corral ignores: SIG_IGN survives exec, so the child resets
     /// them (caught ones are reset by exec itself).
     ignored: &'static [libc::c_int],
+    no_new_privs: bool,
+    /// The descriptor limit corral was started with, for the child.
+    nofile: Option<libc::rlimit>,
 }
 
 /// The child's view of a `Plan`: raw pointers only, and where to report
@@ -270,6 +276,23 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             sys(libc::syscall(libc::SYS_chdir, dir.as_ptr()));
         }
         reset_signals(p.ignored);
+        if let Some(limit) = &p.nofile {
+            sys(libc::syscall(
+                libc::SYS_setrlimit,
+                libc::RLIMIT_NOFILE,
+                limit as *const libc::rlimit,
+            ));
+        }
+        if p.no_new_privs {
+            sys(libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NO_NEW_PRIVS,
+                1usize,
+                0usize,
+                0usize,
+                0usize,
+            ));
+        }
         // The PATH search, as execvp(3) does it: the first candidate that
         // exists wins; EACCES is remembered in case none does.
         let mut seen = libc::ENOENT;
@@ -330,19 +353,44 @@ fn ignored_signals() -> &'static [libc::c_int] {
     })
 }
 
-/// The child's environment: corral's own with `overrides` applied in order
-/// (a later value for the same name wins), as `NAME=value` strings.
-fn environment(overrides: &[(&str, &str)]) -> io::Result<Vec<CString>> {
-    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
+/// Variables addressed to corral itself by whatever started it: its own
+/// supervisor's notify socket (podman --sdnotify, systemd) and socket
+/// activation. A service that saw them would notify corral's supervisor or
+/// take corral's descriptors for its own; only the main command, which
+/// gets the inherited descriptors, keeps them.
+pub const CORRAL_ONLY_ENV: &[&str] = &[
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+];
+
+/// The child's environment: corral's own (less `CORRAL_ONLY_ENV`) with
+/// `overrides` applied in order (a later value for the same name wins), as
+/// `NAME=value` strings. Linear in the number of variables: a service with
+/// thousands of them must not stall the event loop at each start.
+fn environment(
+    base: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    overrides: &[(&str, &str)],
+) -> io::Result<Vec<CString>> {
+    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = base
+        .filter(|(k, _)| !CORRAL_ONLY_ENV.iter().any(|c| k.as_bytes() == c.as_bytes()))
         .map(|(k, v)| (k.into_vec(), v.into_vec()))
         .collect();
+    let mut index: HashMap<Vec<u8>, usize> = vars
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
     for (k, v) in overrides {
-        match vars
-            .iter_mut()
-            .find(|(name, _)| name.as_slice() == k.as_bytes())
-        {
+        match index.get(k.as_bytes()).and_then(|&i| vars.get_mut(i)) {
             Some(slot) => slot.1 = v.as_bytes().to_vec(),
-            None => vars.push((k.as_bytes().to_vec(), v.as_bytes().to_vec())),
+            None => {
+                index.insert(k.as_bytes().to_vec(), vars.len());
+                vars.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+            }
         }
     }
     vars.into_iter()
@@ -375,6 +423,41 @@ fn cstrings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> io::Result<Vec
         .collect()
 }
 
+/// corral's descriptor limit when it started, if `raise_nofile` raised it.
+static ORIGINAL_NOFILE: OnceLock<libc::rlimit> = OnceLock::new();
+
+fn original_nofile() -> Option<libc::rlimit> {
+    ORIGINAL_NOFILE.get().copied()
+}
+
+/// Raises corral's soft RLIMIT_NOFILE to the hard limit: every service
+/// costs corral a few descriptors (pipes, sockets), and 1024 is soon
+/// spent. Children get the original limit back before exec, since
+/// programs using select(2) break with descriptors above 1023 (systemd
+/// does the same). Returns the new soft limit when it changed.
+pub fn raise_nofile() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return None;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            return None;
+        }
+    }
+    let _ = ORIGINAL_NOFILE.set(limit);
+    Some(limit.rlim_max)
+}
+
 /// Why the main command could not start, with the shell's exit code.
 #[derive(Debug)]
 pub struct MainSpawnError {
@@ -396,6 +479,7 @@ pub fn spawn_main(argv: &[String], inherited: &[RawFd]) -> Result<i32, MainSpawn
     cmd.args(args);
     let inherited = inherited.to_vec();
     let ignored = ignored_signals();
+    let nofile = original_nofile();
     // SAFETY: as in spawn_service; only async-signal-safe calls.
     unsafe {
         cmd.pre_exec(move || {
@@ -413,6 +497,9 @@ pub fn spawn_main(argv: &[String], inherited: &[RawFd]) -> Result<i32, MainSpawn
                 }
             }
             reset_signals(ignored);
+            if let Some(limit) = &nofile {
+                libc::setrlimit(libc::RLIMIT_NOFILE, limit);
+            }
             Ok(())
         });
     }
@@ -465,5 +552,40 @@ fn reset_signals(ignored: &[libc::c_int]) {
             std::ptr::null_mut::<u64>(),
             8usize,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_drops_what_is_corrals_and_later_values_win() {
+        let base = [
+            ("PATH", "/bin"),
+            ("NOTIFY_SOCKET", "@outer"),
+            ("LISTEN_FDS", "2"),
+        ]
+        .map(|(k, v)| (k.into(), v.into()));
+        let env = environment(
+            base.into_iter(),
+            &[
+                ("A", "1"),
+                ("PATH", "/x"),
+                ("A", "2"),
+                ("NOTIFY_SOCKET", "@mine"),
+            ],
+        )
+        .unwrap();
+        let env: Vec<&str> = env.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(env, ["PATH=/x", "A=2", "NOTIFY_SOCKET=@mine"]);
+    }
+
+    #[test]
+    fn ten_thousand_variables_are_all_set() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("V{i}")).collect();
+        let overrides: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "x")).collect();
+        let env = environment(std::iter::empty(), &overrides).unwrap();
+        assert_eq!(env.len(), 10_000);
     }
 }

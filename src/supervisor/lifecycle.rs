@@ -346,13 +346,17 @@ impl Supervisor {
                 );
                 self.force(now, out);
             }
+            Phase::Stopping {
+                deadline,
+                forced: true,
+            } if deadline <= now => self.give_up(now, out),
             Phase::Orphans {
                 until,
                 killed: false,
             } if until <= now => {
                 out.push(Action::SignalOrphans(Signal::SIGKILL));
                 self.phase = Phase::Orphans {
-                    until: now + self.settings.kill_wait,
+                    until: self.capped(now + self.settings.kill_wait),
                     killed: true,
                 };
             }

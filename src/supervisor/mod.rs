@@ -228,6 +228,9 @@ pub struct Supervisor {
     unclean: bool,
     /// A required oneshot failed at boot and took the container down.
     oneshot_failed: bool,
+    /// Set when shutdown begins: corral exits by then, whatever is left
+    /// (the budget README promises, SIGKILL and the final sweep included).
+    exit_by: Option<Instant>,
 }
 
 impl Supervisor {
@@ -264,7 +267,13 @@ impl Supervisor {
             },
             unclean: false,
             oneshot_failed: false,
+            exit_by: None,
         }
+    }
+
+    /// `t`, or the end of the shutdown budget if that comes first.
+    fn capped(&self, t: Instant) -> Instant {
+        self.exit_by.map_or(t, |e| t.min(e))
     }
 
     /// Applies one event; returns what the runtime must do, in order.
@@ -479,6 +488,7 @@ impl Supervisor {
                 } else {
                     (Signal::SIGTERM, now + self.settings.orphan_grace, false)
                 };
+                let until = self.capped(until);
                 debug!(
                     "services are down; sending {} to what is left",
                     signal.as_str()

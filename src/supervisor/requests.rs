@@ -74,7 +74,7 @@ impl Supervisor {
             Phase::Orphans { killed: false, .. } => {
                 out.push(Action::SignalOrphans(Signal::SIGKILL));
                 self.phase = Phase::Orphans {
-                    until: now + self.settings.kill_wait,
+                    until: self.capped(now + self.settings.kill_wait),
                     killed: true,
                 };
             }
@@ -94,6 +94,7 @@ impl Supervisor {
             deadline: now + services_budget,
             forced: false,
         };
+        self.exit_by = Some(now + self.settings.shutdown_budget);
         self.startup = Startup::Done;
         for s in &mut self.services {
             s.want_up = false;
@@ -108,11 +109,13 @@ impl Supervisor {
         }
     }
 
-    /// Kills everything still running at once, ignoring order.
+    /// Kills everything still running at once, ignoring order. What has
+    /// not been reaped `kill_wait` later (or at the end of the budget) is
+    /// given up on: see `give_up`.
     pub(super) fn force(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.unclean = true;
         self.phase = Phase::Stopping {
-            deadline: now,
+            deadline: self.capped(now + self.settings.kill_wait),
             forced: true,
         };
         if let Main::Running { pid } = self.main {
@@ -177,5 +180,33 @@ impl Supervisor {
             self.main = Main::Spawning;
             out.push(Action::SpawnMain);
         }
+    }
+
+    /// SIGKILL was sent and the time is up, yet processes were not reaped
+    /// (uninterruptible sleep, a frozen cgroup): name them, sweep once more
+    /// and exit. A bounded shutdown matters more than waiting for them;
+    /// as PID 1, our exit takes the namespace down with them.
+    pub(super) fn give_up(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let stuck: Vec<String> = self
+            .services
+            .iter()
+            .filter_map(|s| Some(format!("{} (pid {})", s.spec.name, s.state.pid()?)))
+            .chain(match self.main {
+                Main::Running { pid } => Some(format!("the main command (pid {pid})")),
+                _ => None,
+            })
+            .collect();
+        warn!(
+            "shutdown budget spent; not reaped after SIGKILL: {}; exiting anyway",
+            stuck.join(", ")
+        );
+        for s in &mut self.services {
+            if s.state.pid().is_some() {
+                set_state(s, State::Stopped, now);
+            }
+        }
+        self.unclean = true;
+        out.push(Action::SignalOrphans(Signal::SIGKILL));
+        self.exit(out);
     }
 }

@@ -25,6 +25,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
         ready: None,
         health: None,
         log: crate::logs::LogSpec::default(),
+        no_new_privs: true,
     }
 }
 
@@ -351,6 +352,40 @@ fn shutdown_budget_and_second_signal_force_sigkill_and_exit_unclean() {
     sim.advance(Duration::from_millis(2500));
     sim.exit("stuck", ExitStatus::Signaled(Signal::SIGKILL));
     assert_eq!(sim.run(Event::NoChildren), vec![Action::Exit(EXIT_UNCLEAN)]);
+}
+
+#[test]
+fn unreapable_process_does_not_hold_shutdown_past_the_budget() {
+    let mut sim = Sim::new(vec![spec("frozen", &[])], false);
+    sim.run(Event::Boot);
+    let pid = sim.pid("frozen");
+    let start = sim.now;
+    sim.run(Event::SignalReceived(Signal::SIGTERM));
+    sim.advance(Duration::from_secs(5));
+    // The budget for services runs out: SIGKILL to what is left...
+    let actions = sim.advance(Duration::from_millis(2500));
+    assert!(
+        actions.contains(&Action::SignalGroup {
+            pgid: pid,
+            signal: Signal::SIGKILL
+        }),
+        "{actions:?}"
+    );
+    // ...and the next deadline is the end of the budget, not now (the old
+    // busy loop: a deadline in the past that no tick handled).
+    let budget_end = start + Duration::from_secs(8);
+    assert_eq!(sim.sup.next_deadline(), Some(budget_end));
+    // Never reaped: corral sweeps once more and exits at the budget.
+    sim.now = budget_end;
+    let actions = sim.run(Event::Tick);
+    assert_eq!(
+        actions,
+        vec![
+            Action::SignalOrphans(Signal::SIGKILL),
+            Action::Exit(EXIT_UNCLEAN)
+        ]
+    );
+    assert_eq!(sim.state("frozen"), &State::Stopped);
 }
 
 #[test]

@@ -145,32 +145,61 @@ fn children_start_with_clean_mask_and_only_fds_0_1_2() -> TestResult {
             tmp.path(who).display()
         )
     };
+    // The service's descriptors are read from outside once it has exec'd
+    // sleep: a shell listing its own (`ls /proc/$$/fd | ...`) races with
+    // the pipe it makes for that very pipeline.
     let svc = format!(
-        "run = \"{}; {}; exec sleep 1000\"\n",
+        "run = \"{}; touch {}; exec sleep 1000\"\n",
         mask("service-mask"),
-        fds("service-fds")
+        tmp.path("service-fds").display()
     );
     let main_script = format!("{}; {}; sleep 1000", mask("main-mask"), fds("main-fds"));
     let c = Setup::new("clean", &[("probe", &svc)])
         .main(&["sh", "-c", &main_script])
         .start_with(with_inherited_fd7);
     c.wait_socket();
-    let files = ["service-mask", "service-fds", "main-mask", "main-fds"];
     wait_until("all reports", 5 * SECOND, || {
-        files
-            .iter()
-            .all(|f| tmp.read(f).ends_with(' ') || tmp.read(f).contains("Ign"))
+        tmp.path("service-fds").exists()
+            && ["service-mask", "main-fds", "main-mask"]
+                .iter()
+                .all(|f| tmp.read(f).ends_with(' ') || tmp.read(f).contains("Ign"))
     });
     for who in ["service-mask", "main-mask"] {
         let text = tmp.read(who);
         assert!(text.contains("SigBlk:\t0000000000000000"), "{who}: {text}");
         assert!(text.contains("SigIgn:\t0000000000000000"), "{who}: {text}");
     }
-    assert_eq!(
-        tmp.read("service-fds").trim(),
-        "0 1 2",
-        "a service gets exactly 0, 1, 2"
-    );
+    let corral = c.host_pid();
+    let mut service_fds = String::new();
+    wait_until("the service to exec sleep", 5 * SECOND, || {
+        let children = std::fs::read_to_string(format!("/proc/{corral}/task/{corral}/children"))
+            .unwrap_or_default();
+        let sleeper = children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+            .find(|&p| {
+                // The service's sleep leads its own session; the main
+                // command's (dash execs a last command too) does not.
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                let sid = stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().nth(3))
+                    .and_then(|f| f.parse::<i32>().ok());
+                proc_state(p).is_some_and(|(_, name)| name == "sleep") && sid == Some(p)
+            });
+        let Some(pid) = sleeper else { return false };
+        let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        fds.sort();
+        service_fds = format!("{fds:?}");
+        true
+    });
+    assert_eq!(service_fds, "[0, 1, 2]", "a service gets exactly 0, 1, 2");
     // The main command keeps what corral inherited: our fd 7, and
     // whatever the test runner itself passed down (cargo's jobserver).
     let main = tmp.read("main-fds");

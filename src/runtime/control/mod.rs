@@ -20,6 +20,7 @@ mod requests;
 
 use super::access::{self, Access, Policy};
 use super::output::Output;
+use super::throttle::Throttle;
 use super::{Kind, token};
 use crate::config::units::parse_signal;
 use crate::logs::Stream;
@@ -34,6 +35,18 @@ const MAX_REQUEST: usize = 64 * 1024;
 
 /// Connections served at once; idle ones make room for new ones.
 const MAX_CLIENTS: usize = 256;
+
+/// Of those, the ones only root and corral's own uid may take: members of
+/// the control group cannot fill every slot with `svctl wait` and lock
+/// root out of `status` and `shutdown`.
+const RESERVED_FOR_FULL: usize = 32;
+
+/// Connections one uid without full access may hold at once.
+const PER_UID: usize = 32;
+
+/// Time a client may leave its answer unread before it is dropped (a
+/// follower that was cut off and never reads, a wedged svctl).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time a client has to send its request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +70,15 @@ struct Client {
     peer: Option<(u32, i32)>,
     /// A client that has not sent its request by then is dropped.
     request_by: Instant,
+    /// Since when its output waits for the client to read; dropped after
+    /// `WRITE_TIMEOUT`.
+    stalled_since: Option<Instant>,
+}
+
+impl Client {
+    fn full(&self) -> bool {
+        self.access == Some(Access::Full)
+    }
 }
 
 /// A request waiting for services to reach a state.
@@ -88,6 +110,10 @@ pub struct Control {
     /// stay readable forever.
     spare: Option<File>,
     policy: Policy,
+    /// Refused and evicted connections, logged at most every
+    /// `throttle::EVERY`.
+    refusals: Throttle,
+    evictions: Throttle,
 }
 
 impl Control {
@@ -143,6 +169,8 @@ impl Control {
             next_id: 0,
             spare: File::open("/dev/null").ok(),
             policy,
+            refusals: Throttle::default(),
+            evictions: Throttle::default(),
         })
     }
 
@@ -158,16 +186,12 @@ impl Control {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
-                    if self.clients.len() >= MAX_CLIENTS && !self.evict_idle(epoll) {
-                        // Everyone is busy (waiting or following): say so.
-                        let mut s = stream;
-                        let mut line = serde_json::to_vec(&Response::error(
-                            ErrorKind::Failed,
-                            format!("too many connections ({MAX_CLIENTS}); try again"),
-                        ))
-                        .unwrap_or_default();
-                        line.push(b'\n');
-                        let _ = s.write(&line);
+                    // A refused peer is answered once its request is in:
+                    // closing at once would fail its write, not say why.
+                    let peer = access::peer_of(&stream);
+                    let granted = peer.as_ref().and_then(|p| self.policy.decide(p));
+                    if let Err(why) = self.make_room(granted, peer.as_ref(), epoll) {
+                        self.refuse(stream, &why, peer.as_ref());
                         continue;
                     }
                     let id = self.next_id;
@@ -180,10 +204,6 @@ impl Control {
                         warn!("control socket: cannot watch a client: {e}");
                         continue;
                     }
-                    // A refused peer is answered once its request is in:
-                    // closing at once would fail its write, not say why.
-                    let peer = access::peer_of(&stream);
-                    let granted = peer.as_ref().and_then(|p| self.policy.decide(p));
                     self.clients.insert(
                         id,
                         Client {
@@ -195,12 +215,20 @@ impl Control {
                             access: granted,
                             peer: peer.map(|p| (p.uid, p.pid)),
                             request_by: Instant::now() + REQUEST_TIMEOUT,
+                            stalled_since: None,
                         },
                     );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.raw_os_error() == Some(nix::libc::EMFILE) => {
+                    // Idle clients give their descriptors up first, so root
+                    // still gets in; only when none is idle is the
+                    // connection taken with the spare and closed.
+                    if self.evict(epoll, |c| !c.answered) {
+                        warn!("control socket: out of file descriptors; dropped an idle client");
+                        continue;
+                    }
                     warn!("control socket: out of file descriptors; refusing a connection");
                     self.spare = None;
                     let _ = self.listener.accept();
@@ -213,6 +241,100 @@ impl Control {
                 }
             }
         }
+    }
+
+    /// Finds a slot for a new connection with `access`. Root and corral's
+    /// own uid always get one while anyone with less access holds a slot;
+    /// others share what is not reserved, `PER_UID` per uid.
+    fn make_room(
+        &mut self,
+        access: Option<Access>,
+        peer: Option<&access::Peer>,
+        epoll: &Epoll,
+    ) -> Result<(), String> {
+        if access == Some(Access::Full) {
+            if self.clients.len() < MAX_CLIENTS
+                || self.evict(epoll, |c| !c.answered)
+                || self.evict(epoll, |c| !c.full())
+            {
+                return Ok(());
+            }
+            return Err(format!(
+                "too many connections ({MAX_CLIENTS}), all busy; try again"
+            ));
+        }
+        let limited = self.clients.values().filter(|c| !c.full()).count();
+        let uid = peer.map(|p| p.uid);
+        let same_uid = self
+            .clients
+            .values()
+            .filter(|c| !c.full() && c.peer.map(|p| p.0) == uid)
+            .count();
+        if same_uid >= PER_UID {
+            return Err(format!(
+                "too many connections from uid {} ({PER_UID}); close some and try again",
+                uid.map_or("?".into(), |u| u.to_string())
+            ));
+        }
+        if limited < MAX_CLIENTS - RESERVED_FOR_FULL
+            && (self.clients.len() < MAX_CLIENTS || self.evict(epoll, |c| !c.answered && !c.full()))
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "too many connections ({} in use, {RESERVED_FOR_FULL} kept for root); try again",
+            self.clients.len()
+        ))
+    }
+
+    /// Answers a connection that gets no slot, and logs it (rate-limited).
+    fn refuse(&mut self, mut stream: UnixStream, why: &str, peer: Option<&access::Peer>) {
+        let mut line =
+            serde_json::to_vec(&Response::error(ErrorKind::Failed, why)).unwrap_or_default();
+        line.push(b'\n');
+        let _ = stream.write(&line);
+        let who = peer.map_or("an unknown peer".to_string(), |p| {
+            format!("uid {} (pid {})", p.uid, p.pid)
+        });
+        self.refusals.warn(Instant::now(), || {
+            format!("control socket: refused a connection from {who}: {why}")
+        });
+    }
+
+    /// Drops the oldest client that `which` selects, telling it why if it
+    /// was waiting for an answer. `false` when there is none.
+    fn evict(&mut self, epoll: &Epoll, which: impl Fn(&Client) -> bool) -> bool {
+        let oldest = self
+            .clients
+            .iter()
+            .filter(|(_, c)| which(c))
+            .min_by_key(|(id, _)| **id)
+            .map(|(id, _)| *id);
+        let Some(id) = oldest else {
+            return false;
+        };
+        if let Some(c) = self.clients.get_mut(&id)
+            && c.answered
+        {
+            let mut line = serde_json::to_vec(&Response::error(
+                ErrorKind::Failed,
+                "dropped: corral needed the connection slot for root (or its own user); try again",
+            ))
+            .unwrap_or_default();
+            line.push(b'\n');
+            let _ = c.stream.write(&line);
+        }
+        let n = self.clients.len();
+        let what = if self.clients.get(&id).is_some_and(|c| c.answered) {
+            "a client waiting for an answer"
+        } else {
+            "the oldest idle one"
+        };
+        self.evictions.warn(Instant::now(), || {
+            format!("control socket: {n} connections; dropping {what} to make room")
+        });
+        self.drop_client(id, epoll);
+        true
     }
 
     /// Reads from a client. A complete line is decoded; a malformed one is
@@ -300,8 +422,10 @@ impl Control {
             match c.stream.write(&c.output) {
                 Ok(n) => {
                     c.output.drain(..n);
+                    c.stalled_since = None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.stalled_since.get_or_insert_with(Instant::now);
                     let mut interest =
                         EpollEvent::new(EpollFlags::EPOLLOUT, token(Kind::Client, id));
                     if epoll.modify(&c.stream, &mut interest).is_ok() {
@@ -333,46 +457,40 @@ impl Control {
         self.waiters.retain(|w| w.client != id);
     }
 
-    /// The earliest waiter deadline.
+    /// The earliest waiter, request or write deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
         let idle = self
             .clients
             .values()
             .filter(|c| !c.answered)
             .map(|c| c.request_by);
-        self.waiters.iter().map(|w| w.deadline).chain(idle).min()
+        let stalled = self
+            .clients
+            .values()
+            .filter_map(|c| Some(c.stalled_since? + WRITE_TIMEOUT));
+        self.waiters
+            .iter()
+            .map(|w| w.deadline)
+            .chain(idle)
+            .chain(stalled)
+            .min()
     }
 
-    /// Drops clients that connected but sent no request in time.
+    /// Drops clients that sent no request in time, and clients that left
+    /// their answer unread for `WRITE_TIMEOUT`.
     pub fn expire(&mut self, now: Instant, epoll: &Epoll) {
         let late: Vec<u64> = self
             .clients
             .iter()
-            .filter(|(_, c)| !c.answered && c.request_by <= now)
+            .filter(|(_, c)| {
+                (!c.answered && c.request_by <= now)
+                    || c.stalled_since.is_some_and(|t| t + WRITE_TIMEOUT <= now)
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in late {
-            debug!("control socket: dropping a client that sent nothing for {REQUEST_TIMEOUT:?}");
+            debug!("control socket: dropping a client that sent nothing or read nothing in time");
             self.drop_client(id, epoll);
-        }
-    }
-
-    /// At the connection limit: drops the oldest client that has not sent
-    /// a request, so a flood of idle connections cannot lock svctl out.
-    fn evict_idle(&mut self, epoll: &Epoll) -> bool {
-        let oldest = self
-            .clients
-            .iter()
-            .filter(|(_, c)| !c.answered)
-            .min_by_key(|(id, _)| **id)
-            .map(|(id, _)| *id);
-        match oldest {
-            Some(id) => {
-                warn!("control socket: {MAX_CLIENTS} connections; dropping the oldest idle one");
-                self.drop_client(id, epoll);
-                true
-            }
-            None => false,
         }
     }
 }
@@ -411,7 +529,14 @@ impl Control {
             }
             if c.output.len() > FOLLOW_LIMIT {
                 warn!("svctl logs -f reads too slowly; cutting it off");
-                c.output.clear();
+                // The front may be the rest of a line partly written:
+                // finish that line, so the message starts a line of its own.
+                let partial = c
+                    .output
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                c.output.truncate(partial);
                 c.follows = None;
                 self.reply(
                     id,
