@@ -145,6 +145,10 @@ struct Runtime {
     sup: Supervisor,
     main_argv: Option<Vec<String>>,
     inherited: Vec<RawFd>,
+    /// corral's own NOTIFY_SOCKET, when it has services: told READY=1 once
+    /// startup is done and STOPPING=1 at shutdown. In tini mode it stays
+    /// the main command's.
+    outer_notify: Option<std::ffi::OsString>,
     /// The launcher of each pidfile service's latest start: its pid and
     /// start time, to tell its daemon from older processes.
     launchers: std::collections::HashMap<crate::supervisor::ServiceId, (i32, u64)>,
@@ -217,6 +221,9 @@ impl Runtime {
             main_argv: opts.main.clone(),
             inherited,
             launchers: std::collections::HashMap::new(),
+            outer_notify: (!tini_mode)
+                .then(|| std::env::var_os("NOTIFY_SOCKET"))
+                .flatten(),
             queue: VecDeque::new(),
             exit: None,
         })
@@ -409,13 +416,14 @@ impl Runtime {
             }
             Action::SpawnMain => {
                 let argv = self.main_argv.as_deref().unwrap_or_default();
-                let event = match spawn::spawn_main(argv, &self.inherited) {
-                    Ok(pid) => Event::MainSpawned { pid },
-                    Err(e) => {
-                        error!("{}", e.message);
-                        Event::MainSpawnFailed { code: e.code }
-                    }
-                };
+                let event =
+                    match spawn::spawn_main(argv, &self.inherited, self.outer_notify.is_some()) {
+                        Ok(pid) => Event::MainSpawned { pid },
+                        Err(e) => {
+                            error!("{}", e.message);
+                            Event::MainSpawnFailed { code: e.code }
+                        }
+                    };
                 self.queue.push_back(event);
             }
             Action::Signal { pid, signal } => match kill(Pid::from_raw(pid), signal) {
@@ -457,6 +465,11 @@ impl Runtime {
                     },
                 };
                 self.queue.push_back(event);
+            }
+            Action::Announce(message) => {
+                if let Some(addr) = &self.outer_notify {
+                    notify::announce(addr, &message);
+                }
             }
             Action::Exit(code) => self.exit = Some(code),
         }

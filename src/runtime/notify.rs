@@ -273,6 +273,39 @@ fn parse(text: &str) -> Notice {
     n
 }
 
+/// Sends `message` to corral's own supervisor at `addr` (`@name` for an
+/// abstract socket, else a path). A datagram that cannot be sent is
+/// logged and forgotten: telling is a courtesy, not a condition to run.
+pub fn announce(addr: &std::ffi::OsStr, message: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = addr.as_bytes();
+    let target = match bytes.strip_prefix(b"@") {
+        Some(name) => UnixAddr::new_abstract(name),
+        None => UnixAddr::new(bytes),
+    };
+    let sent = target.and_then(|to| {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        nix::sys::socket::sendto(
+            fd.as_raw_fd(),
+            message.as_bytes(),
+            &to,
+            MsgFlags::MSG_DONTWAIT,
+        )
+    });
+    match sent {
+        Ok(_) => debug!("told NOTIFY_SOCKET {}: {message:?}", addr.to_string_lossy()),
+        Err(e) => tracing::warn!(
+            "cannot notify corral's own supervisor at NOTIFY_SOCKET={}: {e}",
+            addr.to_string_lossy()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -467,8 +467,13 @@ pub struct MainSpawnError {
 
 /// Starts the main command with corral's own stdio, in its own process
 /// group which becomes the terminal's foreground group when stdin is a
-/// terminal, so Ctrl-C reaches it directly (as tini does).
-pub fn spawn_main(argv: &[String], inherited: &[RawFd]) -> Result<i32, MainSpawnError> {
+/// terminal, so Ctrl-C reaches it directly (as tini does). `consumed`:
+/// corral answers its own NOTIFY_SOCKET, so the command does not get it.
+pub fn spawn_main(
+    argv: &[String],
+    inherited: &[RawFd],
+    consumed: bool,
+) -> Result<i32, MainSpawnError> {
     let Some((program, args)) = argv.split_first() else {
         return Err(MainSpawnError {
             code: 127,
@@ -477,6 +482,9 @@ pub fn spawn_main(argv: &[String], inherited: &[RawFd]) -> Result<i32, MainSpawn
     };
     let mut cmd = Command::new(program);
     cmd.args(args);
+    if consumed {
+        cmd.env_remove("NOTIFY_SOCKET");
+    }
     let inherited = inherited.to_vec();
     let ignored = ignored_signals();
     let nofile = original_nofile();

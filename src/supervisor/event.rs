@@ -158,6 +158,10 @@ pub enum Action {
     ReadPidfile { id: ServiceId, run: u64 },
     /// Abandon a check still running (kill an exec check, drop a connect).
     CancelProbe { id: ServiceId, purpose: Purpose },
+    /// Tell whatever supervises corral (its NOTIFY_SOCKET, as podman
+    /// --sdnotify=container or systemd pass it) this sd_notify(3) message,
+    /// if it asked to be told.
+    Announce(String),
     /// Leave the event loop and exit with this code.
     Exit(i32),
 }

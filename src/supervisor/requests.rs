@@ -86,6 +86,7 @@ impl Supervisor {
 
     pub(super) fn begin_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
         info!("shutting down");
+        out.push(Action::Announce("STOPPING=1\nSTATUS=shutting down".into()));
         let services_budget = self
             .settings
             .shutdown_budget
@@ -154,16 +155,24 @@ impl Supervisor {
                 .filter(|st| st.enabled && !st.ready)
                 .map(|st| format!("{} {}", st.name, st.state))
                 .collect();
-            if troubled.is_empty() && !enabled.is_empty() {
-                info!("all {} services ready in {took} ms", enabled.len());
-            } else if !troubled.is_empty() {
-                warn!(
+            let summary = if enabled.is_empty() {
+                "no services to start".to_string()
+            } else if troubled.is_empty() {
+                format!("all {} services ready in {took} ms", enabled.len())
+            } else {
+                format!(
                     "startup finished in {took} ms; {} of {} services not ready: {}",
                     troubled.len(),
                     enabled.len(),
                     troubled.join(", ")
-                );
+                )
+            };
+            if troubled.is_empty() && !enabled.is_empty() {
+                info!("{summary}");
+            } else if !troubled.is_empty() {
+                warn!("{summary}");
             }
+            out.push(Action::Announce(format!("READY=1\nSTATUS={summary}")));
             self.start_main(out);
         } else if self.main == Main::Pending && since + self.settings.start_timeout <= now {
             warn!(

@@ -392,9 +392,13 @@ fn unreapable_process_does_not_hold_shutdown_past_the_budget() {
 fn orphans_get_sigkill_after_grace_and_corral_gives_up_eventually() {
     let mut sim = Sim::new(vec![], false);
     sim.run(Event::Boot);
+    // What supervises corral hears that it stops (NOTIFY_SOCKET).
     assert_eq!(
         sim.run(Event::SignalReceived(Signal::SIGTERM)),
-        vec![Action::SignalOrphans(Signal::SIGTERM)]
+        vec![
+            Action::Announce("STOPPING=1\nSTATUS=shutting down".into()),
+            Action::SignalOrphans(Signal::SIGTERM)
+        ]
     );
     assert_eq!(
         sim.advance(Duration::from_millis(500)),
@@ -456,9 +460,21 @@ fn main_waits_for_services_but_not_for_dead_ends() {
 #[test]
 fn main_that_cannot_run_exits_with_its_code() {
     let mut sim = Sim::new(vec![], true);
-    assert_eq!(sim.handle(Event::Boot), vec![Action::SpawnMain]);
+    assert_eq!(
+        sim.handle(Event::Boot),
+        vec![
+            Action::Announce("READY=1\nSTATUS=no services to start".into()),
+            Action::SpawnMain
+        ]
+    );
     let actions = sim.handle(Event::MainSpawnFailed { code: 127 });
-    assert_eq!(actions, vec![Action::SignalOrphans(Signal::SIGTERM)]);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Announce("STOPPING=1\nSTATUS=shutting down".into()),
+            Action::SignalOrphans(Signal::SIGTERM)
+        ]
+    );
     assert_eq!(sim.handle(Event::NoChildren), vec![Action::Exit(127)]);
 }
 

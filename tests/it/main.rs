@@ -10,6 +10,7 @@ mod load;
 mod logs;
 mod pid1;
 mod ready;
+mod security;
 mod svctl;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,6 +35,7 @@ fn main() {
     tests.extend(ready::TESTS);
     tests.extend(logs::TESTS);
     tests.extend(access::TESTS);
+    tests.extend(security::TESTS);
     tests.extend(load::TESTS);
 
     let args: Vec<String> = std::env::args()
