@@ -330,7 +330,27 @@ fn slow_follower_is_cut_off() -> TestResult {
             .stdout
             .ends_with(b"chatty | 500000\n")
     });
-    let _ = follower.kill();
-    let _ = follower.wait();
+    // Once it reads again, the follower gets whole lines and then the
+    // reason on a line of its own (it was spliced into a line once, which
+    // svctl could not parse).
+    let mut out = follower.stdout.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = out.read_to_end(&mut sink);
+    });
+    let mut err = String::new();
+    follower
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = follower.wait().unwrap();
+    let _ = drain.join();
+    assert!(
+        err.contains("cut off: reading too slowly") && !err.contains("unreadable answer"),
+        "{err}"
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
     Ok(())
 }
