@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat, renameat};
@@ -256,39 +256,54 @@ const DIR_FLAGS: OFlag = OFlag::O_DIRECTORY
     .union(OFlag::O_CLOEXEC)
     .union(OFlag::O_RDONLY);
 
-/// mkdir -p, returning the directory opened. The part of `dir` that exists
-/// is opened by path (the administrator wrote it); each directory corral
-/// creates below it is made and opened relative to its parent without
-/// following links, and given to `owner`.
+/// mkdir -p, returning the directory opened. The path is walked one
+/// component at a time from `/`: a symbolic link is followed only where it
+/// sits in a directory of root's or corral's that nobody else may write
+/// (`/var/run -> /run`), never in one another user owns or may write, such
+/// as `/tmp` (a service could point its log directory at `/etc` that way). Directories corral creates are made and opened
+/// relative to their parent and given to `owner`.
 fn open_dirs(dir: &Path, owner: Option<(u32, u32)>) -> io::Result<OwnedFd> {
-    let mut existing = dir.to_path_buf();
-    let mut missing: Vec<OsString> = Vec::new();
-    let mut fd = loop {
-        match nix::fcntl::open(
-            &existing,
-            DIR_FLAGS.difference(OFlag::O_NOFOLLOW),
-            Mode::empty(),
-        ) {
-            Ok(fd) => break fd,
-            Err(Errno::ENOENT) => match (existing.file_name(), existing.parent()) {
-                (Some(name), Some(parent)) => {
-                    missing.push(name.to_owned());
-                    existing = parent.to_path_buf();
+    let own = nix::unistd::geteuid().as_raw();
+    let follow = DIR_FLAGS.difference(OFlag::O_NOFOLLOW);
+    let mut fd = nix::fcntl::open("/", follow, Mode::empty())?;
+    for part in dir.components() {
+        let name = match part {
+            Component::Normal(name) => name,
+            Component::RootDir | Component::CurDir => continue,
+            Component::ParentDir => std::ffi::OsStr::new(".."),
+            Component::Prefix(_) => return Err(io::Error::other("not a Unix path")),
+        };
+        let parent = nix::sys::stat::fstat(&fd)?;
+        let parent_uid = parent.st_uid;
+        // Root's (or corral's) and writable by nobody else: not /tmp.
+        let trusted = (parent_uid == 0 || parent_uid == own) && parent.st_mode & 0o022 == 0;
+        let flags = if trusted { follow } else { DIR_FLAGS };
+        let next = match openat(&fd, name, flags, Mode::empty()) {
+            Ok(next) => next,
+            Err(Errno::ENOENT) => {
+                let created = match mkdirat(&fd, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) => true,
+                    Err(Errno::EEXIST) => false,
+                    Err(e) => return Err(e.into()),
+                };
+                let next = openat(&fd, name, DIR_FLAGS, Mode::empty())?;
+                if created && let Some((uid, gid)) = owner {
+                    fchown(&next, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
                 }
-                _ => return Err(Errno::ENOENT.into()),
-            },
+                next
+            }
+            Err(Errno::ELOOP | Errno::ENOTDIR) if !trusted => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "`{}` is a symbolic link in a directory others may write (uid {parent_uid}, mode {:o}); corral does not follow it there",
+                        Path::new(name).display(),
+                        parent.st_mode & 0o7777
+                    ),
+                ));
+            }
             Err(e) => return Err(e.into()),
-        }
-    };
-    for name in missing.iter().rev() {
-        match mkdirat(&fd, name.as_os_str(), Mode::from_bits_truncate(0o755)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let next = openat(&fd, name.as_os_str(), DIR_FLAGS, Mode::empty())?;
-        if let Some((uid, gid)) = owner {
-            fchown(&next, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
-        }
+        };
         fd = next;
     }
     Ok(fd)
@@ -402,6 +417,35 @@ mod tests {
         f.write(b"one\ntwo\n");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
         assert_eq!(f.lost, 2, "both lines counted as lost");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_symlinked_directory_in_a_users_directory_is_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            return; // needs chown; the integration tests run as root
+        }
+        let dir = temp("dirlink");
+        let elsewhere = dir.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let theirs = dir.join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, theirs.join("logs")).unwrap();
+        let mut f = LogFile::new(spec(&theirs.join("logs/current"), 100, 1), None);
+        f.write(b"one\n");
+        assert_eq!(f.lost, 1);
+        assert!(!elsewhere.join("current").exists(), "followed the link");
+        // A link in a directory of root's (0755) is followed as usual.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("mine")).unwrap();
+        let mut f = LogFile::new(spec(&dir.join("mine/current"), 100, 1), None);
+        f.write(b"two\n");
+        assert_eq!(
+            std::fs::read_to_string(elsewhere.join("current")).unwrap(),
+            "two\n"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
