@@ -544,7 +544,13 @@ fn read_pidfile(
         .parse()
         .ok()
         .filter(|&p| p > 1)
-        .ok_or_else(|| format!("{}: {:?} is not a pid", path.display(), text.trim()))?;
+        // Not echoed: the file could be one the service made corral read.
+        .ok_or_else(|| {
+            format!(
+                "{}: does not hold a pid (one decimal number)",
+                path.display()
+            )
+        })?;
     reaper::adoptable(pid, launcher, uid).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(pid)
 }
