@@ -17,7 +17,7 @@ fn main() {
         corral::ctl::main(rest)
     } else {
         match cli::parse(rest, |k| std::env::var(k).ok()) {
-            Ok(Command::Run(opts)) => corral::runtime::run(opts),
+            Ok(Command::Run(opts)) => corral::runtime::boot::run(opts),
             Ok(Command::Check { services_dir }) => corral::check::run(&services_dir),
             Ok(Command::Ctl(args)) => corral::ctl::main(&args),
             Ok(Command::Help) => {

@@ -3,7 +3,7 @@
 //! no wakeups at all. It feeds facts (signals, exits, requests) to the
 //! supervisor as events and carries out the actions it returns.
 
-pub mod access;
+pub mod boot;
 pub mod control;
 pub mod logfile;
 pub mod notify;
@@ -24,15 +24,14 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use tracing::{debug, error, info, warn};
-use tracing_subscriber::filter::LevelFilter;
+use tracing::{debug, error, warn};
 
 use crate::cli::RunOptions;
 use crate::config::probes::ReadyMethod;
-use crate::config::{self, Config, Missing, ServiceSpec};
+use crate::config::{Config, ServiceSpec};
 use crate::logs::Stream;
 use crate::supervisor::{Action, Event, Settings, Supervisor};
-use access::Policy;
+use control::access::Policy;
 use control::{Control, Input};
 use notify::Notify;
 use output::{Global, Output};
@@ -61,81 +60,34 @@ pub(crate) enum Kind {
     Sink = 7,
 }
 
+impl TryFrom<u64> for Kind {
+    type Error = u64;
+
+    fn try_from(n: u64) -> Result<Kind, u64> {
+        Ok(match n {
+            0 => Kind::Signals,
+            1 => Kind::Listener,
+            2 => Kind::Client,
+            3 => Kind::Pipe,
+            4 => Kind::Probe,
+            5 => Kind::ReadyFd,
+            6 => Kind::Notify,
+            7 => Kind::Sink,
+            other => return Err(other),
+        })
+    }
+}
+
 pub(crate) fn token(kind: Kind, id: u64) -> u64 {
     ((kind as u64) << 48) | (id & 0xffff_ffff_ffff)
 }
 
-fn untoken(token: u64) -> (u64, u64) {
-    (token >> 48, token & 0xffff_ffff_ffff)
+/// The kind and id of an epoll token; `Err` for a kind corral never made.
+fn untoken(token: u64) -> Result<(Kind, u64), u64> {
+    Ok((Kind::try_from(token >> 48)?, token & 0xffff_ffff_ffff))
 }
 
-/// Loads the configuration and runs until shutdown; returns the exit code.
-pub fn run(opts: RunOptions) -> i32 {
-    // First, before corral opens anything of its own.
-    let inherited = spawn::claim_inherited_fds();
-    let nofile = spawn::raise_nofile();
-    let missing = if opts.services_named {
-        Missing::Error
-    } else {
-        Missing::Empty
-    };
-    let own_uid = nix::unistd::geteuid().as_raw();
-    let ignore_user = std::env::var("CORRAL_IGNORE_USER").is_ok_and(|v| v == "1");
-    let loaded = config::load_dir(&opts.services_dir, missing).and_then(|mut c| {
-        let warnings = config::check_identity(&mut c, own_uid, ignore_user)?;
-        c.warnings.extend(warnings);
-        Ok(c)
-    });
-    let config = match loaded {
-        Ok(config) => config,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            eprintln!(
-                "corral: {} error(s) in {}; nothing was started",
-                errors.len(),
-                opts.services_dir.display()
-            );
-            return EXIT_CONFIG;
-        }
-    };
-    // tini mode stays silent unless something is wrong.
-    let tini_mode = config.services.is_empty() && opts.main.is_some();
-    crate::logging::init(if tini_mode {
-        LevelFilter::WARN
-    } else {
-        LevelFilter::INFO
-    });
-    for w in &config.warnings {
-        warn!("{w}");
-    }
-    if let Some(n) = nofile {
-        debug!("raised the descriptor limit to {n}; services get the original one");
-    }
-    if config.services.is_empty() && opts.main.is_none() {
-        info!(
-            "no services in {} and no command: only reaping zombies until SIGTERM",
-            opts.services_dir.display()
-        );
-    }
-    let policy = match control_policy(&opts) {
-        Ok(p) => p,
-        Err(e) => {
-            error!("{e}");
-            return EXIT_CONFIG;
-        }
-    };
-    match Runtime::new(config, &opts, inherited, tini_mode, policy) {
-        Ok(mut rt) => rt.run(),
-        Err(e) => {
-            error!("cannot start: {e}");
-            EXIT_SETUP
-        }
-    }
-}
-
-struct Runtime {
+pub(crate) struct Runtime {
     epoll: Epoll,
     signals: Signals,
     control: Option<Control>,
@@ -157,7 +109,7 @@ struct Runtime {
 }
 
 impl Runtime {
-    fn new(
+    pub(crate) fn new(
         config: Config,
         opts: &RunOptions,
         inherited: Vec<RawFd>,
@@ -175,7 +127,7 @@ impl Runtime {
         // /run/corral) unless one was asked for; there are no services to
         // control anyway.
         let wanted = !tini_mode || opts.socket_named;
-        let control = match wanted.then(|| bind_control(opts, policy)) {
+        let control = match wanted.then(|| control::bind::bind_control(opts, policy)) {
             None => None,
             Some(Ok(c)) => {
                 epoll.add(
@@ -229,7 +181,7 @@ impl Runtime {
         })
     }
 
-    fn run(&mut self) -> i32 {
+    pub(crate) fn run(&mut self) -> i32 {
         self.queue.push_back(Event::Boot);
         let mut events = vec![EpollEvent::empty(); 64];
         loop {
@@ -312,9 +264,15 @@ impl Runtime {
     }
 
     fn dispatch(&mut self, token: u64, flags: EpollFlags) {
-        let (kind, id) = untoken(token);
+        let (kind, id) = match untoken(token) {
+            Ok(t) => t,
+            Err(kind) => {
+                warn!("epoll reported token {token:#x} of unknown kind {kind}; ignored");
+                return;
+            }
+        };
         match kind {
-            k if k == Kind::Signals as u64 => {
+            Kind::Signals => {
                 for signal in self.signals.read() {
                     // The panic hook is tested for real: with this set,
                     // SIGUSR2 makes corral panic.
@@ -332,26 +290,26 @@ impl Runtime {
                     }
                 }
             }
-            k if k == Kind::Listener as u64 => {
+            Kind::Listener => {
                 if let Some(c) = &mut self.control {
                     c.accept(&self.epoll);
                 }
             }
-            k if k == Kind::Client as u64 => self.on_client(id, flags),
-            k if k == Kind::Pipe as u64 => self.output.on_readable(id, &self.epoll),
-            k if k == Kind::Sink as u64 => self.output.on_writable(&self.epoll),
-            k if k == Kind::Probe as u64 => {
+            Kind::Client => self.on_client(id, flags),
+            Kind::Pipe => self.output.on_readable(id, &self.epoll),
+            Kind::Sink => self.output.on_writable(&self.epoll),
+            Kind::Probe => {
                 if let Some(event) = self.probes.on_connect(id, &self.epoll) {
                     self.queue.push_back(event);
                 }
             }
-            k if k == Kind::ReadyFd as u64 => {
+            Kind::ReadyFd => {
                 let id = id as usize;
                 if let Some((run, message)) = self.notify.on_pipe(id, &self.epoll) {
                     self.queue.push_back(Event::Notified { id, run, message });
                 }
             }
-            k if k == Kind::Notify as u64 => {
+            Kind::Notify => {
                 let id = id as usize;
                 let Some(s) = self.sup.services().get(id) else {
                     return;
@@ -370,7 +328,6 @@ impl Runtime {
                     self.queue.push_back(Event::Notified { id, run, message });
                 }
             }
-            _ => {}
         }
     }
 
@@ -555,76 +512,6 @@ fn read_pidfile(
     Ok(pid)
 }
 
-/// Who may use the control socket: root and corral's own uid, and the
-/// members of `CORRAL_CONTROL_GROUP` read-only.
-fn control_policy(opts: &RunOptions) -> Result<Policy, String> {
-    let control_gid = match &opts.control_group {
-        None => None,
-        Some(g) => match g.parse::<u32>() {
-            Ok(gid) => Some(gid),
-            Err(_) => Some(
-                crate::config::users::UserDb::load(std::path::Path::new("/"))
-                    .group_by_name(g)
-                    .map(|grp| grp.gid)
-                    .ok_or_else(|| format!("CORRAL_CONTROL_GROUP={g:?}: no such group in /etc/group; give a name from it or a gid"))?,
-            ),
-        },
-    };
-    Ok(Policy {
-        own_uid: nix::unistd::geteuid().as_raw(),
-        control_gid,
-    })
-}
-
-/// Binds the control socket; when the default path cannot be used (not
-/// root, read-only /run) and none was given, the documented fallback.
-fn bind_control(opts: &RunOptions, policy: Policy) -> std::io::Result<Control> {
-    match Control::bind(&opts.socket, policy) {
-        Err(e) if !opts.socket_named => {
-            let uid = policy.own_uid;
-            let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
-            let fallback = crate::cli::fallback_socket(uid, xdg.as_deref());
-            if let Some(dir) = fallback.parent() {
-                ensure_private_dir(dir, uid)?;
-            }
-            let c = Control::bind(&fallback, policy)?;
-            info!(
-                "control socket at {} ({} is not usable: {e}); svctl finds it there",
-                fallback.display(),
-                opts.socket.display()
-            );
-            Ok(c)
-        }
-        other => other,
-    }
-}
-
-/// A directory only `uid` can use: created with mode 0700, or, if it is
-/// there already, a real directory owned by `uid` with no access for
-/// others (someone else may not prepare it for us in /tmp).
-fn ensure_private_dir(dir: &std::path::Path, uid: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let meta = std::fs::symlink_metadata(dir)?;
-            if meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    format!(
-                        "{} exists but is not a private directory of uid {uid}",
-                        dir.display()
-                    ),
-                ))
-            }
-        }
-        // XDG_RUNTIME_DIR/corral: its parent exists; /tmp too.
-        Err(e) => Err(e),
-    }
-}
-
 /// NOTIFY_SOCKET or the readiness pipe of run `run`, as the service's
 /// [ready] asks.
 fn extras(
@@ -651,4 +538,26 @@ fn extras(
         Some(ReadyMethod::Poll(_)) | None => {}
     }
     Ok(extras)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_unknown_kinds_are_refused() {
+        for kind in [
+            Kind::Signals,
+            Kind::Listener,
+            Kind::Client,
+            Kind::Pipe,
+            Kind::Probe,
+            Kind::ReadyFd,
+            Kind::Notify,
+            Kind::Sink,
+        ] {
+            assert_eq!(untoken(token(kind, 12345)), Ok((kind, 12345)));
+        }
+        assert_eq!(untoken(99 << 48), Err(99));
+    }
 }

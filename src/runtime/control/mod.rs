@@ -16,9 +16,10 @@ use tracing::{debug, warn};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 
+pub mod access;
+pub mod bind;
 mod requests;
 
-use super::access::{self, Access, Policy};
 use super::output::Output;
 use super::throttle::Throttle;
 use super::{Kind, token};
@@ -28,6 +29,7 @@ use crate::logs::ring::Entry;
 use crate::logs::time::rfc3339;
 use crate::proto::{ErrorKind, LogLine, Request, Response, ServiceStatus, Verb, decode_request};
 use crate::supervisor::{Event, Goal, Progress, ServiceId, Supervisor};
+use access::{Access, Policy};
 pub use requests::Plan;
 
 /// Largest request accepted; svctl's are a few hundred bytes.

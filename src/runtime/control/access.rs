@@ -82,6 +82,27 @@ pub fn peer_of(stream: &impl AsFd) -> Option<Peer> {
     })
 }
 
+/// Who may use the control socket: root and corral's own uid, and the
+/// members of `CORRAL_CONTROL_GROUP` read-only.
+pub fn policy(control_group: Option<&str>) -> Result<Policy, String> {
+    let control_gid = match control_group {
+        None => None,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => Some(gid),
+            Err(_) => Some(
+                crate::config::users::UserDb::load(std::path::Path::new("/"))
+                    .group_by_name(g)
+                    .map(|grp| grp.gid)
+                    .ok_or_else(|| format!("CORRAL_CONTROL_GROUP={g:?}: no such group in /etc/group; give a name from it or a gid"))?,
+            ),
+        },
+    };
+    Ok(Policy {
+        own_uid: nix::unistd::geteuid().as_raw(),
+        control_gid,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
