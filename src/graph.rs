@@ -2,7 +2,31 @@
 //! unknown names and cycles (printing the cycle and the files in it), and
 //! gives a start order. Pure: no I/O.
 
-use crate::config::{ConfigError, ServiceSpec};
+/// One service as the graph sees it: a name and the names it requires,
+/// each with the line that names it (for errors).
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    pub name: &'a str,
+    pub requires: &'a [(String, usize)],
+}
+
+/// What is wrong with the graph, by node index; the configuration turns
+/// these into `path:line` messages (it knows the files, the graph does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphError {
+    /// Node `node` requires `name` at `line`, and there is no such node.
+    Unknown {
+        node: usize,
+        name: String,
+        line: usize,
+    },
+    /// These nodes require each other in a ring, in this order; `line` is
+    /// the first member's `requires` entry that closes it.
+    Cycle {
+        members: Vec<usize>,
+        line: Option<usize>,
+    },
+}
 
 /// Edges by service index (the order of `Config::services`).
 #[derive(Debug, Default, Clone)]
@@ -17,18 +41,15 @@ pub struct Graph {
 
 impl Graph {
     /// Builds the graph, or returns every unknown name and every cycle.
-    pub fn build(services: &[ServiceSpec]) -> Result<Graph, Vec<ConfigError>> {
-        let n = services.len();
+    pub fn build(nodes: &[Node<'_>]) -> Result<Graph, Vec<GraphError>> {
+        let n = nodes.len();
         let mut errors = Vec::new();
         let mut requires = vec![Vec::new(); n];
         let mut dependents = vec![Vec::new(); n];
-        let index: std::collections::HashMap<&str, usize> = services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect();
-        for (i, s) in services.iter().enumerate() {
-            for (dep, line) in &s.requires {
+        let index: std::collections::HashMap<&str, usize> =
+            nodes.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
+        for (i, s) in nodes.iter().enumerate() {
+            for (dep, line) in s.requires {
                 match index.get(dep.as_str()).copied() {
                     Some(j) => {
                         if let Some(reqs) = requires.get_mut(i).filter(|r| !r.contains(&j)) {
@@ -38,41 +59,33 @@ impl Graph {
                             }
                         }
                     }
-                    None => errors.push(s.source.error(
-                        Some(*line),
-                        format!("requires unknown service `{dep}`: there is no {dep}.toml in the services directory"),
-                    )),
+                    None => errors.push(GraphError::Unknown {
+                        node: i,
+                        name: dep.clone(),
+                        line: *line,
+                    }),
                 }
             }
         }
         for cycle in find_cycles(&requires) {
-            let members: Vec<&ServiceSpec> =
-                cycle.iter().filter_map(|&i| services.get(i)).collect();
-            let Some(first) = members.first() else {
+            let Some(first) = cycle.first().and_then(|&i| nodes.get(i)) else {
                 continue;
             };
-            let names: Vec<&str> = members.iter().map(|s| s.name.as_str()).collect();
-            let files: Vec<String> = members
-                .iter()
-                .map(|s| s.source.path.display().to_string())
-                .collect();
-            // Point at the first member's `requires` entry that closes the
-            // cycle (the next member, or itself for a self-dependency).
-            let next = names.get(1).unwrap_or(&first.name.as_str()).to_string();
+            // The first member's `requires` entry that closes the cycle
+            // (the next member, or itself for a self-dependency).
+            let next = cycle
+                .get(1)
+                .and_then(|&i| nodes.get(i))
+                .map_or(first.name, |n| n.name);
             let line = first
                 .requires
                 .iter()
-                .find(|(d, _)| *d == next)
+                .find(|(d, _)| d == next)
                 .map(|(_, l)| *l);
-            errors.push(first.source.error(
+            errors.push(GraphError::Cycle {
+                members: cycle,
                 line,
-                format!(
-                    "dependency cycle: {} -> {} (files: {}); remove one of these requires",
-                    names.join(" -> "),
-                    first.name,
-                    files.join(", ")
-                ),
-            ));
+            });
         }
         if !errors.is_empty() {
             return Err(errors);

@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub use model::{Backoff, Credentials, RestartPolicy, ServiceSpec};
 use users::UserDb;
 
-use crate::graph::Graph;
+use crate::graph::{Graph, GraphError, Node};
 
 /// Where the services live unless `--services` or `CORRAL_SERVICES_DIR` say
 /// otherwise.
@@ -173,7 +173,7 @@ pub fn load_dir_with(
         }
     }
 
-    let graph = match Graph::build(&services) {
+    let graph = match graph_of(&services) {
         Ok(graph) => {
             warn_disabled_requirements(&services, &graph, &mut warnings);
             graph
@@ -191,6 +191,54 @@ pub fn load_dir_with(
         })
     } else {
         Err(errors)
+    }
+}
+
+/// The dependency graph of validated services, its errors as `path:line`
+/// messages naming the files.
+pub fn graph_of(services: &[ServiceSpec]) -> Result<Graph, Vec<ConfigError>> {
+    let nodes: Vec<Node<'_>> = services
+        .iter()
+        .map(|s| Node {
+            name: &s.name,
+            requires: &s.requires,
+        })
+        .collect();
+    Graph::build(&nodes).map_err(|errors| {
+        errors
+            .into_iter()
+            .filter_map(|e| graph_error(services, e))
+            .collect()
+    })
+}
+
+fn graph_error(services: &[ServiceSpec], error: GraphError) -> Option<ConfigError> {
+    match error {
+        GraphError::Unknown { node, name, line } => Some(services.get(node)?.source.error(
+            Some(line),
+            format!(
+                "requires unknown service `{name}`: there is no {name}.toml in the services directory"
+            ),
+        )),
+        GraphError::Cycle { members, line } => {
+            let members: Vec<&ServiceSpec> =
+                members.iter().filter_map(|&i| services.get(i)).collect();
+            let first = members.first()?;
+            let names: Vec<&str> = members.iter().map(|s| s.name.as_str()).collect();
+            let files: Vec<String> = members
+                .iter()
+                .map(|s| s.source.path.display().to_string())
+                .collect();
+            Some(first.source.error(
+                line,
+                format!(
+                    "dependency cycle: {} -> {} (files: {}); remove one of these requires",
+                    names.join(" -> "),
+                    first.name,
+                    files.join(", ")
+                ),
+            ))
+        }
     }
 }
 
@@ -572,7 +620,7 @@ stop_timeout = "2s"
             }
         }
         // Whatever survived validation also goes through the graph.
-        let _ = Graph::build(&parsed);
+        let _ = graph_of(&parsed);
         assert!(!parsed.is_empty(), "some mutants stay valid");
     }
 

@@ -2,6 +2,7 @@
 //! makes of it, the timers of backoff, stop escalation, readiness and
 //! health deadlines, and stopping a service.
 
+use super::policy::after_failure;
 use super::readiness::daemon_readiness;
 use super::*;
 
@@ -138,7 +139,7 @@ impl Supervisor {
         cancel_probes(id, &s.spec, out);
         let name = s.spec.name.clone();
         let mut oneshot_failed = None;
-        let next = match std::mem::replace(&mut s.state, State::Stopped) {
+        let next = match s.state.clone() {
             State::Running { .. } if !s.want_up || !up => State::Stopped,
             State::Running { started, .. } if launcher_done => {
                 debug!("{name}: launcher done; reading its pidfile");
@@ -193,9 +194,7 @@ impl Supervisor {
             | State::Failed { .. }
             | State::Exited) => other,
         };
-        s.changed_at = now;
-        debug!("{name}: now {}", next.word());
-        s.state = next;
+        set_state(s, next, now);
         if let Some(reason) = oneshot_failed {
             self.oneshot_failure(id, &reason, now, out);
         }
@@ -232,142 +231,46 @@ impl Supervisor {
         }
     }
 
+    /// Time passed: every service whose state has a deadline that is due
+    /// (`State::deadline`, the same function `next_deadline` uses) acts on
+    /// it, then the shutdown phase and the startup report.
     pub(super) fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let up = self.phase == Phase::Up;
-        let stopping = matches!(self.phase, Phase::Stopping { .. });
-        let mut failed_starts = Vec::new();
-        for (id, s) in self.services.iter_mut().enumerate() {
-            let run = s.starts;
-            match &mut s.state {
-                State::Adopting { next_try, .. } if next_try.is_some_and(|t| t <= now) => {
-                    *next_try = None;
-                    out.push(Action::ReadPidfile { id, run });
-                }
-                State::Backoff { until } if *until <= now => {
-                    if s.want_up && up {
-                        s.restarts += 1;
-                        set_state(s, State::Starting, now);
-                    } else {
-                        set_state(s, State::Stopped, now);
-                    }
-                }
-                State::Stopping {
-                    pid, kill_at: at, ..
-                } if at.is_some_and(|at| at <= now) => {
-                    warn!(
-                        "{}: did not stop within {:?}; sending SIGKILL",
-                        s.spec.name, s.spec.stop_timeout
-                    );
-                    signal_service(&s.spec, *pid, Signal::SIGKILL, out);
-                    *at = None;
-                    if stopping {
-                        self.unclean = true;
-                    }
-                }
-                State::Running {
-                    started,
-                    ready:
-                        Readiness::Waiting {
-                            deadline,
-                            next_probe,
-                        },
-                    ..
-                } => {
-                    if deadline.is_some_and(|d| d <= now) {
-                        let took = now.saturating_duration_since(*started);
-                        let reason = if s.spec.is_oneshot() {
-                            format!("timed out after {} ms", took.as_millis())
-                        } else {
-                            format!("not ready within {} ms", took.as_millis())
-                        };
-                        warn!("{}: {reason}; stopping it", s.spec.name);
-                        failed_starts.push((id, reason));
-                    } else if next_probe.is_some_and(|t| t <= now) {
-                        *next_probe = None;
-                        out.push(Action::Probe {
-                            id,
-                            run,
-                            purpose: Purpose::Ready,
-                        });
-                    }
-                }
-                State::Running {
-                    ready:
-                        Readiness::Ready {
-                            health: Some(h), ..
-                        },
-                    ..
-                } => {
-                    let Some(spec) = &s.spec.health else { continue };
-                    if h.next.is_some_and(|t| t <= now) {
-                        h.begin(spec, now);
-                        out.push(Action::Probe {
-                            id,
-                            run,
-                            purpose: Purpose::Health,
-                        });
-                    } else if h.in_flight_until.is_some_and(|t| t <= now) {
-                        out.push(Action::CancelProbe {
-                            id,
-                            purpose: Purpose::Health,
-                        });
-                        let why = format!("check timed out after {} ms", spec.timeout.as_millis());
-                        if h.record(spec, false, why.clone(), now) {
-                            warn!("{}: unhealthy: {why}", s.spec.name);
-                            if spec.on_unhealthy == OnUnhealthy::Restart {
-                                failed_starts.push((id, String::new()));
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (id, reason) in failed_starts {
-            // An empty reason marks a restart for an unhealthy service.
-            let then = if reason.is_empty() {
-                AfterStop::Start
-            } else {
-                AfterStop::Fail(reason)
-            };
-            if let Some(s) = self.services.get(id) {
-                cancel_probes(id, &s.spec, out);
-            }
-            self.begin_stop(id, then, now, out);
+        let due: Vec<ServiceId> = (0..self.services.len())
+            .filter(|&id| {
+                self.services
+                    .get(id)
+                    .and_then(|s| s.state.deadline())
+                    .is_some_and(|d| d <= now)
+            })
+            .collect();
+        for id in due {
+            self.on_due(id, now, out);
         }
         match self.phase {
-            Phase::Stopping {
-                deadline,
-                forced: false,
-            } if deadline <= now => {
-                warn!(
-                    "shutdown budget of {:?} ran out; killing what is left",
-                    self.settings.shutdown_budget
-                );
-                self.force(now, out);
+            Phase::Stopping { deadline, forced } if deadline <= now => {
+                if forced {
+                    self.give_up(now, out);
+                } else {
+                    warn!(
+                        "shutdown budget of {:?} ran out; killing what is left",
+                        self.settings.shutdown_budget
+                    );
+                    self.force(now, out);
+                }
             }
-            Phase::Stopping {
-                deadline,
-                forced: true,
-            } if deadline <= now => self.give_up(now, out),
-            Phase::Orphans {
-                until,
-                killed: false,
-            } if until <= now => {
-                out.push(Action::SignalOrphans(Signal::SIGKILL));
-                self.phase = Phase::Orphans {
-                    until: self.capped(now + self.settings.kill_wait),
-                    killed: true,
-                };
+            Phase::Orphans { until, killed } if until <= now => {
+                if killed {
+                    warn!("processes survived SIGKILL (uninterruptible sleep?); exiting anyway");
+                    self.exit(out);
+                } else {
+                    out.push(Action::SignalOrphans(Signal::SIGKILL));
+                    self.phase = Phase::Orphans {
+                        until: self.capped(now + self.settings.kill_wait),
+                        killed: true,
+                    };
+                }
             }
-            Phase::Orphans {
-                until,
-                killed: true,
-            } if until <= now => {
-                warn!("processes survived SIGKILL (uninterruptible sleep?); exiting anyway");
-                self.exit(out);
-            }
-            _ => {}
+            Phase::Up | Phase::Stopping { .. } | Phase::Orphans { .. } | Phase::Exiting => {}
         }
         if let Startup::Pending {
             since,
@@ -384,6 +287,113 @@ impl Supervisor {
                 self.settings.report_after.as_secs(),
                 self.pending_list().join(", ")
             );
+        }
+    }
+
+    /// A deadline of service `id`'s state is due: one arm per state.
+    fn on_due(&mut self, id: ServiceId, now: Instant, out: &mut Vec<Action>) {
+        let up = self.phase == Phase::Up;
+        let stopping = matches!(self.phase, Phase::Stopping { .. });
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        let run = s.starts;
+        let due = |t: &Option<Instant>| t.is_some_and(|t| t <= now);
+        // What to stop the service for, once the state is looked at.
+        let mut stop_for: Option<AfterStop> = None;
+        match &mut s.state {
+            State::Adopting { next_try, .. } => {
+                // `until` is judged when the pending read answers.
+                if due(next_try) {
+                    *next_try = None;
+                    out.push(Action::ReadPidfile { id, run });
+                }
+            }
+            State::Backoff { .. } => {
+                if s.want_up && up {
+                    s.restarts += 1;
+                    set_state(s, State::Starting, now);
+                } else {
+                    set_state(s, State::Stopped, now);
+                }
+            }
+            State::Stopping { pid, kill_at, .. } => {
+                if due(kill_at) {
+                    warn!(
+                        "{}: did not stop within {:?}; sending SIGKILL",
+                        s.spec.name, s.spec.stop_timeout
+                    );
+                    signal_service(&s.spec, *pid, Signal::SIGKILL, out);
+                    *kill_at = None;
+                    if stopping {
+                        self.unclean = true;
+                    }
+                }
+            }
+            State::Running {
+                started,
+                ready:
+                    Readiness::Waiting {
+                        deadline,
+                        next_probe,
+                    },
+                ..
+            } => {
+                if due(deadline) {
+                    let took = now.saturating_duration_since(*started);
+                    let reason = if s.spec.is_oneshot() {
+                        format!("timed out after {} ms", took.as_millis())
+                    } else {
+                        format!("not ready within {} ms", took.as_millis())
+                    };
+                    warn!("{}: {reason}; stopping it", s.spec.name);
+                    stop_for = Some(AfterStop::Fail(reason));
+                } else if due(next_probe) {
+                    *next_probe = None;
+                    out.push(Action::Probe {
+                        id,
+                        run,
+                        purpose: Purpose::Ready,
+                    });
+                }
+            }
+            State::Running {
+                ready: Readiness::Ready { health, .. },
+                ..
+            } => {
+                if let (Some(h), Some(spec)) = (health, &s.spec.health) {
+                    if due(&h.next) {
+                        h.begin(spec, now);
+                        out.push(Action::Probe {
+                            id,
+                            run,
+                            purpose: Purpose::Health,
+                        });
+                    } else if due(&h.in_flight_until) {
+                        out.push(Action::CancelProbe {
+                            id,
+                            purpose: Purpose::Health,
+                        });
+                        let why = format!("check timed out after {} ms", spec.timeout.as_millis());
+                        if h.record(spec, false, why.clone(), now) {
+                            warn!("{}: unhealthy: {why}", s.spec.name);
+                            if spec.on_unhealthy == OnUnhealthy::Restart {
+                                stop_for = Some(AfterStop::Start);
+                            }
+                        }
+                    }
+                }
+            }
+            // No deadline in these states.
+            State::Stopped
+            | State::Starting
+            | State::Spawning
+            | State::Failed { .. }
+            | State::Exited => {}
+        }
+        if let Some(then) = stop_for {
+            cancel_probes(id, &s.spec, out);
+            self.begin_stop(id, then, now, out);
         }
     }
 
@@ -411,49 +421,6 @@ impl Supervisor {
         signal_service(&s.spec, pid, Signal::SIGCONT, out);
         let kill_at = Some(now + s.spec.stop_timeout);
         set_state(s, State::Stopping { pid, kill_at, then }, now);
-    }
-}
-
-/// The state after a longrun failed on its own (`status` from its exit)
-/// or did not become ready (`reason`), by its restart policy.
-pub(super) fn after_failure(
-    s: &mut Service,
-    status: Option<ExitStatus>,
-    ran_for: Duration,
-    reason: Option<String>,
-    now: Instant,
-) -> State {
-    let (verdict, failures) =
-        policy::after_exit(s.spec.restart, &s.spec.backoff, status, ran_for, s.failures);
-    s.failures = failures;
-    let what = match (&reason, status) {
-        (Some(r), _) => r.clone(),
-        (None, Some(st)) => st.to_string(),
-        (None, None) => "failed".to_string(),
-    };
-    match verdict {
-        Verdict::Restart(delay) => {
-            warn!(
-                "{}: {what}; restarting in {} ms",
-                s.spec.name,
-                delay.as_millis()
-            );
-            State::Backoff { until: now + delay }
-        }
-        Verdict::Stay if reason.is_none() => {
-            info!(
-                "{}: {what}; not restarted (restart = {:?})",
-                s.spec.name, s.spec.restart
-            );
-            State::Exited
-        }
-        Verdict::Stay => State::Failed { reason: what },
-        Verdict::GiveUp => {
-            let reason =
-                format!("{failures} quick exits in a row, last: {what}; svctl start resets");
-            warn!("{}: failed: {reason}", s.spec.name);
-            State::Failed { reason }
-        }
     }
 }
 

@@ -126,7 +126,23 @@ impl Service {
             (State::Exited, Kind::Oneshot { .. }) => {
                 self.last_exit.is_some_and(ExitStatus::success)
             }
-            _ => false,
+            (State::Running { .. }, Kind::Oneshot { .. })
+            | (
+                State::Failed { .. },
+                Kind::Oneshot {
+                    optional: false, ..
+                },
+            )
+            | (State::Failed { .. } | State::Exited, Kind::Longrun)
+            | (
+                State::Stopped
+                | State::Starting
+                | State::Spawning
+                | State::Adopting { .. }
+                | State::Stopping { .. }
+                | State::Backoff { .. },
+                Kind::Longrun | Kind::Oneshot { .. },
+            ) => false,
         }
     }
 
@@ -136,7 +152,18 @@ impl Service {
                 ready: Readiness::Ready { health, .. },
                 ..
             } => health.as_ref(),
-            _ => None,
+            State::Running {
+                ready: Readiness::Waiting { .. },
+                ..
+            }
+            | State::Stopped
+            | State::Starting
+            | State::Spawning
+            | State::Adopting { .. }
+            | State::Stopping { .. }
+            | State::Backoff { .. }
+            | State::Failed { .. }
+            | State::Exited => None,
         }
     }
 }
@@ -349,29 +376,7 @@ impl Supervisor {
 
     /// The earliest time at which `Event::Tick` has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let services = self.services.iter().flat_map(|s| {
-            let (a, b) = match &s.state {
-                State::Backoff { until } => (Some(*until), None),
-                State::Adopting {
-                    until, next_try, ..
-                } => (Some(*until), *next_try),
-                State::Stopping { kill_at, .. } => (*kill_at, None),
-                State::Running {
-                    ready:
-                        Readiness::Waiting {
-                            deadline,
-                            next_probe,
-                        },
-                    ..
-                } => (*deadline, *next_probe),
-                State::Running {
-                    ready: Readiness::Ready { health, .. },
-                    ..
-                } => (health.as_ref().and_then(HealthCheck::deadline), None),
-                _ => (None, None),
-            };
-            a.into_iter().chain(b)
-        });
+        let services = self.services.iter().filter_map(|s| s.state.deadline());
         let phase = match self.phase {
             Phase::Stopping { deadline, .. } => Some(deadline),
             Phase::Orphans { until, .. } => Some(until),

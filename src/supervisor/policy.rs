@@ -1,12 +1,16 @@
 //! Restart decisions and backoff arithmetic. Pure functions of the service's
 //! settings and history, so the numbers in the README are checked by unit
-//! tests.
+//! tests; `after_failure` applies a verdict to a service (lifecycle and
+//! readiness both use it, so it lives here, below both).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
 
 use crate::config::{Backoff, RestartPolicy};
 
 use super::event::ExitStatus;
+use super::{Service, State};
 
 /// What to do after a process exited on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,49 @@ pub fn delay(backoff: &Backoff, failures: u32) -> Duration {
         .initial
         .checked_mul(1u32 << doublings.min(31))
         .map_or(backoff.max, |d| d.min(backoff.max))
+}
+
+/// The state after a longrun failed on its own (`status` from its exit)
+/// or did not become ready (`reason`), by its restart policy.
+pub(super) fn after_failure(
+    s: &mut Service,
+    status: Option<ExitStatus>,
+    ran_for: Duration,
+    reason: Option<String>,
+    now: Instant,
+) -> State {
+    let (verdict, failures) =
+        after_exit(s.spec.restart, &s.spec.backoff, status, ran_for, s.failures);
+    s.failures = failures;
+    let what = match (&reason, status) {
+        (Some(r), _) => r.clone(),
+        (None, Some(st)) => st.to_string(),
+        (None, None) => "failed".to_string(),
+    };
+    match verdict {
+        Verdict::Restart(delay) => {
+            warn!(
+                "{}: {what}; restarting in {} ms",
+                s.spec.name,
+                delay.as_millis()
+            );
+            State::Backoff { until: now + delay }
+        }
+        Verdict::Stay if reason.is_none() => {
+            info!(
+                "{}: {what}; not restarted (restart = {:?})",
+                s.spec.name, s.spec.restart
+            );
+            State::Exited
+        }
+        Verdict::Stay => State::Failed { reason: what },
+        Verdict::GiveUp => {
+            let reason =
+                format!("{failures} quick exits in a row, last: {what}; svctl start resets");
+            warn!("{}: failed: {reason}", s.spec.name);
+            State::Failed { reason }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! notify messages and the readiness fd, and daemons adopted from their
 //! pidfile.
 
-use super::lifecycle::after_failure;
+use super::policy::after_failure;
 use super::*;
 
 impl Supervisor {
@@ -63,7 +63,34 @@ impl Supervisor {
                     info!("{}: healthy again", s.spec.name);
                 }
             }
-            _ => {}
+            // A result that no longer applies: the service became ready
+            // (or stopped being so) while the check ran, or has no
+            // process any more. Spelled out so a new state must be placed.
+            (
+                Purpose::Ready,
+                State::Running {
+                    ready: Readiness::Ready { .. },
+                    ..
+                },
+            )
+            | (
+                Purpose::Health,
+                State::Running {
+                    ready: Readiness::Waiting { .. } | Readiness::Ready { health: None, .. },
+                    ..
+                },
+            )
+            | (
+                Purpose::Ready | Purpose::Health,
+                State::Stopped
+                | State::Starting
+                | State::Spawning
+                | State::Adopting { .. }
+                | State::Stopping { .. }
+                | State::Backoff { .. }
+                | State::Failed { .. }
+                | State::Exited,
+            ) => {}
         }
         if restart {
             info!("{}: restarting (on_unhealthy = \"restart\")", s.spec.name);
@@ -129,6 +156,7 @@ impl Supervisor {
         if let State::Adopting { started, until, .. } = s.state {
             if now < until && s.want_up {
                 debug!("{}: pidfile not usable yet: {reason}", s.spec.name);
+                // The same state with a new timer: not a state change.
                 s.state = State::Adopting {
                     started,
                     until,
@@ -235,10 +263,14 @@ pub(super) fn mark_ready(s: &mut Service, now: Instant) {
             .health
             .as_ref()
             .map(|h| HealthCheck::new(h, started, now));
-        s.state = State::Running {
-            pid,
-            started,
-            ready: Readiness::Ready { at: now, health },
-        };
+        set_state(
+            s,
+            State::Running {
+                pid,
+                started,
+                ready: Readiness::Ready { at: now, health },
+            },
+            now,
+        );
     }
 }

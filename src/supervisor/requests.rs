@@ -129,11 +129,15 @@ impl Supervisor {
             s.want_up = false;
             if let Some(pid) = s.state.pid() {
                 signal_service(&s.spec, pid, Signal::SIGKILL, out);
-                s.state = State::Stopping {
-                    pid,
-                    kill_at: None,
-                    then: AfterStop::Down,
-                };
+                set_state(
+                    s,
+                    State::Stopping {
+                        pid,
+                        kill_at: None,
+                        then: AfterStop::Down,
+                    },
+                    now,
+                );
             }
         }
     }

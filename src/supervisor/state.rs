@@ -91,6 +91,37 @@ impl State {
         }
     }
 
+    /// The earliest time at which a tick has something to do in this
+    /// state: the one place timed states are listed, used both to compute
+    /// the event loop's timeout and to find what is due on a tick.
+    pub fn deadline(&self) -> Option<Instant> {
+        let earliest = |a: Option<Instant>, b: Option<Instant>| a.into_iter().chain(b).min();
+        match self {
+            State::Backoff { until } => Some(*until),
+            // `until` is judged when a pidfile read answers; only the
+            // next read is timed.
+            State::Adopting { next_try, .. } => *next_try,
+            State::Stopping { kill_at, .. } => *kill_at,
+            State::Running {
+                ready:
+                    Readiness::Waiting {
+                        deadline,
+                        next_probe,
+                    },
+                ..
+            } => earliest(*deadline, *next_probe),
+            State::Running {
+                ready: Readiness::Ready { health, .. },
+                ..
+            } => health.as_ref().and_then(HealthCheck::deadline),
+            State::Stopped
+            | State::Starting
+            | State::Spawning
+            | State::Failed { .. }
+            | State::Exited => None,
+        }
+    }
+
     /// The process id while a process exists.
     pub fn pid(&self) -> Option<Pid> {
         match self {

@@ -39,7 +39,7 @@ struct Sim {
 
 impl Sim {
     fn new(specs: Vec<ServiceSpec>, has_main: bool) -> Sim {
-        let graph = Graph::build(&specs).unwrap();
+        let graph = crate::config::graph_of(&specs).unwrap();
         let now = Instant::now();
         let config = Config {
             services: specs,
