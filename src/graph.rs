@@ -97,29 +97,23 @@ impl Graph {
             order,
         })
     }
-
-    /// `id` and everything it needs, transitively.
-    pub fn requirements_closure(&self, id: usize) -> Vec<usize> {
-        closure(&self.requires, id)
-    }
-
-    /// `id` and everything that needs it, transitively.
-    pub fn dependents_closure(&self, id: usize) -> Vec<usize> {
-        closure(&self.dependents, id)
-    }
 }
 
-fn closure(edges: &[Vec<usize>], start: usize) -> Vec<usize> {
-    let mut seen = vec![false; edges.len()];
-    let mut stack = vec![start];
+/// `start` and every node reachable from it through `next`, each once,
+/// `start` first.
+pub fn closure<T, I>(start: T, mut next: impl FnMut(T) -> I) -> Vec<T>
+where
+    T: Copy + Eq + std::hash::Hash,
+    I: IntoIterator<Item = T>,
+{
+    let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    while let Some(i) = stack.pop() {
-        match seen.get_mut(i) {
-            Some(seen) if !*seen => *seen = true,
-            _ => continue,
+    let mut stack = vec![start];
+    while let Some(n) = stack.pop() {
+        if seen.insert(n) {
+            out.push(n);
+            stack.extend(next(n));
         }
-        out.push(i);
-        stack.extend(edges.get(i).into_iter().flatten().copied());
     }
     out
 }
@@ -243,10 +237,12 @@ mod tests {
             dependents: g(&[&[1], &[2], &[]]),
             order: vec![0, 1, 2],
         };
-        let mut r = graph.requirements_closure(2);
+        let edges = |e: &Vec<Vec<usize>>, i: usize| e.get(i).cloned().unwrap_or_default();
+        let mut r = closure(2, |i| edges(&graph.requires, i));
         r.sort();
         assert_eq!(r, vec![0, 1, 2]);
-        let mut d = graph.dependents_closure(0);
+        let mut d = closure(0, |i| edges(&graph.dependents, i));
+        assert_eq!(d[0], 0, "the start comes first");
         d.sort();
         assert_eq!(d, vec![0, 1, 2]);
     }

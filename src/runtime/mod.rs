@@ -30,7 +30,7 @@ use crate::cli::RunOptions;
 use crate::config::probes::ReadyMethod;
 use crate::config::{Config, ServiceSpec};
 use crate::logs::Stream;
-use crate::supervisor::{Action, Event, Settings, Supervisor};
+use crate::supervisor::{Action, Event, ServiceId, Settings, Supervisor};
 use control::access::Policy;
 use control::{Control, Input};
 use notify::Notify;
@@ -148,18 +148,18 @@ impl Runtime {
                 None
             }
         };
-        let output = Output::new(
-            &config.services,
-            Global {
-                format: opts.log_format,
-                timestamps: opts.log_timestamps,
-            },
-        );
+        let mut output = Output::new(Global {
+            format: opts.log_format,
+            timestamps: opts.log_timestamps,
+        });
         let settings = Settings {
             start_timeout: opts.start_timeout,
             ..Settings::with_budget(opts.shutdown_budget)
         };
         let sup = Supervisor::new(config, opts.main.is_some(), settings, Instant::now());
+        for s in sup.services().iter() {
+            output.add(s.id, &s.spec);
+        }
         crate::logging::capture(true);
         panic::install();
         Ok(Runtime {
@@ -304,13 +304,13 @@ impl Runtime {
                 }
             }
             Kind::ReadyFd => {
-                let id = id as usize;
+                let id = ServiceId::from_bits(id);
                 if let Some((run, message)) = self.notify.on_pipe(id, &self.epoll) {
                     self.queue.push_back(Event::Notified { id, run, message });
                 }
             }
             Kind::Notify => {
-                let id = id as usize;
+                let id = ServiceId::from_bits(id);
                 let Some(s) = self.sup.services().get(id) else {
                     return;
                 };
@@ -433,7 +433,7 @@ impl Runtime {
     }
 
     /// Opens the output pipes and starts service `id`.
-    fn spawn(&mut self, id: usize) -> Event {
+    fn spawn(&mut self, id: ServiceId) -> Event {
         let Some(service) = self.sup.services().get(id) else {
             return Event::SpawnFailed {
                 id,
@@ -517,7 +517,7 @@ fn read_pidfile(
 fn extras(
     notify: &mut Notify,
     epoll: &Epoll,
-    id: usize,
+    id: ServiceId,
     run: u64,
     spec: &ServiceSpec,
 ) -> Result<Extras, String> {

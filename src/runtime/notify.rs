@@ -78,7 +78,7 @@ impl Notify {
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
         epoll.add(
             &rd,
-            EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::ReadyFd, id as u64)),
+            EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::ReadyFd, id.bits())),
         )?;
         self.pipes.insert(id, ReadyPipe { fd: rd, run });
         Ok(wr)
@@ -146,7 +146,7 @@ impl Notify {
         setsockopt(&fd, sockopt::PassCred, &true)?;
         epoll.add(
             &fd,
-            EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Notify, id as u64)),
+            EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Notify, id.bits())),
         )?;
         let value = format!("@{abstract_name}");
         self.sockets.insert(

@@ -28,6 +28,7 @@ use crate::logs::lines::Splitter;
 use crate::logs::ring::{Entry, Ring};
 use crate::logs::time::rfc3339;
 use crate::logs::{Format, OnFull, Stream};
+use crate::supervisor::ServiceId;
 
 /// Bytes one service may have waiting for the console before corral stops
 /// reading it (or drops).
@@ -45,7 +46,7 @@ pub struct Global {
 
 /// The read end of one service pipe.
 struct Relay {
-    service: usize,
+    service: ServiceId,
     stream: Stream,
     fd: OwnedFd,
     splitter: Splitter,
@@ -81,13 +82,13 @@ impl ServiceLog {
 
 /// The lines of one read, rendered for the console and the file.
 struct Batch<'a> {
-    service: usize,
+    service: ServiceId,
     stream: Stream,
     now: SystemTime,
     stamp: &'a str,
     width: usize,
     /// Where followers' lines go, while someone follows.
-    fresh: Option<&'a mut Vec<(usize, Entry)>>,
+    fresh: Option<&'a mut Vec<(ServiceId, Entry)>>,
     /// Rendered once: the console and the log file use the same format.
     console: Vec<u8>,
     lines: u64,
@@ -123,21 +124,38 @@ impl Batch<'_> {
 /// Every open service pipe, the sinks, and the per-service logs.
 pub struct Output {
     width: usize,
+    global: Global,
     relays: HashMap<u64, Relay>,
-    services: Vec<ServiceLog>,
+    services: HashMap<ServiceId, ServiceLog>,
     stdout: Option<Sink>,
     stderr: Option<Sink>,
     next_id: u64,
     /// Lines since the last `take_fresh`, while someone follows.
-    fresh: Vec<(usize, Entry)>,
+    fresh: Vec<(ServiceId, Entry)>,
     pub following: bool,
 }
 
 impl Output {
-    pub fn new(specs: &[ServiceSpec], global: Global) -> Output {
-        let services = specs
-            .iter()
-            .map(|s| ServiceLog {
+    pub fn new(global: Global) -> Output {
+        Output {
+            width: 0,
+            global,
+            relays: HashMap::new(),
+            services: HashMap::new(),
+            stdout: Sink::open(1, token(Kind::Sink, 1)).ok(),
+            stderr: Sink::open(2, token(Kind::Sink, 2)).ok(),
+            next_id: 0,
+            fresh: Vec::new(),
+            following: false,
+        }
+    }
+
+    /// Takes in service `id`: its ring, log file and counters start empty.
+    pub fn add(&mut self, id: ServiceId, s: &ServiceSpec) {
+        let global = self.global;
+        self.services.insert(
+            id,
+            ServiceLog {
                 name: s.name.clone(),
                 format: s.log.format.unwrap_or(global.format),
                 timestamps: s.log.timestamps.unwrap_or(global.timestamps),
@@ -152,24 +170,16 @@ impl Output {
                 }),
                 queued: [0, 0],
                 dropped: 0,
-            })
-            .collect();
-        Output {
-            width: specs.iter().map(|s| s.name.len()).max().unwrap_or(0),
-            relays: HashMap::new(),
-            services,
-            stdout: Sink::open(1, token(Kind::Sink, 1)).ok(),
-            stderr: Sink::open(2, token(Kind::Sink, 2)).ok(),
-            next_id: 0,
-            fresh: Vec::new(),
-            following: false,
-        }
+            },
+        );
+        // Prefixes line up across services.
+        self.width = self.width.max(s.name.len());
     }
 
     /// Whether `service` writes straight to corral's stdout and stderr.
-    pub fn inherits(&self, service: usize) -> bool {
+    pub fn inherits(&self, service: ServiceId) -> bool {
         self.services
-            .get(service)
+            .get(&service)
             .is_some_and(|s| s.format == Format::Inherit)
     }
 
@@ -177,7 +187,7 @@ impl Output {
     /// Returns the relay id and the write end for the child.
     pub fn open(
         &mut self,
-        service: usize,
+        service: ServiceId,
         stream: Stream,
         epoll: &Epoll,
     ) -> io::Result<(u64, OwnedFd)> {
@@ -216,21 +226,21 @@ impl Output {
 
     /// Lines the console did not get so far (`on_full = "drop"`, or a
     /// broken stdout or stderr), and lines the log file did not get.
-    pub fn dropped(&self, service: usize) -> (u64, u64) {
-        self.services.get(service).map_or((0, 0), |s| {
+    pub fn dropped(&self, service: ServiceId) -> (u64, u64) {
+        self.services.get(&service).map_or((0, 0), |s| {
             (s.dropped, s.file.as_ref().map_or(0, |f| f.lost))
         })
     }
 
     /// The ring of `service`, with its name.
-    pub fn ring(&self, service: usize) -> Option<(&str, &Ring)> {
+    pub fn ring(&self, service: ServiceId) -> Option<(&str, &Ring)> {
         self.services
-            .get(service)
+            .get(&service)
             .map(|s| (s.name.as_str(), &s.ring))
     }
 
     /// The lines seen since the last call (only while `following`).
-    pub fn take_fresh(&mut self) -> Vec<(usize, Entry)> {
+    pub fn take_fresh(&mut self) -> Vec<(ServiceId, Entry)> {
         std::mem::take(&mut self.fresh)
     }
 
@@ -250,7 +260,7 @@ impl Output {
         let Some(relay) = self.relays.get_mut(&id) else {
             return;
         };
-        let Some(svc) = self.services.get_mut(relay.service) else {
+        let Some(svc) = self.services.get_mut(&relay.service) else {
             return;
         };
         let stream = relay.stream;
@@ -339,8 +349,8 @@ impl Output {
     /// relays of services whose queue has room again.
     fn flush_sinks(&mut self, epoll: &Epoll) {
         let services = &mut self.services;
-        let mut credit = |owner: Option<(usize, Stream)>, n: usize, lost: u64| {
-            if let Some((s, stream)) = owner.and_then(|(o, st)| Some((services.get_mut(o)?, st))) {
+        let mut credit = |owner: Option<(ServiceId, Stream)>, n: usize, lost: u64| {
+            if let Some((s, stream)) = owner.and_then(|(o, st)| Some((services.get_mut(&o)?, st))) {
                 let q = s.queued(stream);
                 *q = q.saturating_sub(n);
                 s.dropped += lost;
@@ -352,7 +362,7 @@ impl Output {
         for (id, relay) in self.relays.iter_mut().filter(|(_, r)| r.paused) {
             if self
                 .services
-                .get_mut(relay.service)
+                .get_mut(&relay.service)
                 .is_some_and(|s| *s.queued(relay.stream) < QUEUE_LIMIT / 2)
             {
                 let mut interest = EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Pipe, *id));
@@ -373,7 +383,7 @@ impl Output {
             if let Some(s) = self
                 .relays
                 .get(&id)
-                .and_then(|r| self.services.get_mut(r.service))
+                .and_then(|r| self.services.get_mut(&r.service))
             {
                 // Reading is what matters now; the queue is drained below.
                 s.queued = [0, 0];

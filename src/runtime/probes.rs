@@ -48,7 +48,7 @@ pub struct Probes {
 fn probe_token(id: ServiceId, purpose: Purpose) -> u64 {
     token(
         Kind::Probe,
-        (id as u64) << 1 | (purpose == Purpose::Health) as u64,
+        id.bits() << 1 | (purpose == Purpose::Health) as u64,
     )
 }
 
@@ -59,7 +59,7 @@ pub fn untoken(id: u64) -> (ServiceId, Purpose) {
     } else {
         Purpose::Ready
     };
-    ((id >> 1) as ServiceId, purpose)
+    (ServiceId::from_bits(id >> 1), purpose)
 }
 
 impl Probes {

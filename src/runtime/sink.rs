@@ -23,6 +23,7 @@ use tracing::warn;
 
 use crate::logs::Stream;
 use crate::logs::lines::count_lines;
+use crate::supervisor::ServiceId;
 
 /// How writes are kept from blocking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +38,7 @@ enum Mode {
 
 /// Who queued a chunk: a service and the stream its lines came from, or
 /// `None` for corral itself.
-pub type Owner = Option<(usize, Stream)>;
+pub type Owner = Option<(ServiceId, Stream)>;
 
 /// Bytes queued for the sink, with their owner, so the owner's share can be
 /// credited once they are written or dropped.

@@ -8,8 +8,29 @@ use crate::proto::LastExit;
 /// A process id as the kernel gives it.
 pub type Pid = i32;
 
-/// Index of a service in the loaded configuration.
-pub type ServiceId = usize;
+/// A service's identity: its slot in the supervisor's roster and that
+/// slot's generation (see `roster`). It survives adding and removing other
+/// services; once its service is removed, it matches nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ServiceId {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+impl ServiceId {
+    /// The id in 48 bits, for an epoll token: 24 bits of slot, 24 of
+    /// generation (generations wrap at 24 bits).
+    pub fn bits(self) -> u64 {
+        (u64::from(self.slot & 0xff_ffff) << 24) | u64::from(self.generation & 0xff_ffff)
+    }
+
+    pub fn from_bits(bits: u64) -> ServiceId {
+        ServiceId {
+            slot: ((bits >> 24) & 0xff_ffff) as u32,
+            generation: (bits & 0xff_ffff) as u32,
+        }
+    }
+}
 
 /// How a reaped process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -235,13 +235,11 @@ impl Supervisor {
     /// (`State::deadline`, the same function `next_deadline` uses) acts on
     /// it, then the shutdown phase and the startup report.
     pub(super) fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let due: Vec<ServiceId> = (0..self.services.len())
-            .filter(|&id| {
-                self.services
-                    .get(id)
-                    .and_then(|s| s.state.deadline())
-                    .is_some_and(|d| d <= now)
-            })
+        let due: Vec<ServiceId> = self
+            .services
+            .iter()
+            .filter(|s| s.state.deadline().is_some_and(|d| d <= now))
+            .map(|s| s.id)
             .collect();
         for id in due {
             self.on_due(id, now, out);

@@ -19,6 +19,7 @@ mod lifecycle;
 pub mod policy;
 mod readiness;
 mod requests;
+pub mod roster;
 pub mod state;
 mod view;
 
@@ -30,11 +31,11 @@ use tracing::{debug, info, warn};
 
 use crate::config::probes::{Kind, OnUnhealthy, ReadyMethod};
 use crate::config::{Config, ServiceSpec};
-use crate::graph::Graph;
 use crate::proto::ServiceStatus;
 pub use event::{Action, Event, ExitStatus, Notice, Pid, ProbeResult, Purpose, ServiceId};
 use health::{HealthCheck, HealthStatus};
 use policy::Verdict;
+use roster::{Deps, Roster};
 pub use state::{AfterStop, Readiness, State};
 
 /// Settings that are not per service.
@@ -96,6 +97,8 @@ pub const EXIT_ONESHOT_FAILED: i32 = 3;
 /// One supervised service: its definition and its run-time record.
 #[derive(Debug)]
 pub struct Service {
+    /// Its identity, set by the roster.
+    pub id: ServiceId,
     pub spec: ServiceSpec,
     pub state: State,
     /// Whether the service should be up; requests and shutdown flip it.
@@ -115,6 +118,22 @@ pub struct Service {
 }
 
 impl Service {
+    /// A service as loaded: stopped, nothing counted yet.
+    fn new(spec: ServiceSpec, now: Instant) -> Service {
+        Service {
+            id: ServiceId::default(),
+            want_up: false,
+            state: State::Stopped,
+            restarts: 0,
+            failures: 0,
+            starts: 0,
+            last_exit: None,
+            changed_at: now,
+            status_text: None,
+            spec,
+        }
+    }
+
     /// Ready (longrun) or done (oneshot): what dependents wait for.
     fn is_up(&self) -> bool {
         match (&self.state, self.spec.kind) {
@@ -244,8 +263,8 @@ pub type Complaint = (String, String);
 /// All services and the shutdown sequence.
 #[derive(Debug)]
 pub struct Supervisor {
-    services: Vec<Service>,
-    graph: Graph,
+    services: Roster,
+    graph: Deps,
     pids: HashMap<Pid, Owner>,
     main: Main,
     phase: Phase,
@@ -262,24 +281,15 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(config: Config, has_main: bool, settings: Settings, now: Instant) -> Supervisor {
-        let services = config
+        let mut services = Roster::default();
+        let ids: Vec<ServiceId> = config
             .services
             .into_iter()
-            .map(|spec| Service {
-                want_up: false,
-                state: State::Stopped,
-                restarts: 0,
-                failures: 0,
-                starts: 0,
-                last_exit: None,
-                changed_at: now,
-                status_text: None,
-                spec,
-            })
+            .map(|spec| services.insert(Service::new(spec, now)))
             .collect();
         Supervisor {
+            graph: Deps::new(&config.graph, &ids),
             services,
-            graph: config.graph,
             pids: HashMap::new(),
             main: if has_main {
                 Main::Pending
@@ -315,7 +325,7 @@ impl Supervisor {
                     since: now,
                     nagged: false,
                 };
-                for s in &mut self.services {
+                for s in self.services.iter_mut() {
                     if s.spec.enabled {
                         s.want_up = true;
                         set_state(s, State::Starting, now);
@@ -399,10 +409,10 @@ impl Supervisor {
     }
 
     pub fn lookup(&self, name: &str) -> Option<ServiceId> {
-        self.services.iter().position(|s| s.spec.name == name)
+        self.services.lookup(name)
     }
 
-    pub fn services(&self) -> &[Service] {
+    pub fn services(&self) -> &Roster {
         &self.services
     }
 
@@ -429,11 +439,11 @@ impl Supervisor {
     }
 
     fn requirements(&self, id: ServiceId) -> impl Iterator<Item = ServiceId> + '_ {
-        self.graph.requires.get(id).into_iter().flatten().copied()
+        self.graph.requires(id)
     }
 
     fn dependents(&self, id: ServiceId) -> impl Iterator<Item = ServiceId> + '_ {
-        self.graph.dependents.get(id).into_iter().flatten().copied()
+        self.graph.dependents(id)
     }
 
     /// Brings states in line with wants after every event: stops unwanted
@@ -446,7 +456,7 @@ impl Supervisor {
         }
         let main_active = matches!(self.main, Main::Running { .. } | Main::Spawning);
         let shutting_down = self.phase != Phase::Up;
-        for id in 0..self.services.len() {
+        for id in self.services.ids() {
             let Some(s) = self.services.get_mut(id) else {
                 continue;
             };

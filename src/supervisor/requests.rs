@@ -97,7 +97,7 @@ impl Supervisor {
         };
         self.exit_by = Some(now + self.settings.shutdown_budget);
         self.startup = Startup::Done;
-        for s in &mut self.services {
+        for s in self.services.iter_mut() {
             s.want_up = false;
         }
         match self.main {
@@ -125,7 +125,7 @@ impl Supervisor {
                 signal: Signal::SIGKILL,
             });
         }
-        for s in &mut self.services {
+        for s in self.services.iter_mut() {
             s.want_up = false;
             if let Some(pid) = s.state.pid() {
                 signal_service(&s.spec, pid, Signal::SIGKILL, out);
@@ -150,7 +150,7 @@ impl Supervisor {
             return;
         };
         let took = now.saturating_duration_since(since).as_millis();
-        if (0..self.services.len()).all(|id| self.settled(id)) {
+        if self.services.ids().into_iter().all(|id| self.settled(id)) {
             self.startup = Startup::Done;
             let enabled: Vec<&Service> = self.services.iter().filter(|s| s.spec.enabled).collect();
             let troubled: Vec<String> = self
@@ -213,7 +213,7 @@ impl Supervisor {
             "shutdown budget spent; not reaped after SIGKILL: {}; exiting anyway",
             stuck.join(", ")
         );
-        for s in &mut self.services {
+        for s in self.services.iter_mut() {
             if s.state.pid().is_some() {
                 set_state(s, State::Stopped, now);
             }

@@ -3,6 +3,15 @@ use super::*;
 use crate::config::{Backoff, RestartPolicy, Source};
 use std::path::PathBuf;
 
+/// The id of the `i`-th service of a configuration loaded at once: slot
+/// `i`, generation 0.
+fn sid(i: u32) -> ServiceId {
+    ServiceId {
+        slot: i,
+        generation: 0,
+    }
+}
+
 fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
     ServiceSpec {
         name: name.into(),
@@ -58,7 +67,7 @@ impl Sim {
     }
 
     fn state(&self, name: &str) -> &State {
-        &self.sup.services()[self.id(name)].state
+        &self.sup.services().get(self.id(name)).unwrap().state
     }
 
     fn pid(&self, name: &str) -> Pid {
@@ -172,8 +181,11 @@ fn crash_backs_off_then_restarts_and_budget_ends_in_failed() {
     assert_eq!(sim.sup.next_deadline(), Some(until));
     // Not before the deadline.
     assert!(spawned(&sim.advance(Duration::from_millis(99))).is_empty());
-    assert_eq!(spawned(&sim.advance(Duration::from_millis(1))), vec![0]);
-    assert_eq!(sim.sup.services()[0].restarts, 1);
+    assert_eq!(
+        spawned(&sim.advance(Duration::from_millis(1))),
+        vec![sid(0)]
+    );
+    assert_eq!(sim.sup.services().get(sid(0)).unwrap().restarts, 1);
     // Second quick failure: 200 ms.
     sim.exit("svc", ExitStatus::Code(1));
     assert!(
@@ -188,9 +200,9 @@ fn crash_backs_off_then_restarts_and_budget_ends_in_failed() {
     assert!(reason.contains("3 quick exits"), "{reason}");
     assert_eq!(sim.sup.next_deadline(), None);
     // svctl start resets the budget.
-    let actions = sim.run(Event::StartRequested(vec![0]));
-    assert_eq!(spawned(&actions), vec![0]);
-    assert_eq!(sim.sup.services()[0].failures, 0);
+    let actions = sim.run(Event::StartRequested(vec![sid(0)]));
+    assert_eq!(spawned(&actions), vec![sid(0)]);
+    assert_eq!(sim.sup.services().get(sid(0)).unwrap().failures, 0);
 }
 
 #[test]
@@ -205,7 +217,10 @@ fn restart_policies() {
     assert_eq!(sim.state("never"), &State::Exited);
     sim.exit("onf", ExitStatus::Code(0));
     assert_eq!(sim.state("onf"), &State::Exited);
-    assert_eq!(sim.sup.services()[1].last_exit, Some(ExitStatus::Code(0)));
+    assert_eq!(
+        sim.sup.services().get(sid(1)).unwrap().last_exit,
+        Some(ExitStatus::Code(0))
+    );
 }
 
 #[test]
@@ -213,7 +228,7 @@ fn spawn_failure_counts_against_the_budget() {
     let mut sim = Sim::new(vec![spec("svc", &[])], false);
     sim.handle(Event::Boot);
     sim.handle(Event::SpawnFailed {
-        id: 0,
+        id: sid(0),
         error: "No such file".into(),
     });
     assert!(matches!(sim.state("svc"), State::Backoff { .. }));
@@ -222,7 +237,7 @@ fn spawn_failure_counts_against_the_budget() {
     let mut sim = Sim::new(vec![never], false);
     sim.handle(Event::Boot);
     sim.handle(Event::SpawnFailed {
-        id: 0,
+        id: sid(0),
         error: "No such file".into(),
     });
     assert!(matches!(sim.state("n"), State::Failed { reason } if reason.contains("No such file")));
@@ -233,7 +248,7 @@ fn stop_escalates_to_sigkill_after_stop_timeout() {
     let mut sim = Sim::new(vec![spec("svc", &[])], false);
     sim.run(Event::Boot);
     let pid = sim.pid("svc");
-    let actions = sim.run(Event::StopRequested(vec![0]));
+    let actions = sim.run(Event::StopRequested(vec![sid(0)]));
     assert_eq!(actions.first(), Some(&term(pid)));
     assert!(sim.advance(Duration::from_millis(4999)).is_empty());
     let actions = sim.advance(Duration::from_millis(1));
@@ -249,7 +264,7 @@ fn stop_escalates_to_sigkill_after_stop_timeout() {
         status: ExitStatus::Signaled(Signal::SIGKILL),
     });
     assert_eq!(sim.state("svc"), &State::Stopped);
-    assert_eq!(sim.sup.progress(0, Goal::Down), Progress::Reached);
+    assert_eq!(sim.sup.progress(sid(0), Goal::Down), Progress::Reached);
 }
 
 #[test]
@@ -277,7 +292,7 @@ fn restart_stops_and_starts_only_that_service() {
     let mut sim = Sim::new(vec![spec("app", &["db"]), spec("db", &[])], false);
     sim.run(Event::Boot);
     let (app, db) = (sim.pid("app"), sim.pid("db"));
-    let before = sim.sup.services()[sim.id("db")].starts;
+    let before = sim.sup.services().get(sim.id("db")).unwrap().starts;
     let goal = Goal::Up {
         starts_before: before,
     };
@@ -288,7 +303,7 @@ fn restart_stops_and_starts_only_that_service() {
     assert_eq!(spawned(&actions), vec![sim.id("db")]);
     assert_eq!(sim.sup.progress(sim.id("db"), goal), Progress::Reached);
     assert_eq!(sim.pid("app"), app);
-    assert_eq!(sim.sup.services()[sim.id("db")].restarts, 1);
+    assert_eq!(sim.sup.services().get(sim.id("db")).unwrap().restarts, 1);
 }
 
 #[test]
@@ -413,7 +428,9 @@ fn main_command_gets_signals_and_its_exit_ends_corral_with_its_code() {
     let actions = sim.run(Event::Boot);
     // The main command starts after the services.
     let pos = |a: &Action| actions.iter().position(|x| x == a);
-    assert!(pos(&Action::Spawn(0)) < pos(&Action::SpawnMain) && pos(&Action::SpawnMain).is_some());
+    assert!(
+        pos(&Action::Spawn(sid(0))) < pos(&Action::SpawnMain) && pos(&Action::SpawnMain).is_some()
+    );
     let main = sim.next_pid;
     for s in [
         Signal::SIGTERM,
@@ -497,9 +514,9 @@ fn signal_request_reaches_main_processes_only_of_running_services() {
     let mut sim = Sim::new(vec![spec("a", &[]), spec("b", &[])], false);
     sim.run(Event::Boot);
     let a = sim.pid("a");
-    sim.run(Event::StopRequested(vec![1]));
+    sim.run(Event::StopRequested(vec![sid(1)]));
     let actions = sim.run(Event::SignalRequested {
-        ids: vec![0, 1],
+        ids: vec![sid(0), sid(1)],
         signal: Signal::SIGHUP,
     });
     // b is stopping and still has its process: it gets the signal too.
@@ -552,20 +569,27 @@ mod readiness {
     fn oneshot_done_lets_dependents_start() {
         let mut sim = Sim::new(vec![oneshot("setup", false), spec("app", &["setup"])], true);
         let actions = sim.run(Event::Boot);
-        assert_eq!(spawned(&actions), vec![0], "app waits for setup to finish");
+        assert_eq!(
+            spawned(&actions),
+            vec![sid(0)],
+            "app waits for setup to finish"
+        );
         assert!(!actions.contains(&Action::SpawnMain));
         let actions = sim.exit("setup", ExitStatus::Code(0));
         assert_eq!(sim.state("setup"), &State::Exited);
-        assert_eq!(spawned(&actions), vec![1]);
+        assert_eq!(spawned(&actions), vec![sid(1)]);
         assert!(
             actions.contains(&Action::SpawnMain),
             "main after setup and app: {actions:?}"
         );
-        let st = sim.sup.status(&[0], sim.now);
+        let st = sim.sup.status(&[sid(0)], sim.now);
         assert!(st[0].ready && st[0].kind == "oneshot");
         // app crashing and restarting does not run setup again.
         sim.exit("app", ExitStatus::Code(1));
-        assert_eq!(spawned(&sim.advance(Duration::from_millis(100))), vec![1]);
+        assert_eq!(
+            spawned(&sim.advance(Duration::from_millis(100))),
+            vec![sid(1)]
+        );
     }
 
     #[test]
@@ -577,7 +601,7 @@ mod readiness {
         sim.run(Event::Boot);
         let actions = sim.exit("setup", ExitStatus::Code(4));
         assert!(spawned(&actions).is_empty());
-        let st = sim.sup.status(&[1], sim.now);
+        let st = sim.sup.status(&[sid(1)], sim.now);
         assert_eq!(st[0].state, "stopped", "shutdown took app's want away");
         assert!(
             actions.contains(&Action::SignalOrphans(Signal::SIGTERM)),
@@ -597,10 +621,10 @@ mod readiness {
         app.enabled = false;
         let mut sim = Sim::new(vec![setup, app], false);
         sim.run(Event::Boot);
-        sim.run(Event::StartRequested(vec![1]));
+        sim.run(Event::StartRequested(vec![sid(1)]));
         sim.exit("setup", ExitStatus::Code(1));
         assert!(!sim.sup.is_shutting_down());
-        let st = &sim.sup.status(&[1], sim.now)[0];
+        let st = &sim.sup.status(&[sid(1)], sim.now)[0];
         assert_eq!(st.state, "blocked");
         assert!(
             st.note
@@ -610,7 +634,7 @@ mod readiness {
             "{st:?}"
         );
         assert!(
-            matches!(sim.sup.progress(1, Goal::Up { starts_before: 0 }), Progress::Failed(why) if why.contains("blocked"))
+            matches!(sim.sup.progress(sid(1), Goal::Up { starts_before: 0 }), Progress::Failed(why) if why.contains("blocked"))
         );
     }
 
@@ -619,7 +643,7 @@ mod readiness {
         let mut sim = Sim::new(vec![oneshot("setup", true), spec("app", &["setup"])], false);
         sim.run(Event::Boot);
         let actions = sim.exit("setup", ExitStatus::Code(1));
-        assert_eq!(spawned(&actions), vec![1]);
+        assert_eq!(spawned(&actions), vec![sid(1)]);
         assert!(!sim.sup.is_shutting_down());
     }
 
@@ -644,11 +668,11 @@ mod readiness {
         let mut sim = Sim::new(vec![polled("db"), app], false);
         let actions = sim.run(Event::Boot);
         assert!(
-            actions.contains(&probe(0, 1, Purpose::Ready)),
+            actions.contains(&probe(sid(0), 1, Purpose::Ready)),
             "first check at once: {actions:?}"
         );
-        assert_eq!(spawned(&actions), vec![0]);
-        assert!(spawned(&sim.run(result(0, 1, Purpose::Ready, false))).is_empty());
+        assert_eq!(spawned(&actions), vec![sid(0)]);
+        assert!(spawned(&sim.run(result(sid(0), 1, Purpose::Ready, false))).is_empty());
         assert_eq!(
             sim.sup.next_deadline(),
             Some(sim.now + Duration::from_millis(200))
@@ -656,13 +680,13 @@ mod readiness {
         assert!(sim.advance(Duration::from_millis(199)).is_empty());
         assert_eq!(
             sim.advance(Duration::from_millis(1)),
-            vec![probe(0, 1, Purpose::Ready)]
+            vec![probe(sid(0), 1, Purpose::Ready)]
         );
         // A stale result of another run changes nothing.
-        assert!(sim.run(result(0, 7, Purpose::Ready, true)).is_empty());
-        let actions = sim.run(result(0, 1, Purpose::Ready, true));
-        assert_eq!(spawned(&actions), vec![1]);
-        let st = &sim.sup.status(&[0], sim.now)[0];
+        assert!(sim.run(result(sid(0), 7, Purpose::Ready, true)).is_empty());
+        let actions = sim.run(result(sid(0), 1, Purpose::Ready, true));
+        assert_eq!(spawned(&actions), vec![sid(1)]);
+        let st = &sim.sup.status(&[sid(0)], sim.now)[0];
         assert!(st.ready && st.ready_ms == Some(200), "{st:?}");
     }
 
@@ -671,11 +695,11 @@ mod readiness {
         let mut sim = Sim::new(vec![polled("db")], false);
         sim.run(Event::Boot);
         let pid = sim.pid("db");
-        sim.run(result(0, 1, Purpose::Ready, false));
+        sim.run(result(sid(0), 1, Purpose::Ready, false));
         let actions = sim.advance(Duration::from_secs(3));
         assert!(actions.contains(&term(pid)), "{actions:?}");
         assert!(actions.contains(&Action::CancelProbe {
-            id: 0,
+            id: sid(0),
             purpose: Purpose::Ready
         }));
         sim.exit("db", ExitStatus::Signaled(Signal::SIGTERM));
@@ -684,7 +708,7 @@ mod readiness {
             "{:?}",
             sim.state("db")
         );
-        assert_eq!(sim.sup.services()[0].failures, 1);
+        assert_eq!(sim.sup.services().get(sid(0)).unwrap().failures, 1);
     }
 
     #[test]
@@ -703,19 +727,19 @@ mod readiness {
             ..Notice::default()
         };
         sim.run(Event::Notified {
-            id: 0,
+            id: sid(0),
             run: 9,
             message: ready.clone(),
         });
-        assert!(!sim.sup.services()[0].is_up());
+        assert!(!sim.sup.services().get(sid(0)).unwrap().is_up());
         sim.run(Event::Notified {
-            id: 0,
+            id: sid(0),
             run: 1,
             message: ready,
         });
-        assert!(sim.sup.services()[0].is_up());
+        assert!(sim.sup.services().get(sid(0)).unwrap().is_up());
         assert_eq!(
-            sim.sup.status(&[0], sim.now)[0].status_text.as_deref(),
+            sim.sup.status(&[sid(0)], sim.now)[0].status_text.as_deref(),
             Some("warming up")
         );
     }
@@ -734,17 +758,17 @@ mod readiness {
         sim.run(Event::Boot);
         assert_eq!(
             sim.advance(Duration::from_secs(1)),
-            vec![probe(0, 1, Purpose::Health)]
+            vec![probe(sid(0), 1, Purpose::Health)]
         );
-        sim.run(result(0, 1, Purpose::Health, true));
+        sim.run(result(sid(0), 1, Purpose::Health, true));
         assert_eq!(
-            sim.sup.status(&[0], sim.now)[0].health.as_deref(),
+            sim.sup.status(&[sid(0)], sim.now)[0].health.as_deref(),
             Some("healthy")
         );
         assert!(sim.sup.complaints().is_empty());
         // One failure, then a check that times out: unhealthy.
         sim.advance(Duration::from_secs(1));
-        sim.run(result(0, 1, Purpose::Health, false));
+        sim.run(result(sid(0), 1, Purpose::Health, false));
         sim.advance(Duration::from_secs(1));
         sim
     }
@@ -756,11 +780,11 @@ mod readiness {
         assert_eq!(
             actions,
             vec![Action::CancelProbe {
-                id: 0,
+                id: sid(0),
                 purpose: Purpose::Health
             }]
         );
-        let st = &sim.sup.status(&[0], sim.now)[0];
+        let st = &sim.sup.status(&[sid(0)], sim.now)[0];
         assert_eq!(st.health.as_deref(), Some("unhealthy"));
         assert!(
             st.health_output
@@ -783,10 +807,10 @@ mod readiness {
         let actions = sim.advance(Duration::from_millis(500));
         assert!(actions.contains(&term(pid)), "{actions:?}");
         let actions = sim.exit("web", ExitStatus::Code(0));
-        assert_eq!(spawned(&actions), vec![0]);
-        assert_eq!(sim.sup.services()[0].restarts, 1);
+        assert_eq!(spawned(&actions), vec![sid(0)]);
+        assert_eq!(sim.sup.services().get(sid(0)).unwrap().restarts, 1);
         assert_eq!(
-            sim.sup.status(&[0], sim.now)[0].health.as_deref(),
+            sim.sup.status(&[sid(0)], sim.now)[0].health.as_deref(),
             Some("starting")
         );
     }
@@ -796,7 +820,7 @@ mod readiness {
         let mut sim = Sim::new(vec![polled("db")], true);
         let actions = sim.run(Event::Boot);
         assert!(!actions.contains(&Action::SpawnMain));
-        let actions = sim.run(result(0, 1, Purpose::Ready, true));
+        let actions = sim.run(result(sid(0), 1, Purpose::Ready, true));
         assert!(actions.contains(&Action::SpawnMain));
 
         let mut slow = polled("db");
@@ -805,7 +829,7 @@ mod readiness {
         }
         let mut sim = Sim::new(vec![slow], true);
         sim.run(Event::Boot);
-        sim.run(result(0, 1, Purpose::Ready, false));
+        sim.run(result(sid(0), 1, Purpose::Ready, false));
         let mut seen = Vec::new();
         for _ in 0..(DEFAULT_START_TIMEOUT.as_millis() / 200) {
             seen.extend(sim.advance(Duration::from_millis(200)));
@@ -822,7 +846,7 @@ mod readiness {
             vec![oneshot("setup", true), polled("db"), spec("off", &[])],
             false,
         );
-        sim.sup.services.get_mut(2).unwrap().spec.enabled = false;
+        sim.sup.services.get_mut(sid(2)).unwrap().spec.enabled = false;
         sim.run(Event::Boot);
         sim.exit("setup", ExitStatus::Code(2));
         let c = sim.sup.complaints();
@@ -863,7 +887,7 @@ fn pending_startup_is_reported_once_after_report_after() {
         Some(sim.now + Duration::from_secs(3600) - sim.sup.settings.report_after)
     );
     sim.run(Event::Notified {
-        id: 0,
+        id: sid(0),
         run: 1,
         message: Notice {
             ready: true,
@@ -881,7 +905,7 @@ fn daemonizing_service_is_adopted_from_its_pidfile() {
     sim.run(Event::Boot);
     let launcher = sim.pid("daemon");
     assert!(
-        !sim.sup.services()[0].is_up(),
+        !sim.sup.services().get(sid(0)).unwrap().is_up(),
         "the launcher is not the daemon"
     );
     assert_eq!(sim.state("app"), &State::Starting);
@@ -893,34 +917,34 @@ fn daemonizing_service_is_adopted_from_its_pidfile() {
             .any(|a| matches!(a, Action::SignalGroup { pgid, .. } if *pgid == launcher)),
         "{actions:?}"
     );
-    assert!(actions.contains(&Action::ReadPidfile { id: 0, run: 1 }));
-    assert_eq!(sim.sup.status(&[0], sim.now)[0].state, "starting");
+    assert!(actions.contains(&Action::ReadPidfile { id: sid(0), run: 1 }));
+    assert_eq!(sim.sup.status(&[sid(0)], sim.now)[0].state, "starting");
     // Not written yet: read again 100 ms later.
     sim.run(Event::AdoptFailed {
-        id: 0,
+        id: sid(0),
         run: 1,
         reason: "missing".into(),
     });
     assert_eq!(
         sim.advance(Duration::from_millis(100)),
-        vec![Action::ReadPidfile { id: 0, run: 1 }]
+        vec![Action::ReadPidfile { id: sid(0), run: 1 }]
     );
     let actions = sim.run(Event::Adopted {
-        id: 0,
+        id: sid(0),
         run: 1,
         pid: 4242,
     });
     assert_eq!(sim.pid("daemon"), 4242);
-    assert!(sim.sup.services()[0].is_up());
+    assert!(sim.sup.services().get(sid(0)).unwrap().is_up());
     assert_eq!(
         spawned(&actions),
-        vec![1],
+        vec![sid(1)],
         "app starts once the daemon is adopted"
     );
     // Its exit is the service's exit; stopping it signals it directly too.
-    sim.run(Event::StopRequested(vec![0]));
+    sim.run(Event::StopRequested(vec![sid(0)]));
     sim.exit("app", ExitStatus::Code(0));
-    let stop = sim.sup.services()[0].state.clone();
+    let stop = sim.sup.services().get(sid(0)).unwrap().state.clone();
     assert!(
         matches!(stop, State::Stopping { pid: 4242, .. }),
         "{stop:?}"
@@ -934,7 +958,7 @@ fn daemonizing_service_is_adopted_from_its_pidfile() {
     let mut tries = 0;
     while matches!(sim.state("daemon"), State::Adopting { .. }) {
         sim.run(Event::AdoptFailed {
-            id: 0,
+            id: sid(0),
             run: 1,
             reason: "pid 7 is not a child of corral".into(),
         });
@@ -945,7 +969,7 @@ fn daemonizing_service_is_adopted_from_its_pidfile() {
     // About ADOPT_TIMEOUT / ADOPT_RETRY tries, then the restart policy.
     assert!((45..=55).contains(&tries), "{tries} tries");
     // The failed start went through backoff to a new launcher.
-    let d = &sim.sup.services()[0];
+    let d = &sim.sup.services().get(sid(0)).unwrap();
     assert_eq!(
         (d.failures, d.restarts, d.starts),
         (1, 1, 2),

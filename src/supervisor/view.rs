@@ -51,7 +51,10 @@ impl Supervisor {
         if self.phase != Phase::Up {
             out.push(("corral".to_string(), "is shutting down".to_string()));
         }
-        for (id, s) in self.services.iter().enumerate() {
+        for id in self.services.ids_by_name() {
+            let Some(s) = self.services.get(id) else {
+                continue;
+            };
             if !s.spec.enabled && s.starts == 0 {
                 continue;
             }
@@ -84,7 +87,7 @@ impl Supervisor {
     pub fn status(&self, ids: &[ServiceId], now: Instant) -> Vec<ServiceStatus> {
         let all: Vec<ServiceId>;
         let ids = if ids.is_empty() {
-            all = (0..self.services.len()).collect();
+            all = self.services.ids_by_name();
             &all
         } else {
             ids
@@ -178,10 +181,11 @@ impl Supervisor {
     /// `name (state)` for every enabled service not yet settled.
     pub(super) fn pending_list(&self) -> Vec<String> {
         self.services
-            .iter()
-            .enumerate()
-            .filter(|&(id, _)| !self.settled(id))
-            .map(|(_, s)| format!("{} ({})", s.spec.name, s.state.word()))
+            .ids_by_name()
+            .into_iter()
+            .filter(|&id| !self.settled(id))
+            .filter_map(|id| self.services.get(id))
+            .map(|s| format!("{} ({})", s.spec.name, s.state.word()))
             .collect()
     }
 

@@ -506,7 +506,7 @@ impl Control {
     /// Sends fresh lines to every follower that wants them. A follower
     /// whose unsent output passes `FOLLOW_LIMIT` is cut off with a message:
     /// a slow reader never holds corral or the services.
-    pub fn broadcast(&mut self, fresh: &[(usize, Entry)], out: &Output, epoll: &Epoll) {
+    pub fn broadcast(&mut self, fresh: &[(ServiceId, Entry)], out: &Output, epoll: &Epoll) {
         if fresh.is_empty() {
             return;
         }

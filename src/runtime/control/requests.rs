@@ -88,7 +88,7 @@ impl Control {
                     c.follows = Some(ids.clone());
                 }
                 Plan::reply(Response::Logs {
-                    lines: backlog(out, &ids, lines),
+                    lines: backlog(out, sup, &ids, lines),
                 })
             }
             Verb::Health => {
@@ -112,9 +112,8 @@ impl Control {
                 let ids = if ids.is_empty() {
                     sup.services()
                         .iter()
-                        .enumerate()
-                        .filter(|(_, s)| s.spec.enabled)
-                        .map(|(i, _)| i)
+                        .filter(|s| s.spec.enabled)
+                        .map(|s| s.id)
                         .collect()
                 } else {
                     ids
@@ -306,12 +305,12 @@ fn status(sup: &Supervisor, out: &Output, ids: &[ServiceId], now: Instant) -> Ve
 }
 
 /// The last `n` lines of each service, merged by time.
-fn backlog(out: &Output, ids: &[ServiceId], n: usize) -> Vec<LogLine> {
+fn backlog(out: &Output, sup: &Supervisor, ids: &[ServiceId], n: usize) -> Vec<LogLine> {
     let mut all: Vec<(std::time::SystemTime, usize, LogLine)> = Vec::new();
     let mut seq = 0;
     let every: Vec<ServiceId>;
     let ids = if ids.is_empty() {
-        every = (0..).take_while(|&i| out.ring(i).is_some()).collect();
+        every = sup.services().ids();
         &every
     } else {
         ids
