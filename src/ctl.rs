@@ -53,6 +53,8 @@ verbs:
                               -f follows new lines until interrupted
   health                      exit 0 iff every enabled service is up, ready, healthy
                               and every oneshot succeeded (for HEALTHCHECK, probes)
+  reload [--dry-run]          re-read the services directory and apply what changed
+                              (--dry-run: only print the plan); waits until applied
   shutdown                    stop everything and make corral exit
 
 The socket is --socket, else $CORRAL_SOCKET, else /run/corral/control.sock,
@@ -114,10 +116,15 @@ pub fn main(args: &[String]) -> i32 {
                     print!("{}", shown(&table(&services), tty_out));
                 }
             } else {
+                // A reload's plan comes before what became of it.
+                let plan_first = matches!(inv.verb, Verb::Reload { .. });
+                if plan_first && let Some(m) = &message {
+                    println!("{}", shown(m, tty_out));
+                }
                 for s in &services {
                     println!("{}", shown(&outcome(s), tty_out));
                 }
-                if let Some(m) = message {
+                if !plan_first && let Some(m) = message {
                     println!("{}", shown(&m, tty_out));
                 }
             }
@@ -130,6 +137,16 @@ pub fn main(args: &[String]) -> i32 {
                 // One finding per line, under a header.
                 eprintln!("svctl: not healthy:");
                 for line in message.lines() {
+                    eprintln!("  {}", shown(line, tty_err));
+                }
+            } else if message.contains('\n') {
+                // A plan or a list of file errors: a line each.
+                let mut lines = message.lines();
+                eprintln!(
+                    "svctl: {}",
+                    shown(lines.next().unwrap_or_default(), tty_err)
+                );
+                for line in lines {
                     eprintln!("  {}", shown(line, tty_err));
                 }
             } else {
@@ -336,6 +353,7 @@ fn parse(
         .map(PathBuf::from);
     let mut timeout = None;
     let mut json = false;
+    let mut dry_run = false;
     let mut follow = false;
     let mut lines: Option<usize> = None;
     let mut rest: Vec<&str> = Vec::new();
@@ -351,6 +369,7 @@ fn parse(
                 )
             }
             "--json" => json = true,
+            "--dry-run" if rest.first() == Some(&"reload") => dry_run = true,
             "-f" | "--follow" => follow = true,
             "-n" | "--lines" => {
                 let n = it.next().ok_or("-n needs a number of lines")?;
@@ -410,6 +429,13 @@ fn parse(
             lines: lines.unwrap_or(DEFAULT_LOG_LINES),
             follow,
         },
+        "reload" if names.is_empty() => Verb::Reload {
+            dry_run,
+            timeout_ms,
+        },
+        "reload" => {
+            return Err("svctl reload takes no names: it reloads the whole directory".into());
+        }
         "health" if names.is_empty() => Verb::Health,
         "health" => {
             return Err("svctl health takes no names: it checks every enabled service".into());
@@ -425,9 +451,11 @@ fn parse(
     // Waiting verbs: their own timeout, then a moment for corral's answer;
     // the others: the answer itself.
     let deadline = match verb {
-        Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } | Verb::Wait { .. } => {
-            Duration::from_millis(timeout_ms) + ANSWER_GRACE
-        }
+        Verb::Start { .. }
+        | Verb::Stop { .. }
+        | Verb::Restart { .. }
+        | Verb::Wait { .. }
+        | Verb::Reload { .. } => Duration::from_millis(timeout_ms) + ANSWER_GRACE,
         Verb::Status { .. }
         | Verb::Signal { .. }
         | Verb::Shutdown

@@ -60,6 +60,13 @@ pub enum Verb {
         #[serde(default)]
         follow: bool,
     },
+    /// Re-read the services directory and apply it (or, with `dry_run`,
+    /// only say what that would do); answer once it is applied.
+    Reload {
+        #[serde(default)]
+        dry_run: bool,
+        timeout_ms: u64,
+    },
 }
 
 /// One line of `svctl logs`.
@@ -216,6 +223,10 @@ mod tests {
                 timeout_ms: 9,
             },
             Verb::Health,
+            Verb::Reload {
+                dry_run: true,
+                timeout_ms: 5,
+            },
             Verb::Logs {
                 names: vec!["db".into()],
                 lines: 10,

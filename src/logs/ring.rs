@@ -48,6 +48,15 @@ impl Ring {
         }
     }
 
+    /// The same lines under new limits: the newest that fit are kept.
+    pub fn resized(self, max_lines: usize, max_bytes: usize) -> Ring {
+        let mut ring = Ring::new(max_lines, max_bytes);
+        for e in self.entries {
+            ring.push(e);
+        }
+        ring
+    }
+
     /// The last `n` entries, oldest first.
     pub fn last(&self, n: usize) -> impl Iterator<Item = &Entry> {
         self.entries

@@ -10,24 +10,42 @@ use super::{EXIT_CONFIG, EXIT_SETUP, Runtime, control, spawn};
 use crate::cli::RunOptions;
 use crate::config::{self, Missing};
 
+/// Where the configuration comes from, kept for reloads.
+pub(crate) struct Source {
+    pub dir: std::path::PathBuf,
+    pub missing: Missing,
+    pub own_uid: u32,
+    pub ignore_user: bool,
+}
+
+impl Source {
+    /// Reads and validates the whole directory: a configuration, or every
+    /// error in it.
+    pub(crate) fn load(&self) -> Result<config::Config, Vec<config::ConfigError>> {
+        config::load_dir(&self.dir, self.missing).and_then(|mut c| {
+            let warnings = config::check_identity(&mut c, self.own_uid, self.ignore_user)?;
+            c.warnings.extend(warnings);
+            Ok(c)
+        })
+    }
+}
+
 /// Loads the configuration and runs until shutdown; returns the exit code.
 pub fn run(opts: RunOptions) -> i32 {
     // First, before corral opens anything of its own.
     let inherited = spawn::claim_inherited_fds();
     let nofile = spawn::raise_nofile();
-    let missing = if opts.services_named {
-        Missing::Error
-    } else {
-        Missing::Empty
+    let source = Source {
+        dir: opts.services_dir.clone(),
+        missing: if opts.services_named {
+            Missing::Error
+        } else {
+            Missing::Empty
+        },
+        own_uid: nix::unistd::geteuid().as_raw(),
+        ignore_user: std::env::var("CORRAL_IGNORE_USER").is_ok_and(|v| v == "1"),
     };
-    let own_uid = nix::unistd::geteuid().as_raw();
-    let ignore_user = std::env::var("CORRAL_IGNORE_USER").is_ok_and(|v| v == "1");
-    let loaded = config::load_dir(&opts.services_dir, missing).and_then(|mut c| {
-        let warnings = config::check_identity(&mut c, own_uid, ignore_user)?;
-        c.warnings.extend(warnings);
-        Ok(c)
-    });
-    let config = match loaded {
+    let config = match source.load() {
         Ok(config) => config,
         Err(errors) => {
             for e in &errors {
@@ -67,7 +85,7 @@ pub fn run(opts: RunOptions) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    match Runtime::new(config, &opts, inherited, tini_mode, policy) {
+    match Runtime::new(config, &opts, inherited, tini_mode, policy, source) {
         Ok(mut rt) => rt.run(),
         Err(e) => {
             error!("cannot start: {e}");

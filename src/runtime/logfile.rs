@@ -64,6 +64,10 @@ impl LogFile {
         }
     }
 
+    pub fn spec(&self) -> &FileSpec {
+        &self.spec
+    }
+
     /// Appends rendered lines, rotating first when they would not fit.
     /// What cannot be written is dropped whole lines at a time and counted.
     pub fn write(&mut self, bytes: &[u8]) {

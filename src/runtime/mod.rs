@@ -11,6 +11,7 @@ pub mod output;
 pub mod panic;
 pub mod probes;
 pub mod reaper;
+mod reload;
 pub mod signals;
 pub mod sink;
 pub mod spawn;
@@ -30,7 +31,7 @@ use crate::cli::RunOptions;
 use crate::config::probes::ReadyMethod;
 use crate::config::{Config, ServiceSpec};
 use crate::logs::Stream;
-use crate::supervisor::{Action, Event, ServiceId, Settings, Supervisor};
+use crate::supervisor::{Action, Event, Purpose, ServiceId, Settings, Supervisor};
 use control::access::Policy;
 use control::{Control, Input};
 use notify::Notify;
@@ -101,6 +102,8 @@ pub(crate) struct Runtime {
     /// startup is done and STOPPING=1 at shutdown. In tini mode it stays
     /// the main command's.
     outer_notify: Option<std::ffi::OsString>,
+    /// The services directory, for reloads.
+    source: boot::Source,
     /// The launcher of each pidfile service's latest start: its pid and
     /// start time, to tell its daemon from older processes.
     launchers: std::collections::HashMap<crate::supervisor::ServiceId, (i32, u64)>,
@@ -115,6 +118,7 @@ impl Runtime {
         inherited: Vec<RawFd>,
         tini_mode: bool,
         policy: Policy,
+        source: boot::Source,
     ) -> anyhow::Result<Runtime> {
         let signals = Signals::install().map_err(|e| anyhow::anyhow!("signalfd: {e}"))?;
         reaper::become_subreaper();
@@ -173,6 +177,7 @@ impl Runtime {
             main_argv: opts.main.clone(),
             inherited,
             launchers: std::collections::HashMap::new(),
+            source,
             outer_notify: (!tini_mode)
                 .then(|| std::env::var_os("NOTIFY_SOCKET"))
                 .flatten(),
@@ -284,6 +289,12 @@ impl Runtime {
                             panic!("CORRAL_TEST_PANIC_ON_SIGUSR2 and SIGUSR2");
                         }
                     }
+                    // Without a main command, SIGHUP reloads (with one, it is
+                    // the command's, forwarded like everything else).
+                    if signal == Signal::SIGHUP && self.main_argv.is_none() {
+                        self.reload_on_hangup();
+                        continue;
+                    }
                     // SIGCHLD only wakes us: every wakeup reaps.
                     if signal != Signal::SIGCHLD {
                         self.queue.push_back(Event::SignalReceived(signal));
@@ -348,6 +359,9 @@ impl Runtime {
         }
         if let Some(event) = plan.event {
             self.queue.push_back(event);
+        }
+        if let Some((dry_run, timeout_ms)) = plan.reload {
+            self.reload_for(id, dry_run, timeout_ms);
         }
     }
 
@@ -422,6 +436,24 @@ impl Runtime {
                     },
                 };
                 self.queue.push_back(event);
+            }
+            Action::Register(id) => {
+                if let Some(s) = self.sup.services().get(id) {
+                    self.output.add(id, &s.spec);
+                }
+            }
+            Action::Reconfigure(id) => {
+                if let Some(s) = self.sup.services().get(id) {
+                    self.output.reconfigure(id, &s.spec);
+                }
+            }
+            Action::Unregister(id) => {
+                self.output.remove(id, &self.epoll);
+                self.notify.forget(id, &self.epoll);
+                for purpose in [Purpose::Ready, Purpose::Health] {
+                    self.probes.cancel(id, purpose, &self.epoll);
+                }
+                self.launchers.remove(&id);
             }
             Action::Announce(message) => {
                 if let Some(addr) = &self.outer_notify {

@@ -117,6 +117,14 @@ impl Notify {
         }
     }
 
+    /// Drops everything of service `id` (a reload removed it).
+    pub fn forget(&mut self, id: ServiceId, epoll: &Epoll) {
+        self.close_pipe(id, epoll);
+        if let Some(s) = self.sockets.remove(&id) {
+            let _ = epoll.delete(&s.fd);
+        }
+    }
+
     fn close_pipe(&mut self, id: ServiceId, epoll: &Epoll) {
         if let Some(p) = self.pipes.remove(&id) {
             let _ = epoll.delete(&p.fd);

@@ -161,19 +161,49 @@ impl Output {
                 timestamps: s.log.timestamps.unwrap_or(global.timestamps),
                 on_full: s.log.on_full,
                 ring: Ring::new(s.log.ring_lines, s.log.ring_bytes),
-                file: s.log.file.clone().map(|f| {
-                    let owner = s
-                        .credentials
-                        .as_ref()
-                        .and_then(|c| c.uid.map(|u| (u, c.gid)));
-                    LogFile::new(f, owner)
-                }),
+                file: s.log.file.clone().map(|f| LogFile::new(f, file_owner(s))),
                 queued: [0, 0],
                 dropped: 0,
             },
         );
-        // Prefixes line up across services.
         self.width = self.width.max(s.name.len());
+    }
+
+    /// Service `id` has a new definition: its `[log]` settings apply from
+    /// now on; its ring keeps what fits, its counters stay.
+    pub fn reconfigure(&mut self, id: ServiceId, s: &ServiceSpec) {
+        let global = self.global;
+        let Some(log) = self.services.get_mut(&id) else {
+            return self.add(id, s);
+        };
+        log.format = s.log.format.unwrap_or(global.format);
+        log.timestamps = s.log.timestamps.unwrap_or(global.timestamps);
+        log.on_full = s.log.on_full;
+        let ring = std::mem::replace(&mut log.ring, Ring::new(0, 0));
+        log.ring = ring.resized(s.log.ring_lines, s.log.ring_bytes);
+        let same_file = log.file.as_ref().map(LogFile::spec) == s.log.file.as_ref();
+        if !same_file {
+            log.file = s.log.file.clone().map(|f| LogFile::new(f, file_owner(s)));
+        }
+    }
+
+    /// Forgets service `id` (removed, and its process gone): its ring, file
+    /// and any pipe still open for it.
+    pub fn remove(&mut self, id: ServiceId, epoll: &Epoll) {
+        self.services.remove(&id);
+        self.relays.retain(|_, r| {
+            let keep = r.service != id;
+            if !keep {
+                let _ = epoll.delete(&r.fd);
+            }
+            keep
+        });
+        self.width = self
+            .services
+            .values()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0);
     }
 
     /// Whether `service` writes straight to corral's stdout and stderr.
@@ -261,6 +291,10 @@ impl Output {
             return;
         };
         let Some(svc) = self.services.get_mut(&relay.service) else {
+            // Its service is gone: a pipe nobody reads would stay readable.
+            if let Some(r) = self.relays.remove(&id) {
+                let _ = epoll.delete(&r.fd);
+            }
             return;
         };
         let stream = relay.stream;
@@ -394,4 +428,11 @@ impl Output {
             sink.drain(epoll, timeout);
         }
     }
+}
+
+/// Who a service's log file and its directories belong to.
+fn file_owner(s: &ServiceSpec) -> Option<(u32, u32)> {
+    s.credentials
+        .as_ref()
+        .and_then(|c| c.uid.map(|u| (u, c.gid)))
 }

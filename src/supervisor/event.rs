@@ -179,6 +179,13 @@ pub enum Action {
     ReadPidfile { id: ServiceId, run: u64 },
     /// Abandon a check still running (kill an exec check, drop a connect).
     CancelProbe { id: ServiceId, purpose: Purpose },
+    /// A reload added service `id`: keep its log ring and file.
+    Register(ServiceId),
+    /// A reload removed service `id`, which has no process left: forget
+    /// its ring, file, sockets and checks.
+    Unregister(ServiceId),
+    /// Service `id` has a new definition: apply its `[log]` settings.
+    Reconfigure(ServiceId),
     /// Tell whatever supervises corral (its NOTIFY_SOCKET, as podman
     /// --sdnotify=container or systemd pass it) this sd_notify(3) message,
     /// if it asked to be told.

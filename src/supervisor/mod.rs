@@ -18,6 +18,7 @@ pub mod health;
 mod lifecycle;
 pub mod policy;
 mod readiness;
+pub mod reload;
 mod requests;
 pub mod roster;
 pub mod state;
@@ -115,6 +116,11 @@ pub struct Service {
     pub changed_at: Instant,
     /// The last STATUS= the service sent over the notify protocol.
     pub status_text: Option<String>,
+    /// A reload removed it: it leaves the roster once it has no process.
+    pub removing: bool,
+    /// A reload changed it: this definition applies once it has no
+    /// process (it is stopped for that if it must restart).
+    pub next_spec: Option<Box<ServiceSpec>>,
 }
 
 impl Service {
@@ -130,6 +136,8 @@ impl Service {
             last_exit: None,
             changed_at: now,
             status_text: None,
+            removing: false,
+            next_spec: None,
             spec,
         }
     }
@@ -255,6 +263,8 @@ pub enum Goal {
     Up { starts_before: u64 },
     /// No process left.
     Down,
+    /// Removed (by a reload) and gone from the roster.
+    Gone,
 }
 
 /// One line of `svctl health`: what is wrong with a service, if anything.
@@ -454,6 +464,7 @@ impl Supervisor {
         if self.phase == Phase::Exiting {
             return;
         }
+        self.settle_reload(now, out);
         let main_active = matches!(self.main, Main::Running { .. } | Main::Spawning);
         let shutting_down = self.phase != Phase::Up;
         for id in self.services.ids() {

@@ -169,6 +169,33 @@ impl Deps {
         }
     }
 
+    /// Keeps `id`'s edges from `old` (a service a reload removes keeps
+    /// them until it is gone, so what requires it stops first).
+    pub fn keep_edges_of(&mut self, id: ServiceId, old: &Deps) {
+        for r in old.requires(id) {
+            self.requires.entry(id).or_default().push(r);
+            self.dependents.entry(r).or_default().push(id);
+        }
+        for d in old.dependents(id) {
+            self.dependents.entry(id).or_default().push(d);
+            self.requires.entry(d).or_default().push(id);
+        }
+    }
+
+    /// Drops every edge of a service that is gone.
+    pub fn forget(&mut self, id: ServiceId) {
+        self.requires.remove(&id);
+        self.dependents.remove(&id);
+        for edges in self
+            .requires
+            .values_mut()
+            .chain(self.dependents.values_mut())
+        {
+            edges.retain(|&e| e != id);
+        }
+        self.order.retain(|&e| e != id);
+    }
+
     pub fn requires(&self, id: ServiceId) -> impl Iterator<Item = ServiceId> + '_ {
         self.requires.get(&id).into_iter().flatten().copied()
     }

@@ -7,9 +7,13 @@ impl Supervisor {
     /// Where service `id` stands with respect to `goal`.
     pub fn progress(&self, id: ServiceId, goal: Goal) -> Progress {
         let Some(s) = self.services.get(id) else {
-            return Progress::Failed("no such service".into());
+            return match goal {
+                Goal::Gone => Progress::Reached,
+                Goal::Up { .. } | Goal::Down => Progress::Failed("no such service".into()),
+            };
         };
         match (goal, &s.state) {
+            (Goal::Gone, _) => Progress::Pending,
             (Goal::Down, state)
                 if !state.is_active()
                     && !matches!(state, State::Backoff { .. } | State::Starting) =>

@@ -10,6 +10,7 @@ mod load;
 mod logs;
 mod pid1;
 mod ready;
+mod reload;
 mod security;
 mod svctl;
 
@@ -35,6 +36,7 @@ fn main() {
     tests.extend(ready::TESTS);
     tests.extend(logs::TESTS);
     tests.extend(access::TESTS);
+    tests.extend(reload::TESTS);
     tests.extend(security::TESTS);
     tests.extend(load::TESTS);
 

@@ -55,6 +55,7 @@ pub fn read_only(verb: &Verb) -> bool {
         | Verb::Stop { .. }
         | Verb::Restart { .. }
         | Verb::Signal { .. }
+        | Verb::Reload { .. }
         | Verb::Shutdown => false,
     }
 }

@@ -89,6 +89,18 @@ struct Waiter {
     goals: Vec<(ServiceId, Goal)>,
     deadline: Instant,
     timeout: Duration,
+    /// Said before the outcome (a reload's plan).
+    prefix: Option<String>,
+}
+
+impl Waiter {
+    /// `message`, after the prefix if there is one.
+    fn said(&self, message: String) -> String {
+        match &self.prefix {
+            Some(p) => format!("{p}\n{message}"),
+            None => message,
+        }
+    }
 }
 
 /// What a client's input amounted to.

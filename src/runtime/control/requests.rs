@@ -60,7 +60,7 @@ impl Control {
             | Verb::Signal { names, .. }
             | Verb::Wait { names, .. }
             | Verb::Logs { names, .. } => names.clone(),
-            Verb::Shutdown | Verb::Health => Vec::new(),
+            Verb::Shutdown | Verb::Health | Verb::Reload { .. } => Vec::new(),
         };
         let ids = match resolve(sup, &names) {
             Ok(ids) => ids,
@@ -127,6 +127,16 @@ impl Control {
                     services: Vec::new(),
                     message: Some("shutting down".into()),
                 }),
+                reload: None,
+            },
+            // The runtime reads the directory; see `Runtime::reload`.
+            Verb::Reload {
+                dry_run,
+                timeout_ms,
+            } => Plan {
+                event: None,
+                reply: None,
+                reload: Some((dry_run, timeout_ms)),
             },
             Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } | Verb::Signal { .. }
                 if ids.is_empty() =>
@@ -158,6 +168,7 @@ impl Control {
                 Plan {
                     event: Some(Event::SignalRequested { ids, signal }),
                     reply: Some(reply),
+                    reload: None,
                 }
             }
             Verb::Start { timeout_ms, .. } => self
@@ -178,6 +189,7 @@ impl Control {
                 Plan {
                     event: Some(Event::RestartRequested(ids)),
                     reply: None,
+                    reload: None,
                 }
             }
         }
@@ -200,6 +212,7 @@ impl Control {
         Plan {
             event: None,
             reply: None,
+            reload: None,
         }
     }
 
@@ -210,12 +223,25 @@ impl Control {
         timeout_ms: u64,
         now: Instant,
     ) {
+        self.add_waiter_saying(client, goals, timeout_ms, now, None);
+    }
+
+    /// A waiter whose answer starts with `prefix` (a reload's plan).
+    pub fn add_waiter_saying(
+        &mut self,
+        client: u64,
+        goals: Vec<(ServiceId, Goal)>,
+        timeout_ms: u64,
+        now: Instant,
+        prefix: Option<String>,
+    ) {
         let timeout = Duration::from_millis(timeout_ms.min(24 * 3600 * 1000));
         self.waiters.push(Waiter {
             client,
             goals,
             deadline: now + timeout,
             timeout,
+            prefix,
         });
     }
 
@@ -232,7 +258,7 @@ impl Control {
                         let name = sup.services().get(id).map_or("?", |s| s.spec.name.as_str());
                         answers.push((
                             w.client,
-                            Response::error(ErrorKind::Failed, format!("{name}: {why}")),
+                            Response::error(ErrorKind::Failed, w.said(format!("{name}: {why}"))),
                         ));
                         return false;
                     }
@@ -244,7 +270,7 @@ impl Control {
                     w.client,
                     Response::Ok {
                         services: status(sup, out, &ids, now),
-                        message: None,
+                        message: w.prefix.clone(),
                     },
                 ));
                 return false;
@@ -262,11 +288,11 @@ impl Control {
                     w.client,
                     Response::error(
                         ErrorKind::Failed,
-                        format!(
+                        w.said(format!(
                             "timed out after {:?}: still waiting: {}",
                             w.timeout,
                             stuck.join("; ")
-                        ),
+                        )),
                     ),
                 ));
                 return false;
@@ -290,6 +316,7 @@ fn verb_name(verb: &Verb) -> &'static str {
         Verb::Wait { .. } => "wait",
         Verb::Health => "health",
         Verb::Logs { .. } => "logs",
+        Verb::Reload { .. } => "reload",
     }
 }
 
@@ -361,6 +388,8 @@ fn resolve(sup: &Supervisor, names: &[String]) -> Result<Vec<ServiceId>, Respons
 pub struct Plan {
     pub event: Option<Event>,
     pub reply: Option<Response>,
+    /// Reload the services directory (dry run?, timeout in ms).
+    pub reload: Option<(bool, u64)>,
 }
 
 impl Plan {
@@ -368,6 +397,7 @@ impl Plan {
         Plan {
             event: None,
             reply: Some(resp),
+            reload: None,
         }
     }
 
