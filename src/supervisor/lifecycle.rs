@@ -17,6 +17,29 @@ impl Supervisor {
         let Some(s) = self.services.get_mut(id) else {
             return;
         };
+        match &s.state {
+            State::Spawning
+            | State::Stopped
+            | State::Starting
+            | State::Backoff { .. }
+            | State::Failed { .. }
+            | State::Exited => {}
+            // It has a process (or is finding its daemon) already: a
+            // second one would be lost track of. Kill it; its exit is
+            // reaped as an orphan's.
+            State::Running { .. } | State::Stopping { .. } | State::Adopting { .. } => {
+                warn!(
+                    "{}: unexpected second process {pid} while {}; killing it",
+                    s.spec.name,
+                    s.state.word()
+                );
+                out.push(Action::SignalGroup {
+                    pgid: pid,
+                    signal: Signal::SIGKILL,
+                });
+                return;
+            }
+        }
         self.pids.insert(pid, Owner::Service(id));
         s.starts += 1;
         s.status_text = None;
@@ -58,6 +81,21 @@ impl Supervisor {
         let Some(s) = self.services.get_mut(id) else {
             return;
         };
+        match &s.state {
+            State::Spawning => {}
+            // Only a spawn in flight can fail; anything else is stale.
+            State::Stopped
+            | State::Starting
+            | State::Running { .. }
+            | State::Adopting { .. }
+            | State::Stopping { .. }
+            | State::Backoff { .. }
+            | State::Failed { .. }
+            | State::Exited => {
+                debug!("{}: ignoring a stale spawn failure: {error}", s.spec.name);
+                return;
+            }
+        }
         warn!("{}: cannot start: {error}", s.spec.name);
         let reason = format!("cannot start: {error}");
         if s.spec.is_oneshot() {

@@ -335,8 +335,10 @@ impl Supervisor {
                     since: now,
                     nagged: false,
                 };
+                // Only what has never started: a second Boot changes
+                // nothing that runs.
                 for s in self.services.iter_mut() {
-                    if s.spec.enabled {
+                    if s.spec.enabled && s.state == State::Stopped && s.starts == 0 {
                         s.want_up = true;
                         set_state(s, State::Starting, now);
                     }

@@ -977,3 +977,595 @@ fn daemonizing_service_is_adopted_from_its_pidfile() {
         d.state
     );
 }
+
+/// Every (state, event) pair, from a supervisor driven into each state for
+/// service `s`: what state follows, and three things that must hold after
+/// any pair: the pid table knows exactly the processes the states hold,
+/// a tick leaves no deadline due (the old busy loop), and nothing panics.
+mod table {
+    use super::*;
+    use crate::config::probes::{Kind, Probe, ReadyMethod, ReadySpec};
+
+    /// The rows: a state name and how to get `s` (slot 0) into it.
+    fn rows() -> Vec<(&'static str, Sim)> {
+        let boot = |specs: Vec<ServiceSpec>, answer: bool| {
+            let mut sim = Sim::new(specs, false);
+            if answer {
+                sim.run(Event::Boot);
+            } else {
+                sim.handle(Event::Boot);
+            }
+            sim
+        };
+        let mut rows = Vec::new();
+        let mut disabled = spec("s", &[]);
+        disabled.enabled = false;
+        rows.push(("stopped", boot(vec![disabled], true)));
+        // `s` waits for `r`, whose spawn is not answered yet.
+        rows.push((
+            "starting",
+            boot(vec![spec("s", &["r"]), spec("r", &[])], false),
+        ));
+        rows.push(("spawning", boot(vec![spec("s", &[])], false)));
+        let mut polled = spec("s", &[]);
+        polled.ready = Some(ReadySpec {
+            method: ReadyMethod::Poll(Probe::File("/run/x".into())),
+            timeout: Duration::from_secs(3),
+            interval: Duration::from_millis(200),
+        });
+        rows.push(("running, waiting", boot(vec![polled], true)));
+        rows.push(("running, ready", boot(vec![spec("s", &[])], true)));
+        let mut daemon = spec("s", &[]);
+        daemon.pidfile = Some(PathBuf::from("/run/s.pid"));
+        let mut sim = boot(vec![daemon], true);
+        sim.exit("s", ExitStatus::Code(0));
+        rows.push(("adopting", sim));
+        let mut sim = boot(vec![spec("s", &[])], true);
+        sim.run(Event::StopRequested(vec![sid(0)]));
+        rows.push(("stopping", sim));
+        let mut sim = boot(vec![spec("s", &[])], true);
+        sim.exit("s", ExitStatus::Code(1));
+        rows.push(("backoff", sim));
+        let mut optional = spec("s", &[]);
+        optional.kind = Kind::Oneshot {
+            timeout: None,
+            optional: true,
+        };
+        let mut sim = boot(vec![optional], false);
+        sim.run(Event::SpawnFailed {
+            id: sid(0),
+            error: "ENOENT".into(),
+        });
+        rows.push(("failed", sim));
+        let mut never = spec("s", &[]);
+        never.restart = RestartPolicy::Never;
+        let mut sim = boot(vec![never], true);
+        sim.exit("s", ExitStatus::Code(0));
+        rows.push(("exited", sim));
+        rows
+    }
+
+    /// The columns: every event, aimed at `s` where it names a service.
+    fn events(sim: &Sim) -> Vec<(&'static str, Event)> {
+        let s = sid(0);
+        let svc = sim.sup.services().get(s).unwrap();
+        let (pid, run) = (svc.state.pid().unwrap_or(4242), svc.starts);
+        vec![
+            ("Boot", Event::Boot),
+            ("Spawned", Event::Spawned { id: s, pid: 9000 }),
+            (
+                "SpawnFailed",
+                Event::SpawnFailed {
+                    id: s,
+                    error: "EAGAIN".into(),
+                },
+            ),
+            ("MainSpawned", Event::MainSpawned { pid: 9001 }),
+            ("MainSpawnFailed", Event::MainSpawnFailed { code: 127 }),
+            (
+                "Reaped",
+                Event::Reaped {
+                    pid,
+                    status: ExitStatus::Code(1),
+                },
+            ),
+            ("NoChildren", Event::NoChildren),
+            ("Tick", Event::Tick),
+            ("SIGHUP", Event::SignalReceived(Signal::SIGHUP)),
+            ("Start", Event::StartRequested(vec![s])),
+            ("Stop", Event::StopRequested(vec![s])),
+            ("Restart", Event::RestartRequested(vec![s])),
+            (
+                "Signal",
+                Event::SignalRequested {
+                    ids: vec![s],
+                    signal: Signal::SIGUSR1,
+                },
+            ),
+            ("Shutdown", Event::ShutdownRequested),
+            (
+                "Adopted",
+                Event::Adopted {
+                    id: s,
+                    run,
+                    pid: 777,
+                },
+            ),
+            (
+                "AdoptFailed",
+                Event::AdoptFailed {
+                    id: s,
+                    run,
+                    reason: "not yet".into(),
+                },
+            ),
+            (
+                "ProbeDone",
+                Event::ProbeDone(ProbeResult {
+                    id: s,
+                    run,
+                    purpose: Purpose::Ready,
+                    ok: true,
+                    output: String::new(),
+                }),
+            ),
+            (
+                "Notified",
+                Event::Notified {
+                    id: s,
+                    run,
+                    message: Notice {
+                        ready: true,
+                        ..Notice::default()
+                    },
+                },
+            ),
+        ]
+    }
+
+    /// The state word (`running` split by readiness) `s` is in.
+    fn word(sim: &Sim) -> String {
+        let s = sim.sup.services().get(sid(0)).unwrap();
+        match &s.state {
+            State::Running {
+                ready: Readiness::Waiting { .. },
+                ..
+            } => "running, waiting".into(),
+            State::Running {
+                ready: Readiness::Ready { .. },
+                ..
+            } => "running, ready".into(),
+            State::Spawning => "spawning".into(),
+            State::Adopting { .. } => "adopting".into(),
+            other => other.word().into(),
+        }
+    }
+
+    /// What follows, row by row, in the order of `events`.
+    const EXPECTED: &[(&str, [&str; 18])] = &[
+        // Boot, Spawned, SpawnFailed, MainSpawned, MainSpawnFailed, Reaped, NoChildren,
+        // Tick, SIGHUP, Start, Stop, Restart, Signal, Shutdown, Adopted, AdoptFailed,
+        // ProbeDone, Notified
+        (
+            "stopped",
+            [
+                "stopped",
+                "stopping",
+                "stopped",
+                "stopped",
+                "stopped",
+                "stopped",
+                "stopped",
+                "stopped",
+                "stopped",
+                "running, ready",
+                "stopped",
+                "running, ready",
+                "stopped",
+                "stopped",
+                "stopped",
+                "stopped",
+                "stopped",
+                "stopped",
+            ],
+        ),
+        (
+            "starting",
+            [
+                "starting",
+                "running, ready",
+                "starting",
+                "starting",
+                "stopped",
+                "starting",
+                "starting",
+                "starting",
+                "starting",
+                "starting",
+                "stopped",
+                "starting",
+                "starting",
+                "stopped",
+                "starting",
+                "starting",
+                "starting",
+                "starting",
+            ],
+        ),
+        (
+            "spawning",
+            [
+                "spawning",
+                "running, ready",
+                "backoff",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+                "spawning",
+            ],
+        ),
+        (
+            "running, waiting",
+            [
+                "running, waiting",
+                "running, waiting",
+                "running, waiting",
+                "running, waiting",
+                "stopping",
+                "backoff",
+                "running, waiting",
+                "stopping",
+                "running, waiting",
+                "running, waiting",
+                "stopping",
+                "stopping",
+                "running, waiting",
+                "stopping",
+                "running, waiting",
+                "running, waiting",
+                "running, ready",
+                "running, waiting",
+            ],
+        ),
+        (
+            "running, ready",
+            [
+                "running, ready",
+                "running, ready",
+                "running, ready",
+                "running, ready",
+                "stopping",
+                "backoff",
+                "running, ready",
+                "running, ready",
+                "running, ready",
+                "running, ready",
+                "stopping",
+                "stopping",
+                "running, ready",
+                "stopping",
+                "running, ready",
+                "running, ready",
+                "running, ready",
+                "running, ready",
+            ],
+        ),
+        (
+            "adopting",
+            [
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "adopting",
+                "running, ready",
+                "adopting",
+                "adopting",
+                "adopting",
+            ],
+        ),
+        (
+            "stopping",
+            [
+                "stopping", "stopping", "stopping", "stopping", "stopping", "stopped", "stopping",
+                "stopping", "stopping", "stopping", "stopping", "stopping", "stopping", "stopping",
+                "stopping", "stopping", "stopping", "stopping",
+            ],
+        ),
+        (
+            "backoff",
+            [
+                "backoff",
+                "running, ready",
+                "backoff",
+                "backoff",
+                "stopped",
+                "backoff",
+                "backoff",
+                "running, ready",
+                "backoff",
+                "running, ready",
+                "stopped",
+                "running, ready",
+                "backoff",
+                "stopped",
+                "backoff",
+                "backoff",
+                "backoff",
+                "backoff",
+            ],
+        ),
+        (
+            "failed",
+            [
+                "failed",
+                "running, waiting",
+                "failed",
+                "failed",
+                "failed",
+                "failed",
+                "failed",
+                "failed",
+                "failed",
+                "running, waiting",
+                "failed",
+                "running, waiting",
+                "failed",
+                "failed",
+                "failed",
+                "failed",
+                "failed",
+                "failed",
+            ],
+        ),
+        (
+            "exited",
+            [
+                "exited",
+                "running, ready",
+                "exited",
+                "exited",
+                "exited",
+                "exited",
+                "exited",
+                "exited",
+                "exited",
+                "running, ready",
+                "exited",
+                "running, ready",
+                "exited",
+                "exited",
+                "exited",
+                "exited",
+                "exited",
+                "exited",
+            ],
+        ),
+    ];
+
+    #[test]
+    fn every_state_event_pair() {
+        let mut seen = Vec::new();
+        let rows = rows();
+        assert_eq!(rows.len(), EXPECTED.len());
+        for ((row, sim0), (expected_row, expected)) in rows.into_iter().zip(EXPECTED) {
+            assert_eq!(row, *expected_row);
+            assert_eq!(word(&sim0), row, "the row's setup reaches {row}");
+            let cols = events(&sim0);
+            assert_eq!(cols.len(), expected.len());
+            let mut got = Vec::new();
+            for (i, (name, _)) in cols.iter().enumerate() {
+                // A fresh supervisor per pair, in the row's state.
+                let mut sim = rows_again(row);
+                let event = events(&sim).swap_remove(i).1;
+                if *name == "Tick" {
+                    // At the state's own deadline (or much later).
+                    let s = sim.sup.services().get(sid(0)).unwrap();
+                    sim.now = s
+                        .state
+                        .deadline()
+                        .unwrap_or(sim.now + Duration::from_secs(3600));
+                }
+                sim.run(event);
+                if *name == "Tick" {
+                    assert!(
+                        sim.sup.next_deadline().is_none_or(|d| d > sim.now),
+                        "{row} x Tick leaves a deadline due"
+                    );
+                }
+                for s in sim.sup.services().iter() {
+                    if let Some(pid) = s.state.pid() {
+                        assert_eq!(
+                            sim.sup.pids.get(&pid),
+                            Some(&Owner::Service(s.id)),
+                            "{row} x {name}: pid {pid} of {} unknown",
+                            s.spec.name
+                        );
+                    }
+                }
+                for (pid, owner) in &sim.sup.pids {
+                    if let Owner::Service(id) = owner {
+                        let holder = sim.sup.services().get(*id).and_then(|s| s.state.pid());
+                        assert_eq!(
+                            holder,
+                            Some(*pid),
+                            "{row} x {name}: pid {pid} held by no state"
+                        );
+                    }
+                }
+                got.push(word(&sim));
+                seen.push((row, *name));
+            }
+            let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+            assert_eq!(got, expected, "row {row}");
+        }
+        assert_eq!(seen.len(), 10 * 18, "every pair walked");
+    }
+
+    fn rows_again(name: &str) -> Sim {
+        rows()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s)
+            .unwrap()
+    }
+}
+
+mod reloads {
+    use super::*;
+
+    fn config(specs: Vec<ServiceSpec>) -> Config {
+        Config {
+            graph: crate::config::graph_of(&specs).unwrap(),
+            services: specs,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn with_argv(mut s: ServiceSpec, argv: &str) -> ServiceSpec {
+        s.argv = vec![argv.into()];
+        s
+    }
+
+    /// Reloads like the runtime does, answering the spawns.
+    fn reload(sim: &mut Sim, specs: Vec<ServiceSpec>) -> (Vec<String>, Vec<Action>) {
+        let mut out = Vec::new();
+        let (plan, _) = sim.sup.reload(config(specs), sim.now, &mut out);
+        let mut seen = Vec::new();
+        for a in out {
+            if let Action::Spawn(id) = a {
+                sim.next_pid += 1;
+                seen.extend(sim.run(Event::Spawned {
+                    id,
+                    pid: sim.next_pid,
+                }));
+            }
+            seen.push(a);
+        }
+        (plan.lines(), seen)
+    }
+
+    #[test]
+    fn add_remove_restart_and_keep() {
+        let mut sim = Sim::new(
+            vec![spec("a", &[]), spec("b", &[]), spec("c", &["a"])],
+            false,
+        );
+        sim.run(Event::Boot);
+        let (a, b, c) = (sim.pid("a"), sim.pid("b"), sim.pid("c"));
+        let (id_b, id_c) = (sim.id("b"), sim.id("c"));
+        let (plan, actions) = reload(
+            &mut sim,
+            vec![
+                spec("a", &[]),
+                with_argv(spec("c", &["a"]), "/bin/new"),
+                spec("d", &["a"]),
+            ],
+        );
+        assert_eq!(
+            plan,
+            [
+                "remove b",
+                "restart c (command changed)",
+                "add d",
+                "1 unchanged"
+            ]
+        );
+        assert!(
+            actions.contains(&term(b)) && actions.contains(&term(c)),
+            "{actions:?}"
+        );
+        assert!(actions.iter().any(|x| matches!(x, Action::Register(_))));
+        assert_eq!(sim.pid("a"), a, "unchanged keeps its process");
+        // b goes once its process is gone; c comes back with the new command.
+        let actions = sim.exit("b", ExitStatus::Signaled(Signal::SIGTERM));
+        assert!(actions.contains(&Action::Unregister(id_b)), "{actions:?}");
+        assert!(sim.sup.lookup("b").is_none());
+        let actions = sim.exit("c", ExitStatus::Signaled(Signal::SIGTERM));
+        assert_eq!(spawned(&actions), vec![id_c]);
+        assert_eq!(
+            sim.sup.services().get(id_c).unwrap().spec.argv,
+            ["/bin/new"]
+        );
+        // Edges of the new configuration: stopping a takes c and d down first.
+        let d = sim.id("d");
+        sim.run(Event::StopRequested(vec![sim.id("a")]));
+        for id in [id_c, d] {
+            assert_eq!(sim.sup.services().get(id).unwrap().state.word(), "stopping");
+        }
+        assert_eq!(
+            sim.state("a").word(),
+            "running",
+            "a waits for its dependents"
+        );
+    }
+
+    #[test]
+    fn late_events_for_a_removed_service_reach_nothing() {
+        let mut sim = Sim::new(vec![spec("a", &[]), spec("b", &[])], false);
+        sim.run(Event::Boot);
+        let (id_b, pid_b) = (sim.id("b"), sim.pid("b"));
+        reload(&mut sim, vec![spec("a", &[])]);
+        sim.exit("b", ExitStatus::Signaled(Signal::SIGTERM));
+        // A new service takes b's slot, one generation on.
+        let mut polled = spec("f", &[]);
+        polled.ready = Some(crate::config::probes::ReadySpec {
+            method: ReadyMethod::Notify,
+            timeout: Duration::from_secs(3),
+            interval: Duration::from_millis(200),
+        });
+        reload(&mut sim, vec![spec("a", &[]), polled]);
+        let f = sim.id("f");
+        assert_eq!((f.slot, f.generation), (id_b.slot, id_b.generation + 1));
+        let before = sim.state("f").clone();
+        for late in [
+            Event::Notified {
+                id: id_b,
+                run: 1,
+                message: Notice {
+                    ready: true,
+                    ..Notice::default()
+                },
+            },
+            Event::ProbeDone(ProbeResult {
+                id: id_b,
+                run: 1,
+                purpose: Purpose::Ready,
+                ok: true,
+                output: String::new(),
+            }),
+            Event::Adopted {
+                id: id_b,
+                run: 1,
+                pid: 4321,
+            },
+            Event::Reaped {
+                pid: pid_b,
+                status: ExitStatus::Code(0),
+            },
+        ] {
+            sim.run(late);
+            assert_eq!(sim.state("f"), &before, "a late event for b reached f");
+        }
+    }
+}
