@@ -178,7 +178,23 @@ impl Supervisor {
                 then: AfterStop::Fail(reason),
                 ..
             } => Some(reason.clone()),
-            _ => None,
+            // Nothing to add to the state word.
+            State::Running {
+                ready: Readiness::Waiting { .. },
+                ..
+            }
+            | State::Running {
+                ready: Readiness::Ready { .. },
+                ..
+            }
+            | State::Stopping {
+                then: AfterStop::Down,
+                ..
+            }
+            | State::Stopped
+            | State::Spawning
+            | State::Adopting { .. }
+            | State::Exited => None,
         }
     }
 
@@ -242,7 +258,13 @@ impl Supervisor {
                 Some(e) => format!("{} exited ({e})", s.spec.name),
                 None => format!("{} exited", s.spec.name),
             },
-            _ => format!("{} is {}", s.spec.name, s.state.word()),
+            State::Stopped
+            | State::Starting
+            | State::Spawning
+            | State::Running { .. }
+            | State::Adopting { .. }
+            | State::Stopping { .. }
+            | State::Backoff { .. } => format!("{} is {}", s.spec.name, s.state.word()),
         }
     }
 }
