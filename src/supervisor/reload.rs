@@ -180,13 +180,13 @@ impl Supervisor {
         }
     }
 
-    /// Whether a reload would now be refused, and why.
+    /// Whether a reload would now be refused, and why. Not during startup:
+    /// a service that never gets ready at boot is exactly what a reload
+    /// must be able to fix; a reload is applied in one step, so it cannot
+    /// interleave with anything.
     pub fn reload_refusal(&self) -> Option<&'static str> {
         if self.phase != Phase::Up {
             return Some("corral is shutting down");
-        }
-        if matches!(self.startup, Startup::Pending { .. }) {
-            return Some("corral is still starting its services; reload once `svctl wait` returns");
         }
         if self
             .services

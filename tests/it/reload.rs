@@ -14,6 +14,7 @@ pub const TESTS: &[Test] = crate::tests![
     dry_run_prints_the_plan_and_changes_nothing,
     sighup_reloads_without_a_main_command,
     reload_during_a_crash_loop_and_a_slow_stop,
+    reload_during_startup_fixes_a_service_that_never_gets_ready,
     two_hundred_reloads_keep_descriptors_and_memory_flat,
 ];
 
@@ -267,6 +268,36 @@ fn reload_during_a_crash_loop_and_a_slow_stop() -> TestResult {
         ps.iter().filter(|(_, _, n)| n == "sleep").count() >= 2,
         "both run the new command: {ps:?}"
     );
+    Ok(())
+}
+
+fn reload_during_startup_fixes_a_service_that_never_gets_ready() -> TestResult {
+    require_pid_namespace()?;
+    let c = Setup::new(
+        "reload-startup",
+        &[(
+            "stuck",
+            "command = [\"sleep\", \"1000\"]\n[ready]\nfile = \"/nonexistent/ready\"\ntimeout = \"30s\"\n",
+        )],
+    )
+    .start();
+    c.wait_socket();
+    c.wait_state("stuck", "running", 5 * SECOND);
+    assert_eq!(
+        c.service("stuck")["ready"],
+        false,
+        "startup is still pending"
+    );
+    std::fs::write(
+        c.services.join("stuck.toml"),
+        "command = [\"sleep\", \"1000\"]\n",
+    )
+    .unwrap();
+    let out = c.svctl(&["reload"]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}\n{}", c.stderr());
+    assert!(said.contains("restart stuck (ready changed)"), "{said}");
+    assert_eq!(c.service("stuck")["ready"], true);
     Ok(())
 }
 
