@@ -310,7 +310,7 @@ impl Runtime {
             Kind::Pipe => self.output.on_readable(id, &self.epoll),
             Kind::Sink => self.output.on_writable(&self.epoll),
             Kind::Probe => {
-                if let Some(event) = self.probes.on_connect(id, &self.epoll) {
+                if let Some(event) = self.probes.on_ready(id, &self.epoll) {
                     self.queue.push_back(event);
                 }
             }
@@ -370,7 +370,7 @@ impl Runtime {
         for (pid, status) in reaped.exits {
             let event = self
                 .probes
-                .on_exit(pid, status)
+                .on_exit(pid, status, &self.epoll)
                 .unwrap_or(Event::Reaped { pid, status });
             self.queue.push_back(event);
         }

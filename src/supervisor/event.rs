@@ -18,15 +18,16 @@ pub struct ServiceId {
 }
 
 impl ServiceId {
-    /// The id in 48 bits, for an epoll token: 24 bits of slot, 24 of
-    /// generation (generations wrap at 24 bits).
+    /// The id in 46 bits, for an epoll token (48 bits, two of them left
+    /// for the probe's own flags): 22 bits of slot, 24 of generation
+    /// (generations wrap at 24 bits; 4 million slots is plenty).
     pub fn bits(self) -> u64 {
-        (u64::from(self.slot & 0xff_ffff) << 24) | u64::from(self.generation & 0xff_ffff)
+        (u64::from(self.slot & 0x3f_ffff) << 24) | u64::from(self.generation & 0xff_ffff)
     }
 
     pub fn from_bits(bits: u64) -> ServiceId {
         ServiceId {
-            slot: ((bits >> 24) & 0xff_ffff) as u32,
+            slot: ((bits >> 24) & 0x3f_ffff) as u32,
             generation: (bits & 0xff_ffff) as u32,
         }
     }

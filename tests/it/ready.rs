@@ -19,6 +19,7 @@ pub const TESTS: &[Test] = crate::tests![
     svctl_wait_and_health_exit_codes,
     not_ready_in_time_is_restarted,
     main_command_waits_for_readiness,
+    exec_check_printing_more_than_a_pipe_holds_does_not_stall,
 ];
 
 /// A dependent that logs when it starts: `NAME-start <ns>`.
@@ -485,5 +486,25 @@ fn not_ready_in_time_is_restarted() -> TestResult {
         s["note"].as_str().unwrap().contains("not ready within"),
         "{s}"
     );
+    Ok(())
+}
+
+fn exec_check_printing_more_than_a_pipe_holds_does_not_stall() -> TestResult {
+    require_pid_namespace()?;
+    // 1 MB of output, then the verdict: a check whose pipe was read only
+    // after it exited blocked on its writes until the ready timeout.
+    let svc = "command = [\"sleep\", \"1000\"]\n[ready]\nexec = \"seq 1 200000; echo all good\"\ntimeout = \"10s\"\n[health]\nexec = \"seq 1 200000; echo still good\"\ninterval = \"200ms\"\n";
+    let c = Setup::new("bigcheck", &[("chatty", svc)]).start();
+    c.wait_socket();
+    let out = c.svctl(&["--timeout", "8s", "wait", "chatty"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        c.stderr()
+    );
+    wait_until("the health check's last line", 5 * SECOND, || {
+        c.service("chatty")["health_output"] == "still good"
+    });
     Ok(())
 }
