@@ -59,7 +59,10 @@ impl Supervisor {
             let Some(s) = self.services.get(id) else {
                 continue;
             };
-            if !s.spec.enabled && s.starts == 0 {
+            // Not wanted and not running: disabled, or stopped on purpose
+            // (`svctl stop`): not a health failure. A failed oneshot is
+            // still wanted, so it still counts.
+            if !s.want_up && !s.state.is_active() {
                 continue;
             }
             let oneshot_done =

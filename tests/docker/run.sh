@@ -227,13 +227,15 @@ healthcheck_follows_svctl_health() {
   dir=$(services health <<'S'
 === db.toml
 command = ["sleep", "1000"]
+restart = "never"
 S
 )
   c=$(run_d health --health-cmd "svctl health" --health-interval 1s --health-retries 1 --health-timeout 2s \
       -v "$dir:/etc/corral/services.d:ro" "$img") || fail "docker run"
   until_true 20 sh -c "[ \$(docker inspect -f '{{.State.Health.Status}}' $c) = healthy ]" \
     || fail "healthy: $(docker inspect -f '{{json .State.Health}}' "$c")"
-  docker exec "$c" svctl stop db >/dev/null || fail "svctl stop"
+  # A service that dies (not one stopped on purpose) makes it unhealthy.
+  docker exec "$c" svctl signal KILL db >/dev/null || fail "svctl signal"
   until_true 20 sh -c "[ \$(docker inspect -f '{{.State.Health.Status}}' $c) = unhealthy ]" \
     || fail "unhealthy: $(docker inspect -f '{{json .State.Health}}' "$c")"
 }

@@ -20,6 +20,7 @@ pub const TESTS: &[Test] = crate::tests![
     not_ready_in_time_is_restarted,
     main_command_waits_for_readiness,
     exec_check_printing_more_than_a_pipe_holds_does_not_stall,
+    health_ignores_a_service_stopped_on_purpose,
 ];
 
 /// A dependent that logs when it starts: `NAME-start <ns>`.
@@ -427,7 +428,13 @@ fn svctl_wait_and_health_exit_codes() -> TestResult {
     );
     let c = Setup::new(
         "waithealth",
-        &[("db", &db), ("cron", "command = [\"sleep\", \"1000\"]\n")],
+        &[
+            ("db", &db),
+            (
+                "cron",
+                "command = [\"sleep\", \"1000\"]\nrestart = \"never\"\n",
+            ),
+        ],
     )
     .start();
     c.wait_socket();
@@ -458,12 +465,14 @@ fn svctl_wait_and_health_exit_codes() -> TestResult {
         String::from_utf8_lossy(&out.stdout).contains("healthy: 2 enabled service(s) up"),
         "{out:?}"
     );
-    // A stopped service makes it unhealthy again.
-    assert!(c.svctl(&["stop", "cron"]).status.success());
+    // A wanted service that went down makes it unhealthy again (one
+    // stopped on purpose does not: health_ignores_a_service_stopped_on_purpose).
+    assert!(c.svctl(&["signal", "KILL", "cron"]).status.success());
+    c.wait_state("cron", "exited", 5 * SECOND);
     let out = c.svctl(&["health"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cron: is stopped"),
+        String::from_utf8_lossy(&out.stderr).contains("cron: exited (killed by SIGKILL)"),
         "{out:?}"
     );
     Ok(())
@@ -506,5 +515,36 @@ fn exec_check_printing_more_than_a_pipe_holds_does_not_stall() -> TestResult {
     wait_until("the health check's last line", 5 * SECOND, || {
         c.service("chatty")["health_output"] == "still good"
     });
+    Ok(())
+}
+
+fn health_ignores_a_service_stopped_on_purpose() -> TestResult {
+    require_pid_namespace()?;
+    // One debugging session (start a disabled service, stop it again)
+    // used to fail the health check for good: `debug: is stopped`.
+    let c = Setup::new(
+        "stoppedhealth",
+        &[
+            ("db", "command = [\"sleep\", \"1000\"]\n"),
+            (
+                "debug",
+                "command = [\"sleep\", \"1000\"]\nenabled = false\n",
+            ),
+        ],
+    )
+    .start();
+    c.wait_socket();
+    assert!(c.svctl(&["wait"]).status.success());
+    assert!(c.svctl(&["start", "debug"]).status.success());
+    assert!(c.svctl(&["stop", "debug"]).status.success());
+    let out = c.svctl(&["health"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An enabled service stopped by hand does not count either.
+    assert!(c.svctl(&["stop", "db"]).status.success());
+    assert!(c.svctl(&["health"]).status.success());
     Ok(())
 }
