@@ -359,7 +359,9 @@ fn two_hundred_reloads_keep_descriptors_and_memory_flat() -> TestResult {
     println!(
         "    200 reloads with 100 services: descriptors {fds0} -> {fds1}, RSS {rss0} -> {rss1} KiB"
     );
-    assert!(fds1 <= fds0, "descriptors grew: {fds0} -> {fds1}");
+    // A leak would show per reload (+200 and more); a descriptor or two
+    // in passing (a connection not closed yet) is not one.
+    assert!(fds1 <= fds0 + 2, "descriptors grew: {fds0} -> {fds1}");
     assert!(rss1 <= rss0 + 512, "memory grew: {rss0} -> {rss1} KiB");
     assert_eq!(names(&c).len(), 100);
     Ok(())
