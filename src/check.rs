@@ -13,11 +13,18 @@ pub fn run(dir: &Path) -> i32 {
             for w in &config.warnings {
                 eprintln!("warning: {w}");
             }
-            let order: Vec<&str> = config
+            let order: Vec<String> = config
                 .graph
                 .order
                 .iter()
-                .filter_map(|&i| config.services.get(i).map(|s| s.name.as_str()))
+                .filter_map(|&i| config.services.get(i))
+                .map(|s| {
+                    if s.enabled {
+                        s.name.clone()
+                    } else {
+                        format!("{} (disabled)", s.name)
+                    }
+                })
                 .collect();
             println!(
                 "{}: {} service(s) valid; start order: {}",

@@ -49,7 +49,7 @@ verbs:
   restart NAME...             stop and start again; wait until running
   signal SIG NAME...          send SIG (e.g. HUP) to the services' main processes
   wait [NAME...]              until they (default: all enabled) are ready, oneshots done
-  logs [-f] [-n N] [NAME...]  the last N (100) lines of the services (default: all);
+  logs [-f] [-n N] [NAME...]  the last N (100) lines of each service (default: all);
                               -f follows new lines until interrupted
   health                      exit 0 iff every enabled service is up, ready, healthy
                               and every oneshot succeeded (for HEALTHCHECK, probes)

@@ -43,6 +43,7 @@ impl Supervisor {
         self.pids.insert(pid, Owner::Service(id));
         s.starts += 1;
         s.status_text = None;
+        s.last_check = None;
         info!("{}: started, pid {pid}", s.spec.name);
         let ready = match (s.spec.kind, &s.spec.ready) {
             (Kind::Oneshot { timeout, .. }, _) => Readiness::Waiting {
@@ -377,10 +378,17 @@ impl Supervisor {
             } => {
                 if due(deadline) {
                     let took = now.saturating_duration_since(*started);
-                    let reason = if s.spec.is_oneshot() {
-                        format!("timed out after {} ms", took.as_millis())
-                    } else {
-                        format!("not ready within {} ms", took.as_millis())
+                    let reason = match (&s.spec.kind, &s.last_check) {
+                        (Kind::Oneshot { .. }, _) => {
+                            format!("timed out after {} ms", took.as_millis())
+                        }
+                        (Kind::Longrun, Some(why)) => format!(
+                            "not ready within {} ms (last check: {why})",
+                            took.as_millis()
+                        ),
+                        (Kind::Longrun, None) => {
+                            format!("not ready within {} ms", took.as_millis())
+                        }
                     };
                     warn!("{}: {reason}; stopping it", s.spec.name);
                     stop_for = Some(AfterStop::Fail(reason));

@@ -116,6 +116,8 @@ pub struct Service {
     pub changed_at: Instant,
     /// The last STATUS= the service sent over the notify protocol.
     pub status_text: Option<String>,
+    /// Why the last readiness check of the current process failed.
+    pub last_check: Option<String>,
     /// A reload removed it: it leaves the roster once it has no process.
     pub removing: bool,
     /// A reload changed it: this definition applies once it has no
@@ -136,6 +138,7 @@ impl Service {
             last_exit: None,
             changed_at: now,
             status_text: None,
+            last_check: None,
             removing: false,
             next_spec: None,
             spec,

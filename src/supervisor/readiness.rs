@@ -39,6 +39,7 @@ impl Supervisor {
                 } else if let Some(r) = &s.spec.ready {
                     debug!("{}: not ready yet: {output}", s.spec.name);
                     *next_probe = Some(now + r.interval);
+                    s.last_check = Some(output);
                 }
             }
             (

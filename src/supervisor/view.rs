@@ -123,7 +123,11 @@ impl Supervisor {
                     name: s.spec.name.clone(),
                     state: if blocked { "blocked" } else { s.state.word() }.to_string(),
                     pid: s.state.pid(),
-                    uptime_ms: Some(now.saturating_duration_since(since).as_millis() as u64),
+                    // Uptime means something only while a process exists.
+                    uptime_ms: s
+                        .state
+                        .pid()
+                        .map(|_| now.saturating_duration_since(since).as_millis() as u64),
                     restarts: s.restarts,
                     last_exit: s.last_exit.map(ExitStatus::to_proto),
                     enabled: s.spec.enabled,
@@ -167,10 +171,13 @@ impl Supervisor {
             State::Running {
                 ready: Readiness::Waiting { .. },
                 ..
-            } if !s.spec.is_oneshot() => Some("waiting for readiness".into()),
+            } if !s.spec.is_oneshot() => Some(match &s.last_check {
+                Some(why) => format!("waiting for readiness (last check: {why})"),
+                None => "waiting for readiness".into(),
+            }),
             State::Backoff { until } => Some(format!(
-                "restart in {} ms",
-                until.saturating_duration_since(now).as_millis()
+                "restart in {}",
+                seconds(until.saturating_duration_since(now))
             )),
             State::Failed { reason } => Some(reason.clone()),
             State::Stopping {
@@ -269,5 +276,14 @@ impl Supervisor {
             | State::Stopping { .. }
             | State::Backoff { .. } => format!("{} is {}", s.spec.name, s.state.word()),
         }
+    }
+}
+
+/// `850 ms`, `19.7 s`: how long until something, as people read it.
+fn seconds(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }

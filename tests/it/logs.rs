@@ -223,6 +223,15 @@ fn svctl_logs_shows_the_ring_and_follows() -> TestResult {
         without_time(&String::from_utf8_lossy(&out.stdout)),
         ["db | line 7", "db | oops"]
     );
+    // -n counts per service: one line each of db and other.
+    let out = c.svctl(&["logs", "-n", "1", "db", "other"]);
+    let both = without_time(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        both.len() == 2
+            && both.iter().any(|l| l.starts_with("db"))
+            && both.iter().any(|l| l.starts_with("other")),
+        "{both:?}"
+    );
     let out = c.svctl(&["logs", "-n", "1000"]);
     let all = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(

@@ -491,10 +491,15 @@ fn not_ready_in_time_is_restarted() -> TestResult {
     c.wait_socket();
     let s = c.wait_state("never", "failed", 10 * SECOND);
     assert_eq!(s["restarts"], 1, "{s}");
+    // Why, in status and in corral's log at the default level: the last
+    // check's reason (it was never said).
+    let why = "(last check: /nonexistent/ready: No such file or directory (os error 2))";
     assert!(
-        s["note"].as_str().unwrap().contains("not ready within"),
+        s["note"].as_str().unwrap().contains("not ready within")
+            && s["note"].as_str().unwrap().contains(why),
         "{s}"
     );
+    assert!(c.stderr().contains(why), "{}", c.stderr());
     Ok(())
 }
 

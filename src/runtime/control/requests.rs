@@ -155,9 +155,14 @@ impl Control {
                     .map(|s| s.spec.name.as_str())
                     .collect();
                 let reply = if down.is_empty() {
+                    let to: Vec<&str> = ids
+                        .iter()
+                        .filter_map(|&id| sup.services().get(id))
+                        .map(|s| s.spec.name.as_str())
+                        .collect();
                     Response::Ok {
                         services: Vec::new(),
-                        message: Some(format!("sent {}", signal.as_str())),
+                        message: Some(format!("sent {} to {}", signal.as_str(), to.join(", "))),
                     }
                 } else {
                     Response::error(
@@ -331,7 +336,7 @@ fn status(sup: &Supervisor, out: &Output, ids: &[ServiceId], now: Instant) -> Ve
     st
 }
 
-/// The last `n` lines of each service, merged by time.
+/// The last `n` lines of each service (`n` each), merged by time.
 fn backlog(out: &Output, sup: &Supervisor, ids: &[ServiceId], n: usize) -> Vec<LogLine> {
     let mut all: Vec<(std::time::SystemTime, usize, LogLine)> = Vec::new();
     let mut seq = 0;
@@ -352,8 +357,7 @@ fn backlog(out: &Output, sup: &Supervisor, ids: &[ServiceId], n: usize) -> Vec<L
         }
     }
     all.sort_by_key(|(t, seq, _)| (*t, *seq));
-    let skip = all.len().saturating_sub(n);
-    all.into_iter().skip(skip).map(|(_, _, l)| l).collect()
+    all.into_iter().map(|(_, _, l)| l).collect()
 }
 
 /// Service names to ids; an unknown name is a bad request naming the
