@@ -241,6 +241,11 @@ impl Corral {
         pid
     }
 
+    /// The pid of unshare itself (corral's parent).
+    pub fn unshare_pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// corral's stdout, when the setup made it a pipe.
     pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
         self.child.stdout.take()

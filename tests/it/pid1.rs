@@ -547,12 +547,28 @@ fn tini_mode_opens_no_control_socket() -> TestResult {
     wait_until("sleep to run", 5 * SECOND, || {
         c.namespace_processes().iter().any(|p| p.2 == "sleep")
     });
-    let pid = c.host_pid();
-    let sockets = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|t| t.to_string_lossy().starts_with("socket:"))
-        .count();
-    assert_eq!(sockets, 0, "a drop-in for tini binds no control socket");
+    let sockets = |pid: i32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .filter(|t| t.starts_with("socket:"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // What corral inherited (another test thread's socket, caught by the
+    // fork of unshare) is unshare's too; only a socket of corral's own
+    // counts.
+    let inherited = sockets(c.unshare_pid());
+    let own: Vec<String> = sockets(c.host_pid())
+        .into_iter()
+        .filter(|s| !inherited.contains(s))
+        .collect();
+    assert_eq!(
+        own,
+        Vec::<String>::new(),
+        "a drop-in for tini binds no control socket"
+    );
     Ok(())
 }
