@@ -116,6 +116,9 @@ pub struct Service {
     pub changed_at: Instant,
     /// The last STATUS= the service sent over the notify protocol.
     pub status_text: Option<String>,
+    /// Stopped because a service it requires was stopped (`svctl stop`):
+    /// starting that one starts this one again.
+    pub taken_down_by: Option<ServiceId>,
     /// Why the last readiness check of the current process failed.
     pub last_check: Option<String>,
     /// A reload removed it: it leaves the roster once it has no process.
@@ -139,6 +142,7 @@ impl Service {
             changed_at: now,
             status_text: None,
             last_check: None,
+            taken_down_by: None,
             removing: false,
             next_spec: None,
             spec,
@@ -373,6 +377,12 @@ impl Supervisor {
             Event::StopRequested(ids) => {
                 for id in ids {
                     for d in self.graph.dependents_closure(id) {
+                        // Remembered, so that starting `id` again brings
+                        // back what its stop took down.
+                        let cascaded = d != id;
+                        if let Some(s) = self.services.get_mut(d) {
+                            s.taken_down_by = (cascaded && s.want_up).then_some(id);
+                        }
                         self.request_stop(d);
                     }
                 }

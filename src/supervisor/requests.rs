@@ -18,7 +18,62 @@ impl Supervisor {
         }
     }
 
+    /// What a start of `ids` brings up: each, what it requires, and what a
+    /// stop of one of them took down.
+    pub fn start_set(&self, ids: &[ServiceId]) -> Vec<ServiceId> {
+        let mut set: Vec<ServiceId> = Vec::new();
+        for &id in ids {
+            for r in self
+                .graph
+                .requirements_closure(id)
+                .into_iter()
+                .chain(self.brought_back(id))
+            {
+                if !set.contains(&r) {
+                    set.push(r);
+                }
+            }
+        }
+        set
+    }
+
+    /// What a stop of `ids` takes down: each and what requires it.
+    pub fn stop_set(&self, ids: &[ServiceId]) -> Vec<ServiceId> {
+        let mut set: Vec<ServiceId> = Vec::new();
+        for &id in ids {
+            for d in self.graph.dependents_closure(id) {
+                if !set.contains(&d) {
+                    set.push(d);
+                }
+            }
+        }
+        set
+    }
+
+    /// The services a stop of `id` took down (and that are still down).
+    fn brought_back(&self, id: ServiceId) -> Vec<ServiceId> {
+        self.services
+            .iter()
+            .filter(|s| s.taken_down_by == Some(id) && !s.want_up)
+            .map(|s| s.id)
+            .collect()
+    }
+
     pub(super) fn request_start(&mut self, id: ServiceId, now: Instant) {
+        for d in self.brought_back(id) {
+            if let Some(s) = self.services.get_mut(d) {
+                s.taken_down_by = None;
+            }
+            self.request_start_one(d, now);
+        }
+        self.request_start_one(id, now);
+    }
+
+    /// Starts `id` and what it requires.
+    fn request_start_one(&mut self, id: ServiceId, now: Instant) {
+        if let Some(s) = self.services.get_mut(id) {
+            s.taken_down_by = None;
+        }
         for r in self.graph.requirements_closure(id) {
             let Some(s) = self.services.get_mut(r) else {
                 continue;

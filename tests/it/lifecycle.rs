@@ -20,6 +20,7 @@ pub const TESTS: &[Test] = crate::tests![
     output_is_prefixed_and_stderr_stays_stderr,
     disabled_service_starts_only_on_request,
     shutdown_with_stubborn_quitting_and_respawning_services,
+    stopping_a_dependency_says_what_it_took_down_and_starting_it_brings_them_back,
 ];
 
 /// A run script that ignores SIGTERM and says so.
@@ -406,5 +407,54 @@ fn shutdown_with_stubborn_quitting_and_respawning_services() -> TestResult {
         took >= std::time::Duration::from_millis(500),
         "stop_timeout was honoured: {took:?}"
     );
+    Ok(())
+}
+
+fn stopping_a_dependency_says_what_it_took_down_and_starting_it_brings_them_back() -> TestResult {
+    require_pid_namespace()?;
+    // `svctl stop db` used to print only `db: stopped` while app stopped
+    // too, and `svctl start db` left app down.
+    let c = Setup::new(
+        "cascade",
+        &[
+            ("setup", "type = \"oneshot\"\nrun = \"true\"\n"),
+            (
+                "db",
+                "command = [\"sleep\", \"1000\"]\nrequires = [\"setup\"]\n",
+            ),
+            (
+                "app",
+                "command = [\"sleep\", \"1000\"]\nrequires = [\"db\"]\n",
+            ),
+        ],
+    )
+    .start();
+    c.wait_socket();
+    assert!(c.svctl(&["wait"]).status.success());
+    let said = |out: std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = said(c.svctl(&["stop", "db"]));
+    assert!(
+        out.contains("db: stopped") && out.contains("app: stopped"),
+        "{out}"
+    );
+    let out = said(c.svctl(&["start", "db"]));
+    assert!(
+        out.contains("db: running") && out.contains("app: running"),
+        "{out}"
+    );
+    assert_eq!(c.service("app")["state"], "running");
+    // The same through restart, and from a finished oneshot down.
+    let out = said(c.svctl(&["stop", "setup"]));
+    for name in ["setup: ", "db: stopped", "app: stopped"] {
+        assert!(out.contains(name), "{name}: {out}");
+    }
+    let out = said(c.svctl(&["restart", "setup"]));
+    for name in ["setup: done", "db: running", "app: running"] {
+        assert!(out.contains(name), "{name}: {out}");
+    }
+    // A dependent stopped by name stays down when its requirement starts.
+    assert!(c.svctl(&["stop", "app"]).status.success());
+    assert!(c.svctl(&["restart", "db"]).status.success());
+    assert_eq!(c.service("app")["state"], "stopped");
     Ok(())
 }

@@ -176,20 +176,33 @@ impl Control {
                     reload: None,
                 }
             }
+            // Waited for and answered: every service the request moves,
+            // not only those named (what they require, what requires them).
             Verb::Start { timeout_ms, .. } => self
-                .wait(client, &ids, Goal::Up { starts_before: 0 }, timeout_ms, now)
+                .wait(
+                    client,
+                    &sup.start_set(&ids),
+                    Goal::Up { starts_before: 0 },
+                    timeout_ms,
+                    now,
+                )
                 .with_event(Event::StartRequested(ids)),
             Verb::Stop { timeout_ms, .. } => self
-                .wait(client, &ids, Goal::Down, timeout_ms, now)
+                .wait(client, &sup.stop_set(&ids), Goal::Down, timeout_ms, now)
                 .with_event(Event::StopRequested(ids)),
             Verb::Restart { timeout_ms, .. } => {
-                let goals: Vec<(ServiceId, Goal)> = ids
+                let mut goals: Vec<(ServiceId, Goal)> = ids
                     .iter()
                     .filter_map(|&id| {
                         let starts_before = sup.services().get(id)?.starts;
                         Some((id, Goal::Up { starts_before }))
                     })
                     .collect();
+                for other in sup.start_set(&ids) {
+                    if !ids.contains(&other) {
+                        goals.push((other, Goal::Up { starts_before: 0 }));
+                    }
+                }
                 self.add_waiter(client, goals, timeout_ms, now);
                 Plan {
                     event: Some(Event::RestartRequested(ids)),
