@@ -16,6 +16,21 @@ pub const DEFAULT_SOCKET: &str = "/run/corral/control.sock";
 /// Where a corral that cannot use `DEFAULT_SOCKET` (not root, read-only
 /// /run) puts its socket: `$XDG_RUNTIME_DIR/corral/control.sock`, else a
 /// private directory of its uid under /tmp. svctl looks there too.
+/// The last fallback of a corral that may write nowhere: an abstract
+/// socket, written `@corral-UID`.
+pub fn abstract_socket(uid: u32) -> PathBuf {
+    PathBuf::from(format!("@corral-{uid}"))
+}
+
+/// The abstract name of a socket "path" written `@name`.
+pub fn abstract_name(path: &std::path::Path) -> Option<&[u8]> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str()
+        .as_bytes()
+        .strip_prefix(b"@")
+        .filter(|n| !n.is_empty())
+}
+
 pub fn fallback_socket(uid: u32, xdg_runtime_dir: Option<&str>) -> PathBuf {
     match xdg_runtime_dir.filter(|d| d.starts_with('/')) {
         Some(dir) => PathBuf::from(dir).join("corral/control.sock"),

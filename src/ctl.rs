@@ -59,7 +59,8 @@ verbs:
 
 The socket is --socket, else $CORRAL_SOCKET, else /run/corral/control.sock,
 else (if only that exists) $XDG_RUNTIME_DIR/corral/control.sock or
-/tmp/corral-UID/control.sock, where a corral that cannot use /run puts it.
+/tmp/corral-UID/control.sock, where a corral that cannot use /run puts it,
+else the abstract socket @corral-UID of a corral that can write nowhere.
 Exit codes: 0 done, 1 failed or timed out, 2 usage or unknown service,
 3 corral not reachable, 4 not allowed.";
 
@@ -67,6 +68,9 @@ Exit codes: 0 done, 1 failed or timed out, 2 usage or unknown service,
 #[derive(Debug, Clone, PartialEq)]
 struct Invocation {
     socket: PathBuf,
+    /// The socket was found, not named: an abstract one must then be held
+    /// by root or our own uid (anyone could have bound the name first).
+    discovered: bool,
     json: bool,
     verb: Verb,
     /// How long svctl waits for corral in all (connect, send, answer).
@@ -87,11 +91,11 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
     if let Verb::Logs { .. } = inv.verb {
-        return logs(&inv.socket, &inv.verb, inv.deadline);
+        return logs(&inv.socket, inv.discovered, &inv.verb, inv.deadline);
     }
     let tty_out = std::io::stdout().is_terminal();
     let tty_err = std::io::stderr().is_terminal();
-    let response = match call(&inv.socket, &inv.verb, inv.deadline) {
+    let response = match call(&inv.socket, inv.discovered, &inv.verb, inv.deadline) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("svctl: {}", e.message);
@@ -179,8 +183,13 @@ impl From<String> for Failure {
 }
 
 /// Sends one request and reads one answer, all within `timeout`.
-pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<Response, Failure> {
-    let mut reader = send(socket, verb, timeout)?;
+pub fn call(
+    socket: &std::path::Path,
+    discovered: bool,
+    verb: &Verb,
+    timeout: Duration,
+) -> Result<Response, Failure> {
+    let mut reader = send(socket, discovered, verb, timeout)?;
     let answer = read_response(&mut reader, socket, timeout)?;
     answer.ok_or_else(|| {
         Failure::from(format!(
@@ -194,10 +203,11 @@ pub fn call(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> Result<
 /// the answers, with `timeout` as its read timeout.
 fn send(
     socket: &std::path::Path,
+    discovered: bool,
     verb: &Verb,
     timeout: Duration,
 ) -> Result<BufReader<UnixStream>, Failure> {
-    let mut stream = connect(socket, timeout).map_err(|e| {
+    let mut stream = connect(socket, discovered, timeout).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             return Failure::from(format!(
                 "corral at {} does not accept connections within {}: is it stopped or overloaded?",
@@ -239,9 +249,14 @@ fn send(
 /// A Unix stream connection made within `timeout`. connect(2) on a Unix
 /// socket waits while the listener's backlog is full (a stopped corral)
 /// for as long as the socket's send timeout (unix(7)): set that first.
-fn connect(path: &std::path::Path, timeout: Duration) -> std::io::Result<UnixStream> {
+fn connect(
+    path: &std::path::Path,
+    discovered: bool,
+    timeout: Duration,
+) -> std::io::Result<UnixStream> {
     use nix::sys::socket::{
-        AddressFamily, SockFlag, SockType, UnixAddr, connect, setsockopt, socket, sockopt,
+        AddressFamily, SockFlag, SockType, UnixAddr, connect, getsockopt, setsockopt, socket,
+        sockopt,
     };
     let fd = socket(
         AddressFamily::Unix,
@@ -254,7 +269,24 @@ fn connect(path: &std::path::Path, timeout: Duration) -> std::io::Result<UnixStr
         timeout.subsec_micros().max(1) as nix::libc::suseconds_t,
     );
     setsockopt(&fd, sockopt::SendTimeout, &tv)?;
-    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    match crate::cli::abstract_name(path) {
+        Some(name) => {
+            connect(fd.as_raw_fd(), &UnixAddr::new_abstract(name)?)?;
+            // Anyone in the network namespace can bind an abstract name
+            // first: one svctl found by itself must be root's or ours.
+            let peer = getsockopt(&fd, sockopt::PeerCredentials)?;
+            let me = nix::unistd::geteuid().as_raw();
+            if discovered && peer.uid() != 0 && peer.uid() != me {
+                return Err(std::io::Error::other(format!(
+                    "{} is held by uid {} (pid {}), not by root or uid {me}: not corral's; refusing to talk to it",
+                    path.display(),
+                    peer.uid(),
+                    peer.pid()
+                )));
+            }
+        }
+        None => connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?,
+    }
     Ok(UnixStream::from(fd))
 }
 
@@ -290,8 +322,8 @@ fn read_response(
 /// `svctl logs`: prints the backlog (which must come within `timeout`),
 /// then (with -f) every batch corral sends until it closes the connection
 /// or svctl is interrupted.
-fn logs(socket: &std::path::Path, verb: &Verb, timeout: Duration) -> i32 {
-    let mut reader = match send(socket, verb, timeout) {
+fn logs(socket: &std::path::Path, discovered: bool, verb: &Verb, timeout: Duration) -> i32 {
+    let mut reader = match send(socket, discovered, verb, timeout) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("svctl: {}", e.message);
@@ -463,6 +495,7 @@ fn parse(
         | Verb::Health => timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
     };
     Ok(Some(Invocation {
+        discovered: socket.is_none(),
         socket: socket.unwrap_or_else(|| default_socket(env("XDG_RUNTIME_DIR").as_deref())),
         json,
         verb,
@@ -484,12 +517,28 @@ fn outcome(s: &ServiceStatus) -> String {
 /// exists (a corral that is not root, or has a read-only /run).
 fn default_socket(xdg_runtime_dir: Option<&str>) -> PathBuf {
     let default = PathBuf::from(DEFAULT_SOCKET);
-    let fallback = crate::cli::fallback_socket(nix::unistd::geteuid().as_raw(), xdg_runtime_dir);
-    if !default.exists() && fallback.exists() {
+    let uid = nix::unistd::geteuid().as_raw();
+    let fallback = crate::cli::fallback_socket(uid, xdg_runtime_dir);
+    let abstract_socket = crate::cli::abstract_socket(uid);
+    if default.exists() {
+        default
+    } else if fallback.exists() {
         fallback
+    } else if abstract_listening(&abstract_socket) {
+        abstract_socket
     } else {
         default
     }
+}
+
+/// Whether an abstract socket `@name` is listening in this network
+/// namespace (/proc/net/unix lists them with their `@` name).
+fn abstract_listening(path: &std::path::Path) -> bool {
+    let wanted = path.to_string_lossy();
+    std::fs::read_to_string("/proc/net/unix").is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.split_whitespace().last() == Some(&wanted))
+    })
 }
 
 /// The status table: one row per service, columns aligned.

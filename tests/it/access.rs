@@ -15,6 +15,7 @@ pub const TESTS: &[Test] = crate::tests![
     unknown_control_group_is_a_startup_error,
     read_only_root_with_writable_run_works,
     out_of_descriptors_is_handled_without_spinning,
+    non_root_corral_that_can_write_nowhere_serves_an_abstract_socket,
 ];
 
 const NOBODY: u32 = 65534;
@@ -362,5 +363,100 @@ fn out_of_descriptors_is_handled_without_spinning() -> TestResult {
     wait_until("status to work again", 15 * SECOND, || {
         c.svctl(&["status", "db"]).status.success()
     });
+    Ok(())
+}
+
+fn non_root_corral_that_can_write_nowhere_serves_an_abstract_socket() -> TestResult {
+    require_pid_namespace()?;
+    // `docker run --user 54321 --read-only --tmpfs /run` with a root-owned
+    // tmpfs: no /run/corral, no XDG_RUNTIME_DIR, and (here) /tmp/corral-UID
+    // made by someone else. corral used to run without a socket at all.
+    let uid = 54321;
+    let taken = std::path::PathBuf::from(format!("/tmp/corral-{uid}"));
+    let _ = std::fs::remove_dir_all(&taken);
+    std::fs::create_dir(&taken).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(taken);
+    let c = Setup::new("abstract", &[("app", "command = [\"sleep\", \"1000\"]\n")])
+        .run_as(uid, uid)
+        .env("XDG_RUNTIME_DIR", "")
+        .start();
+    wait_until("the abstract socket", 10 * SECOND, || {
+        c.stderr()
+            .contains(&format!("control socket at @corral-{uid} (abstract"))
+    });
+    // svctl of that uid finds it without --socket.
+    let out = svctl_as(
+        uid,
+        uid,
+        &[],
+        None,
+        &[("XDG_RUNTIME_DIR", "")],
+        &["status", "--json"],
+    );
+    assert!(out.status.success(), "{out:?}\n{}", c.stderr());
+    // Anyone in the network namespace reaches it (named with --socket);
+    // SO_PEERCRED decides: a stranger is refused, root gets in.
+    let socket = format!("@corral-{uid}");
+    let out = svctl_as(
+        NOBODY,
+        NOBODY,
+        &[],
+        Some(std::path::Path::new(&socket)),
+        &[],
+        &["status"],
+    );
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(c.svctl_at(&socket, &["status"]).status.success());
+    // One svctl finds by itself must be held by root or its own uid:
+    // anyone could have bound the name first. An impostor (uid 54399)
+    // squats nobody's name.
+    let squat = format!("@corral-{NOBODY}");
+    let python = std::path::Path::new("/usr/bin/python3");
+    let mut impostor = python.exists().then(|| {
+        std::process::Command::new("setpriv")
+        .args(["--reuid=54399", "--regid=54399", "--clear-groups", "/usr/bin/python3", "-c"])
+        .arg(format!(
+            "import socket,time; s=socket.socket(socket.AF_UNIX); s.bind('\\0{}'); s.listen(); time.sleep(30)",
+            &squat[1..]
+        ))
+            .spawn()
+    });
+    // (Without Debian's python3 there is no impostor to run: that part is
+    // left out, the rest of the test stands.)
+    if let Some(Ok(child)) = &mut impostor {
+        wait_until("the impostor's socket", 5 * SECOND, || {
+            std::fs::read_to_string("/proc/net/unix").is_ok_and(|t| t.contains(&squat))
+        });
+        let out = svctl_as(NOBODY, NOBODY, &[], None, &[], &["status"]);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("is held by uid 54399"),
+            "{out:?}"
+        );
+    }
+    // With the fallback turned off, corral says it runs without a socket.
+    let blocker = std::path::PathBuf::from(format!("/tmp/corral-{}", uid + 1));
+    let _ = std::fs::create_dir(&blocker);
+    let _cleanup2 = Cleanup(blocker);
+    let c2 = Setup::new(
+        "abstract-off",
+        &[("app", "command = [\"sleep\", \"1000\"]\n")],
+    )
+    .run_as(uid + 1, uid + 1)
+    .env("XDG_RUNTIME_DIR", "")
+    .env("CORRAL_ABSTRACT_SOCKET", "0")
+    .start();
+    wait_until("the warning", 10 * SECOND, || {
+        c2.stderr().contains("svctl will not work")
+    });
+    drop(c);
     Ok(())
 }

@@ -286,6 +286,11 @@ impl Corral {
         svctl(&self.socket, args)
     }
 
+    /// `svctl --socket SOCKET args...` for another socket than the setup's.
+    pub fn svctl_at(&self, socket: &str, args: &[&str]) -> Output {
+        svctl(Path::new(socket), args)
+    }
+
     /// `svctl status --json` parsed.
     pub fn status(&self) -> serde_json::Value {
         let out = self.svctl(&["status", "--json"]);
@@ -362,7 +367,22 @@ impl Corral {
 impl Drop for Corral {
     fn drop(&mut self) {
         if self.status.is_none() {
-            // --kill-child: corral, and with it the namespace, dies too.
+            // corral first: --kill-child's death signal does not survive
+            // the uid change of a corral run as another user (run_as), so
+            // such a corral outlived its test. As PID 1 it takes its
+            // namespace with it.
+            let unshare = self.child.id();
+            let children = fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+                .unwrap_or_default();
+            for pid in children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

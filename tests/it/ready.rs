@@ -451,7 +451,7 @@ fn svctl_wait_and_health_exit_codes() -> TestResult {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("still waiting: db is running (waiting for readiness)"),
+            .contains("still waiting: db is running (waiting for readiness (last check: "),
         "{out:?}"
     );
     // cron alone is ready already.

@@ -107,7 +107,11 @@ fn start_stop_restart_wait_for_their_state() -> TestResult {
     // stop returns when stopped, and takes the dependent down first.
     let out = c.svctl(&["stop", "db"]);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(text(&out).0, "db: stopped\n");
+    assert_eq!(
+        text(&out).0,
+        "db: stopped\napp: stopped\n",
+        "every service it stopped"
+    );
     assert_eq!(c.service("app")["state"], "stopped");
     // start of the dependent brings its requirement back.
     let out = c.svctl(&["start", "app"]);

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -131,51 +130,9 @@ pub struct Control {
 }
 
 impl Control {
-    /// Binds the socket (mode 0600). Creates a missing parent directory
-    /// with mode 0700; removes a stale socket left by an earlier run, but
-    /// refuses to steal one a live corral answers on.
-    pub fn bind(path: &Path, policy: Policy) -> io::Result<Control> {
-        // With a control group, its members may reach the socket (and get
-        // read-only access from the checks below); without, only the owner.
-        let (dir_mode, sock_mode) = match policy.control_gid {
-            Some(_) => (0o750, 0o660),
-            None => (0o700, 0o600),
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.exists()
-        {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(dir_mode)
-                .create(dir)?;
-            // The mode asked for is cut by the umask; set it exactly.
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))?;
-            if let Some(gid) = policy.control_gid {
-                std::os::unix::fs::chown(dir, None, Some(gid))?;
-            }
-        }
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            if !meta.file_type().is_socket() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "that path exists and is not a socket; corral will not replace it",
-                ));
-            }
-            if UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    "another corral is listening there; give this one its own --socket",
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(sock_mode))?;
-        if let Some(gid) = policy.control_gid {
-            std::os::unix::fs::chown(path, None, Some(gid))?;
-        }
-        listener.set_nonblocking(true)?;
-        Ok(Control {
+    /// A control socket on `listener` (bound at `path`, non-blocking).
+    fn serve(listener: UnixListener, path: &Path, policy: Policy) -> Control {
+        Control {
             listener,
             path: path.to_path_buf(),
             clients: HashMap::new(),
@@ -185,7 +142,7 @@ impl Control {
             policy,
             refusals: Throttle::default(),
             evictions: Throttle::default(),
-        })
+        }
     }
 
     pub fn listener_fd(&self) -> BorrowedFd<'_> {
@@ -585,7 +542,10 @@ fn log_line(service: &str, e: &Entry) -> LogLine {
 
 impl Drop for Control {
     fn drop(&mut self) {
-        debug!("removing {}", self.path.display());
-        let _ = std::fs::remove_file(&self.path);
+        // An abstract socket leaves nothing behind.
+        if crate::cli::abstract_name(&self.path).is_none() {
+            debug!("removing {}", self.path.display());
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
