@@ -318,12 +318,9 @@ impl Supervisor {
             Change::Enable => {
                 s.spec = spec;
                 out.push(Action::Reconfigure(id));
-                goals.push((
-                    id,
-                    Goal::Up {
-                        starts_before: s.starts,
-                    },
-                ));
+                // Up counts with the process it may have already (started
+                // by hand while disabled).
+                goals.push((id, Goal::Up { starts_before: 0 }));
                 self.request_start(id, now);
             }
             Change::Disable => {

@@ -15,6 +15,7 @@ pub const TESTS: &[Test] = crate::tests![
     sighup_reloads_without_a_main_command,
     reload_during_a_crash_loop_and_a_slow_stop,
     reload_during_startup_fixes_a_service_that_never_gets_ready,
+    enabling_and_disabling_by_reload,
     two_hundred_reloads_keep_descriptors_and_memory_flat,
 ];
 
@@ -298,6 +299,53 @@ fn reload_during_startup_fixes_a_service_that_never_gets_ready() -> TestResult {
     assert!(out.status.success(), "{said}\n{}", c.stderr());
     assert!(said.contains("restart stuck (ready changed)"), "{said}");
     assert_eq!(c.service("stuck")["ready"], true);
+    Ok(())
+}
+
+fn enabling_and_disabling_by_reload() -> TestResult {
+    require_pid_namespace()?;
+    let c = Setup::new(
+        "reload-enable",
+        &[
+            ("db", "command = [\"sleep\", \"1000\"]\n"),
+            ("dbg", "command = [\"sleep\", \"1001\"]\nenabled = false\n"),
+            ("off", "command = [\"sleep\", \"1002\"]\nenabled = false\n"),
+        ],
+    )
+    .start();
+    c.wait_socket();
+    assert!(c.svctl(&["wait"]).status.success());
+    // dbg was started by hand; enabling it keeps that process.
+    assert!(c.svctl(&["start", "dbg"]).status.success());
+    let dbg = pid(&c, "dbg");
+    std::fs::write(
+        c.services.join("dbg.toml"),
+        "command = [\"sleep\", \"1001\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        c.services.join("off.toml"),
+        "command = [\"sleep\", \"1002\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        c.services.join("db.toml"),
+        "command = [\"sleep\", \"1000\"]\nenabled = false\n",
+    )
+    .unwrap();
+    let out = c.svctl(&["--timeout", "5s", "reload"]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    for line in [
+        "start dbg (enabled)",
+        "start off (enabled)",
+        "stop db (disabled)",
+    ] {
+        assert!(said.contains(line), "{line}: {said}");
+    }
+    assert_eq!(pid(&c, "dbg"), dbg, "the process started by hand stays");
+    assert_eq!(c.service("off")["state"], "running");
+    assert_eq!(c.service("db")["state"], "stopped");
     Ok(())
 }
 
