@@ -45,6 +45,10 @@ pub const EXIT_SETUP: i32 = 1;
 /// Exit code for an invalid configuration or command line.
 pub const EXIT_CONFIG: i32 = 2;
 
+/// Spawns per turn of the event loop; the loop looks at its descriptors
+/// (svctl, pipes, signals) between batches.
+const SPAWN_BATCH: usize = 16;
+
 /// At exit, how long corral waits for a slow reader of its output.
 const EXIT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -108,6 +112,8 @@ pub(crate) struct Runtime {
     /// start time, to tell its daemon from older processes.
     launchers: std::collections::HashMap<crate::supervisor::ServiceId, (i32, u64)>,
     queue: VecDeque<Event>,
+    /// Services to spawn, `SPAWN_BATCH` per turn of the loop.
+    spawns: VecDeque<ServiceId>,
     exit: Option<i32>,
 }
 
@@ -182,6 +188,7 @@ impl Runtime {
                 .then(|| std::env::var_os("NOTIFY_SOCKET"))
                 .flatten(),
             queue: VecDeque::new(),
+            spawns: VecDeque::new(),
             exit: None,
         })
     }
@@ -226,11 +233,26 @@ impl Runtime {
     /// Feeds queued events to the supervisor and performs its actions
     /// until nothing is left, then answers svctl waiters.
     fn process(&mut self) {
-        while let Some(event) = self.queue.pop_front() {
-            let actions = self.sup.handle(event, Instant::now());
-            for action in actions {
-                self.perform(action);
+        let mut spawned = 0;
+        loop {
+            while let Some(event) = self.queue.pop_front() {
+                let actions = self.sup.handle(event, Instant::now());
+                for action in actions {
+                    self.perform(action);
+                }
             }
+            // Spawns go in batches: between two, the loop reads the control
+            // socket and the pipes, so svctl never waits behind 500 starts
+            // (or 50 crash loops restarting at once).
+            if spawned == SPAWN_BATCH {
+                break;
+            }
+            let Some(id) = self.spawns.pop_front() else {
+                break;
+            };
+            let event = self.spawn(id);
+            self.queue.push_back(event);
+            spawned += 1;
         }
         if let Some(c) = &mut self.control {
             c.expire(Instant::now(), &self.epoll);
@@ -247,8 +269,12 @@ impl Runtime {
     }
 
     /// The epoll timeout: until the earliest deadline, rounded up to whole
-    /// milliseconds so we never wake just before it; none when idle.
+    /// milliseconds so we never wake just before it; none when idle; zero
+    /// while spawns wait for their batch.
     fn timeout(&self, now: Instant) -> EpollTimeout {
+        if !self.spawns.is_empty() {
+            return EpollTimeout::ZERO;
+        }
         let deadline = [
             self.sup.next_deadline(),
             self.control.as_ref().and_then(Control::next_deadline),
@@ -381,10 +407,7 @@ impl Runtime {
 
     fn perform(&mut self, action: Action) {
         match action {
-            Action::Spawn(id) => {
-                let event = self.spawn(id);
-                self.queue.push_back(event);
-            }
+            Action::Spawn(id) => self.spawns.push_back(id),
             Action::SpawnMain => {
                 let argv = self.main_argv.as_deref().unwrap_or_default();
                 let event =
