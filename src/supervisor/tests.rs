@@ -1377,3 +1377,21 @@ mod reloads {
         }
     }
 }
+
+#[test]
+fn status_lists_by_name_and_says_seconds() {
+    // By file path, `exim4-log.toml` came before `exim4.toml`.
+    let sim = Sim::new(vec![spec("exim4-log", &[]), spec("exim4", &[])], false);
+    let names: Vec<String> = sim
+        .sup
+        .status(&[], sim.now)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["exim4", "exim4-log"]);
+    assert_eq!(
+        super::view::seconds(Duration::from_millis(19_743)),
+        "19.7 s"
+    );
+    assert_eq!(super::view::seconds(Duration::from_millis(250)), "250 ms");
+}

@@ -280,7 +280,7 @@ impl Supervisor {
 }
 
 /// `850 ms`, `19.7 s`: how long until something, as people read it.
-fn seconds(d: std::time::Duration) -> String {
+pub(super) fn seconds(d: std::time::Duration) -> String {
     if d < std::time::Duration::from_secs(1) {
         format!("{} ms", d.as_millis())
     } else {

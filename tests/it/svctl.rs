@@ -138,6 +138,9 @@ fn signal_reaches_the_service() -> TestResult {
     wait_until("ready", 5 * SECOND, || c.stdout().contains("ready"));
     let out = c.svctl(&["signal", "HUP", "web"]);
     assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out).0, "sent SIGHUP to web\n", "names the service");
+    // No process, no uptime (it was set for stopped services).
+    assert_eq!(c.service("off")["uptime_ms"], serde_json::Value::Null);
     wait_until("the reload", 5 * SECOND, || {
         c.stdout().contains("web | reloading")
     });
@@ -304,6 +307,7 @@ fn check_validates_without_starting() -> TestResult {
         "ok/app.toml",
         "command = [\"/bin/true\"]\nrequires = [\"db\"]\n",
     );
+    tmp.write("ok/zz.toml", "command = [\"/bin/true\"]\nenabled = false\n");
     let out = Command::new(corral_bin())
         .arg("check")
         .arg("--services")
@@ -314,7 +318,7 @@ fn check_validates_without_starting() -> TestResult {
     assert!(
         text(&out)
             .0
-            .contains("2 service(s) valid; start order: db, app"),
+            .contains("3 service(s) valid; start order: db, app, zz (disabled)"),
         "{out:?}"
     );
     assert!(!tmp.path("ran").exists());
