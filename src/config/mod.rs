@@ -10,6 +10,7 @@ pub mod model;
 pub mod mutate;
 pub mod probes;
 pub mod raw;
+mod shape;
 pub mod units;
 pub mod users;
 
@@ -341,6 +342,14 @@ pub fn parse_service(
         }]
     })?;
     let source = Source::new(path.to_path_buf(), text);
+    // Every unknown key and wrong kind of value first, in plain words;
+    // serde would stop at the first. (TOML that does not parse at all is
+    // serde's to report, below.)
+    if let Ok(errors) = shape::check(&source, text)
+        && !errors.is_empty()
+    {
+        return Err(errors);
+    }
     let raw = raw::parse(text).map_err(|e| {
         let line = e.span().map(|s| source.line_of(s.start));
         vec![source.error(line, e.message().trim_end().replace('\n', "; "))]
@@ -686,6 +695,24 @@ stop_timeout = "2s"
     }
 
     #[test]
+    fn every_unknown_key_and_wrong_type_of_a_file_is_reported() {
+        let errs = load(&[(
+            "svc.toml",
+            "comand = [\"x\"]\nrestart_limit = \"ten\"\nreqiures = [\"db\"]\n[ready]\ntimout = \"5s\"\n",
+        )])
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "svc.toml:1: unknown key `comand`: did you mean `command`?",
+                "svc.toml:2: `restart_limit` must be an integer, not the string \"ten\"",
+                "svc.toml:3: unknown key `reqiures`: did you mean `requires`?",
+                "svc.toml:5: unknown key `ready.timout`: did you mean `ready.timeout`?",
+            ],
+        );
+    }
+
+    #[test]
     fn all_errors_of_all_files_are_reported_together() {
         let errs = load(&[
             ("a.toml", "run = \"x\"\nrequires = [\"b\"]\n"),
@@ -701,7 +728,7 @@ stop_timeout = "2s"
         assert_eq!(errs.len(), 4, "{errs:?}");
         assert!(
             errs.iter()
-                .any(|e| e.starts_with("d.toml:1: unknown field `bogus`")),
+                .any(|e| e.starts_with("d.toml:1: unknown key `bogus`")),
             "{errs:?}"
         );
         assert!(

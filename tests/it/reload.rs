@@ -109,7 +109,10 @@ fn invalid_directory_changes_nothing_and_names_every_error() -> TestResult {
     let out = c.svctl(&["reload"]);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");
-    assert!(said.contains("x.toml:1: unknown field `comand`"), "{said}");
+    assert!(
+        said.contains("x.toml:1: unknown key `comand`: did you mean `command`?"),
+        "{said}"
+    );
     assert!(
         said.contains("y.toml:2: requires unknown service `nope`"),
         "{said}"
@@ -204,7 +207,7 @@ fn sighup_reloads_without_a_main_command() -> TestResult {
     std::fs::write(c.services.join("bad.toml"), "comand = 1\n").unwrap();
     c.signal(Signal::SIGHUP);
     wait_until("the errors in the log", 5 * SECOND, || {
-        c.stderr().contains("SIGHUP: ") && c.stderr().contains("bad.toml:1: unknown field")
+        c.stderr().contains("SIGHUP: ") && c.stderr().contains("bad.toml:1: unknown key")
     });
     assert_eq!(names(&c), ["db", "new"]);
     Ok(())

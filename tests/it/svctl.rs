@@ -271,7 +271,9 @@ fn bad_config_starts_nothing_and_lists_every_error() -> TestResult {
     let err = c.stderr();
     let dir = c.services.display().to_string();
     assert!(
-        err.contains(&format!("{dir}/typo.toml:2: unknown field `reqiures`")),
+        err.contains(&format!(
+            "{dir}/typo.toml:2: unknown key `reqiures`: did you mean `requires`?"
+        )),
         "{err}"
     );
     assert!(
