@@ -7,7 +7,16 @@ use crate::config::{self, Missing};
 
 /// Prints every error (`path:line: message`) and warning; returns 0 when
 /// the directory is valid, 2 otherwise.
-pub fn run(dir: &Path) -> i32 {
+pub fn run(dir: &Path, named: bool) -> i32 {
+    // Like corral itself: the default directory may be absent (no
+    // services, tini mode); one that was named may not.
+    if !named && std::fs::symlink_metadata(dir).is_err() {
+        println!(
+            "{}: no such directory; corral would run no services (a drop-in for tini)",
+            dir.display()
+        );
+        return 0;
+    }
     match config::load_dir(dir, Missing::Error) {
         Ok(config) => {
             for w in &config.warnings {

@@ -81,6 +81,9 @@ pub enum Command {
     Run(RunOptions),
     Check {
         services_dir: PathBuf,
+        /// The directory was named (`--services`, CORRAL_SERVICES_DIR):
+        /// its absence is an error, as when corral runs.
+        named: bool,
     },
     /// `corral ctl ARGS`: the svctl client with these arguments.
     Ctl(Vec<String>),
@@ -144,7 +147,10 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         if main.is_some() {
             return Err("corral check takes no command".into());
         }
-        return Ok(Command::Check { services_dir });
+        return Ok(Command::Check {
+            services_dir,
+            named: services_named,
+        });
     }
     if main.as_ref().is_some_and(Vec::is_empty) {
         return Err("`--` must be followed by a command".into());
@@ -246,7 +252,8 @@ mod tests {
         assert_eq!(
             parse(&args(&["check", "--services", "/x"]), |_| None),
             Ok(Command::Check {
-                services_dir: PathBuf::from("/x")
+                services_dir: PathBuf::from("/x"),
+                named: true,
             })
         );
         assert_eq!(

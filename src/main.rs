@@ -18,7 +18,10 @@ fn main() {
     } else {
         match cli::parse(rest, |k| std::env::var(k).ok()) {
             Ok(Command::Run(opts)) => corral::runtime::boot::run(opts),
-            Ok(Command::Check { services_dir }) => corral::check::run(&services_dir),
+            Ok(Command::Check {
+                services_dir,
+                named,
+            }) => corral::check::run(&services_dir, named),
             Ok(Command::Ctl(args)) => corral::ctl::main(&args),
             Ok(Command::Help) => {
                 println!("{}", cli::USAGE);

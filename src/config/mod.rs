@@ -249,8 +249,13 @@ fn warn_disabled_requirements(services: &[ServiceSpec], graph: &Graph, warnings:
     for (s, reqs) in services.iter().zip(&graph.requires) {
         for r in reqs.iter().filter_map(|&r| services.get(r)) {
             if s.enabled && !r.enabled {
+                let line = s
+                    .requires
+                    .iter()
+                    .find(|(n, _)| *n == r.name)
+                    .map_or(1, |(_, l)| *l);
                 warnings.push(format!(
-                    "{}: {} requires {}, which is disabled: {} waits until `svctl start {}`",
+                    "{}:{line}: {} requires {}, which is disabled: {} waits until `svctl start {}`",
                     s.source.path.display(),
                     s.name,
                     r.name,
@@ -778,7 +783,7 @@ stop_timeout = "2s"
         assert!(
             c.warnings
                 .iter()
-                .any(|w| w.contains("app requires dbg, which is disabled")),
+                .any(|w| w.contains(".toml:2: app requires dbg, which is disabled")),
             "{:?}",
             c.warnings
         );

@@ -149,8 +149,9 @@ pub fn ready(
         } else {
             if p.parent().is_some_and(|d| !d.exists()) {
                 warnings.push(format!(
-                    "{}: ready.file {}: its directory does not exist now; something must create it at run time",
+                    "{}:{}: ready.file {}: its directory does not exist now; something must create it at run time",
                     c.source.path.display(),
+                    c.source.line_of(path.span().start),
                     p.display()
                 ));
             }

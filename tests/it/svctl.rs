@@ -300,6 +300,20 @@ fn bad_config_starts_nothing_and_lists_every_error() -> TestResult {
 
 fn check_validates_without_starting() -> TestResult {
     // Needs no namespace: nothing is started.
+    // Without --services and without the default directory: what corral
+    // would do (run no services), not an error.
+    if !std::path::Path::new("/etc/corral/services.d").exists() {
+        let out = Command::new(corral_bin())
+            .arg("check")
+            .env_remove("CORRAL_SERVICES_DIR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            text(&out).0.contains("corral would run no services"),
+            "{out:?}"
+        );
+    }
     let tmp = TempDir::new("check");
     tmp.write(
         "ok/db.toml",
