@@ -560,15 +560,24 @@ fn tini_mode_opens_no_control_socket() -> TestResult {
     // What corral inherited (another test thread's socket, caught by the
     // fork of unshare) is unshare's too; only a socket of corral's own
     // counts.
+    // The std spawn of the main command holds a socketpair until its exec
+    // has been seen, which may be just after `sleep` shows in /proc: a
+    // socket that stays is what this test is about.
     let inherited = sockets(c.unshare_pid());
-    let own: Vec<String> = sockets(c.host_pid())
-        .into_iter()
-        .filter(|s| !inherited.contains(s))
-        .collect();
-    assert_eq!(
-        own,
-        Vec::<String>::new(),
-        "a drop-in for tini binds no control socket"
+    let mut own = Vec::new();
+    let settled = (0..200).any(|_| {
+        own = sockets(c.host_pid())
+            .into_iter()
+            .filter(|s| !inherited.contains(s))
+            .collect();
+        own.is_empty() || {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            false
+        }
+    });
+    assert!(
+        settled,
+        "a drop-in for tini binds no control socket: {own:?}"
     );
     Ok(())
 }
