@@ -505,7 +505,10 @@ stop_timeout = "2s"
         let r = a.ready.as_ref().unwrap();
         assert_eq!(
             r.method,
-            ReadyMethod::Poll(Probe::Tcp("127.0.0.1:5432".parse().unwrap()))
+            ReadyMethod::Poll(Probe::Tcp {
+                addr: "127.0.0.1:5432".parse().unwrap(),
+                expect: None
+            })
         );
         assert_eq!(r.timeout, Duration::from_secs(9));
         let h = a.health.as_ref().unwrap();
@@ -549,6 +552,58 @@ stop_timeout = "2s"
             "{:?}",
             c.warnings
         );
+    }
+
+    #[test]
+    fn http_checks_and_tcp_greetings_resolve() {
+        use super::probes::{HttpCheck, Probe, ReadyMethod};
+        let c = load(&[
+            ("a.toml", "run = \"x\"\n[ready]\nhttp = \"http://127.0.0.1:8080/healthz?full=1#top\"\ncheck_timeout = \"2s\"\n"),
+            ("b.toml", "run = \"x\"\n[ready]\nhttp = \"http://[::1]\"\n[health]\ntcp = \"127.0.0.1:25\"\nexpect = \"220 \"\n"),
+            ("c.toml", "run = \"x\"\n[health]\nhttp = \"http://localhost/\"\n"),
+        ])
+        .unwrap();
+        let a = c.services[0].ready.as_ref().unwrap();
+        assert_eq!(
+            a.method,
+            ReadyMethod::Poll(Probe::Http(HttpCheck {
+                addr: "127.0.0.1:8080".parse().unwrap(),
+                host: "127.0.0.1:8080".into(),
+                path: "/healthz?full=1".into(),
+            }))
+        );
+        assert_eq!(a.check_timeout, Duration::from_secs(2));
+        let ReadyMethod::Poll(Probe::Http(h)) = &a.method else {
+            unreachable!()
+        };
+        assert_eq!(
+            String::from_utf8(h.request()).unwrap(),
+            "GET /healthz?full=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: corral\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        );
+        let b = &c.services[1];
+        assert_eq!(
+            b.ready.as_ref().unwrap().method,
+            ReadyMethod::Poll(Probe::Http(HttpCheck {
+                addr: "[::1]:80".parse().unwrap(),
+                host: "[::1]".into(),
+                path: "/".into(),
+            }))
+        );
+        assert_eq!(
+            b.ready.as_ref().unwrap().check_timeout,
+            super::probes::DEFAULT_READY_CHECK_TIMEOUT
+        );
+        assert_eq!(
+            b.health.as_ref().unwrap().probe,
+            Probe::Tcp {
+                addr: "127.0.0.1:25".parse().unwrap(),
+                expect: Some("220 ".into())
+            }
+        );
+        let Probe::Http(h) = &c.services[2].health.as_ref().unwrap().probe else {
+            panic!("not an http check")
+        };
+        assert_eq!(h.addr, "127.0.0.1:80".parse().unwrap());
     }
 
     #[test]

@@ -13,12 +13,40 @@ use super::checker::Checker;
 /// A check corral runs itself, again and again until it passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    /// A TCP connect succeeds.
-    Tcp(SocketAddr),
+    /// A TCP connect succeeds; with `expect`, the first bytes the server
+    /// sends must start with it (an SMTP or IMAP greeting).
+    Tcp {
+        addr: SocketAddr,
+        expect: Option<String>,
+    },
+    /// An HTTP GET answers 2xx or 3xx.
+    Http(HttpCheck),
     /// A command exits 0 (run as the service's user).
     Exec(Vec<String>),
     /// The path exists.
     File(PathBuf),
+}
+
+/// A plain-HTTP GET: where to connect, and the request's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub addr: SocketAddr,
+    /// The `Host` header: the URL's host and port as written.
+    pub host: String,
+    /// The path and query, starting with `/`.
+    pub path: String,
+}
+
+impl HttpCheck {
+    /// The whole request. HTTP/1.1 with `Connection: close`: the server
+    /// answers once and closes, and only the status line is read.
+    pub fn request(&self) -> Vec<u8> {
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: corral\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+            self.path, self.host
+        )
+        .into_bytes()
+    }
 }
 
 /// How a service says it is ready.
@@ -41,6 +69,9 @@ pub struct ReadySpec {
     pub timeout: Duration,
     /// Between polls.
     pub interval: Duration,
+    /// One polled check still unanswered after this has failed (it is
+    /// abandoned, and the next one follows after `interval`).
+    pub check_timeout: Duration,
 }
 
 /// What an unhealthy service gets.
@@ -78,6 +109,7 @@ pub enum Kind {
 
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(200);
+pub const DEFAULT_READY_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_HEALTH_RETRIES: u32 = 3;
@@ -89,10 +121,13 @@ pub struct RawReady {
     pub notify: Option<Spanned<bool>>,
     pub fd: Option<Spanned<i64>>,
     pub tcp: Option<Spanned<String>>,
+    pub expect: Option<Spanned<String>>,
+    pub http: Option<Spanned<String>>,
     pub exec: Option<Spanned<Value>>,
     pub file: Option<Spanned<String>>,
     pub timeout: Option<Spanned<Value>>,
     pub interval: Option<Spanned<Value>>,
+    pub check_timeout: Option<Spanned<Value>>,
 }
 
 /// `[health]` as written.
@@ -100,6 +135,8 @@ pub struct RawReady {
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
     pub tcp: Option<Spanned<String>>,
+    pub expect: Option<Spanned<String>>,
+    pub http: Option<Spanned<String>>,
     pub exec: Option<Spanned<Value>>,
     pub interval: Option<Spanned<Value>>,
     pub timeout: Option<Spanned<Value>>,
@@ -130,9 +167,17 @@ pub fn ready(
         }
     }
     if let Some(addr) = &r.tcp
-        && let Some(a) = tcp(c, addr, "ready.tcp")
+        && let Some(probe) = tcp(c, addr, &r.expect, "ready")
     {
-        methods.push(ReadyMethod::Poll(Probe::Tcp(a)));
+        methods.push(ReadyMethod::Poll(probe));
+    }
+    if r.tcp.is_none() {
+        expect_without_tcp(c, &r.expect, "ready");
+    }
+    if let Some(url) = &r.http
+        && let Some(h) = http(c, url, "ready.http")
+    {
+        methods.push(ReadyMethod::Poll(Probe::Http(h)));
     }
     if let Some(cmd) = &r.exec
         && let Some(argv) = exec(c, cmd, "ready.exec")
@@ -162,6 +207,7 @@ pub fn ready(
         r.notify.is_some(),
         r.fd.is_some(),
         r.tcp.is_some(),
+        r.http.is_some(),
         r.exec.is_some(),
         r.file.is_some(),
     ]
@@ -175,14 +221,31 @@ pub fn ready(
     {
         c.error(i, "ready.interval must be more than 0");
     }
+    let check_timeout = c.duration(
+        &r.check_timeout,
+        "ready.check_timeout",
+        DEFAULT_READY_CHECK_TIMEOUT,
+    );
+    if let Some(t) = &r.check_timeout {
+        if check_timeout.is_zero() {
+            c.error(t, "ready.check_timeout must be more than 0");
+        }
+        if r.notify.is_some() || r.fd.is_some() {
+            c.error(
+                t,
+                "ready.check_timeout applies to checks corral runs (tcp, http, exec, file), not to notify or fd",
+            );
+        }
+    }
     match (given, methods.pop()) {
         (1, Some(method)) => Some(ReadySpec {
             method,
             timeout,
             interval,
+            check_timeout,
         }),
         (0, _) => {
-            c.error(table, "[ready] names no method: add one of notify = true, fd = N, tcp = \"ADDR:PORT\", exec = \"CMD\", file = \"/PATH\"");
+            c.error(table, "[ready] names no method: add one of notify = true, fd = N, tcp = \"ADDR:PORT\", http = \"http://ADDR:PORT/PATH\", exec = \"CMD\", file = \"/PATH\"");
             None
         }
         (1, None) if r.notify.is_some() => {
@@ -194,7 +257,7 @@ pub fn ready(
         }
         (1, None) => None,
         _ => {
-            c.error(table, "[ready] names more than one method: keep exactly one of notify, fd, tcp, exec, file");
+            c.error(table, "[ready] names more than one method: keep exactly one of notify, fd, tcp, http, exec, file");
             None
         }
     }
@@ -203,17 +266,24 @@ pub fn ready(
 /// Validates `[health]`.
 pub fn health(c: &mut Checker<'_>, table: &Spanned<RawHealth>) -> Option<HealthSpec> {
     let h = table.get_ref();
-    let probe = match (&h.tcp, &h.exec) {
-        (Some(addr), None) => tcp(c, addr, "health.tcp").map(Probe::Tcp),
-        (None, Some(cmd)) => exec(c, cmd, "health.exec").map(Probe::Exec),
-        (Some(_), Some(_)) => {
-            c.error(table, "[health] names both tcp and exec: keep one");
-            None
-        }
-        (None, None) => {
+    if h.tcp.is_none() {
+        expect_without_tcp(c, &h.expect, "health");
+    }
+    let probe = match (&h.tcp, &h.http, &h.exec) {
+        (Some(addr), None, None) => tcp(c, addr, &h.expect, "health"),
+        (None, Some(url), None) => http(c, url, "health.http").map(Probe::Http),
+        (None, None, Some(cmd)) => exec(c, cmd, "health.exec").map(Probe::Exec),
+        (None, None, None) => {
             c.error(
                 table,
-                "[health] names no check: add exec = \"CMD\" or tcp = \"ADDR:PORT\"",
+                "[health] names no check: add exec = \"CMD\", tcp = \"ADDR:PORT\" or http = \"http://ADDR:PORT/PATH\"",
+            );
+            None
+        }
+        _ => {
+            c.error(
+                table,
+                "[health] names more than one check: keep exactly one of tcp, http, exec",
             );
             None
         }
@@ -293,21 +363,111 @@ pub fn kind(
     }
 }
 
+/// The longest `expect`: a greeting's first words, not a transcript.
+const MAX_EXPECT: usize = 256;
+
+/// `tcp` with its optional `expect`, in `[table]`.
+fn tcp(
+    c: &mut Checker<'_>,
+    v: &Spanned<String>,
+    expect: &Option<Spanned<String>>,
+    table: &str,
+) -> Option<Probe> {
+    let expect = match expect {
+        None => None,
+        Some(e) if e.get_ref().is_empty() => {
+            c.error(
+                e,
+                format!("{table}.expect is empty: give the first bytes the server sends, e.g. \"220\" for SMTP, or remove it"),
+            );
+            None
+        }
+        Some(e) if e.get_ref().len() > MAX_EXPECT => {
+            c.error(
+                e,
+                format!("{table}.expect is longer than {MAX_EXPECT} bytes: keep the start of the greeting"),
+            );
+            None
+        }
+        Some(e) => Some(e.get_ref().clone()),
+    };
+    let text = v.get_ref();
+    match address(text) {
+        Some(addr) => Some(Probe::Tcp { addr, expect }),
+        None => {
+            c.error(v, format!("{table}.tcp = \"{text}\" is not an address: write IP:PORT such as \"127.0.0.1:5432\" or \"[::1]:80\" (no host names)"));
+            None
+        }
+    }
+}
+
+/// `expect` belongs to `tcp`.
+fn expect_without_tcp(c: &mut Checker<'_>, expect: &Option<Spanned<String>>, table: &str) {
+    if let Some(e) = expect {
+        c.error(
+            e,
+            format!(
+                "{table}.expect applies to tcp checks: add tcp = \"ADDR:PORT\" or remove expect"
+            ),
+        );
+    }
+}
+
 /// `"127.0.0.1:5432"`, `"[::1]:80"` or `"localhost:80"`. No name lookup:
 /// corral is static and has no resolver.
-fn tcp(c: &mut Checker<'_>, v: &Spanned<String>, key: &str) -> Option<SocketAddr> {
-    let text = v.get_ref();
+fn address(text: &str) -> Option<SocketAddr> {
     if let Ok(a) = text.parse::<SocketAddr>() {
         return Some(a);
     }
-    if let Some(port) = text
-        .strip_prefix("localhost:")
-        .and_then(|p| p.parse::<u16>().ok())
-    {
-        return Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    let port = text.strip_prefix("localhost:")?.parse::<u16>().ok()?;
+    Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+}
+
+/// `http://HOST[:PORT][/PATH]`, HOST an IP address or `localhost`.
+fn http(c: &mut Checker<'_>, v: &Spanned<String>, key: &str) -> Option<HttpCheck> {
+    match parse_http(v.get_ref()) {
+        Ok(h) => Some(h),
+        Err(why) => {
+            c.error(v, format!("{key} = \"{}\": {why}", v.get_ref()));
+            None
+        }
     }
-    c.error(v, format!("{key} = \"{text}\" is not an address: write IP:PORT such as \"127.0.0.1:5432\" or \"[::1]:80\" (no host names)"));
-    None
+}
+
+fn parse_http(url: &str) -> Result<HttpCheck, String> {
+    if url.starts_with("https://") {
+        return Err("corral checks plain HTTP only (no TLS): point it at a plain-HTTP port, or use exec with a client such as curl".into());
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("write a URL such as \"http://127.0.0.1:8080/healthz\"")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let path = path.split('#').next().unwrap_or("/");
+    if path.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+        return Err(
+            "the path has a space, a control character or a non-ASCII character: percent-encode it"
+                .into(),
+        );
+    }
+    if authority.contains('@') {
+        return Err("user names and passwords in the URL are not supported".into());
+    }
+    let with_port = if authority.ends_with(']') || !authority.contains(':') {
+        format!("{authority}:80")
+    } else {
+        authority.to_string()
+    };
+    let addr = address(&with_port).ok_or(
+        "the host must be an IP address or localhost, with an optional port (no name lookup: corral has no resolver)",
+    )?;
+    Ok(HttpCheck {
+        addr,
+        host: authority.to_string(),
+        path: path.to_string(),
+    })
 }
 
 /// A string for `/bin/sh -c`, or an argv array.

@@ -37,14 +37,19 @@ const READY: &[(&str, Want)] = &[
     ("notify", Want::Bool),
     ("fd", Want::Int),
     ("tcp", Want::Str),
+    ("expect", Want::Str),
+    ("http", Want::Str),
     ("exec", Want::Command),
     ("file", Want::Str),
     ("timeout", Want::Duration),
     ("interval", Want::Duration),
+    ("check_timeout", Want::Duration),
 ];
 
 const HEALTH: &[(&str, Want)] = &[
     ("tcp", Want::Str),
+    ("expect", Want::Str),
+    ("http", Want::Str),
     ("exec", Want::Command),
     ("interval", Want::Duration),
     ("timeout", Want::Duration),

@@ -49,12 +49,14 @@ impl Supervisor {
             (Kind::Oneshot { timeout, .. }, _) => Readiness::Waiting {
                 deadline: timeout.map(|t| now + t),
                 next_probe: None,
+                check_until: None,
             },
             // A launcher is not the daemon: ready (and checked) once the
             // daemon is adopted from the pidfile.
             (Kind::Longrun, _) if s.spec.pidfile.is_some() => Readiness::Waiting {
                 deadline: None,
                 next_probe: None,
+                check_until: None,
             },
             (Kind::Longrun, _) => daemon_readiness(&s.spec, id, s.starts, now, now, out),
         };
@@ -373,6 +375,7 @@ impl Supervisor {
                     Readiness::Waiting {
                         deadline,
                         next_probe,
+                        check_until,
                     },
                 ..
             } => {
@@ -392,13 +395,29 @@ impl Supervisor {
                     };
                     warn!("{}: {reason}; stopping it", s.spec.name);
                     stop_for = Some(AfterStop::Fail(reason));
-                } else if due(next_probe) {
-                    *next_probe = None;
-                    out.push(Action::Probe {
-                        id,
-                        run,
-                        purpose: Purpose::Ready,
-                    });
+                } else if let Some(r) = &s.spec.ready {
+                    if due(check_until) {
+                        // The check in flight took too long: it failed, and
+                        // the next one follows after the interval.
+                        out.push(Action::CancelProbe {
+                            id,
+                            purpose: Purpose::Ready,
+                        });
+                        let why =
+                            format!("check timed out after {} ms", r.check_timeout.as_millis());
+                        debug!("{}: not ready yet: {why}", s.spec.name);
+                        s.last_check = Some(why);
+                        *check_until = None;
+                        *next_probe = Some(now + r.interval);
+                    } else if due(next_probe) {
+                        *next_probe = None;
+                        *check_until = Some(now + r.check_timeout);
+                        out.push(Action::Probe {
+                            id,
+                            run,
+                            purpose: Purpose::Ready,
+                        });
+                    }
                 }
             }
             State::Running {

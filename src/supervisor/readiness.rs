@@ -30,7 +30,12 @@ impl Supervisor {
             (
                 Purpose::Ready,
                 State::Running {
-                    ready: Readiness::Waiting { next_probe, .. },
+                    ready:
+                        Readiness::Waiting {
+                            next_probe,
+                            check_until,
+                            ..
+                        },
                     ..
                 },
             ) => {
@@ -39,6 +44,7 @@ impl Supervisor {
                 } else if let Some(r) = &s.spec.ready {
                     debug!("{}: not ready yet: {output}", s.spec.name);
                     *next_probe = Some(now + r.interval);
+                    *check_until = None;
                     s.last_check = Some(output);
                 }
             }
@@ -231,16 +237,19 @@ pub(super) fn daemon_readiness(
                 .map(|h| HealthCheck::new(h, started, now)),
         },
         Some(r) => {
+            let mut check_until = None;
             if let ReadyMethod::Poll(_) = r.method {
                 out.push(Action::Probe {
                     id,
                     run,
                     purpose: Purpose::Ready,
                 });
+                check_until = Some(now + r.check_timeout);
             }
             Readiness::Waiting {
                 deadline: Some(now + r.timeout),
                 next_probe: None,
+                check_until,
             }
         }
     }

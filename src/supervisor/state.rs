@@ -58,10 +58,13 @@ pub enum Readiness {
     },
     /// Not yet. At `deadline` the start has failed (a oneshot's `timeout`,
     /// a longrun's `[ready] timeout`); at `next_probe` corral polls again
-    /// (`None`: a probe is in flight, or the service tells corral itself).
+    /// (`None`: a probe is in flight, or the service tells corral itself);
+    /// at `check_until` the probe in flight has failed
+    /// (`[ready] check_timeout`).
     Waiting {
         deadline: Option<Instant>,
         next_probe: Option<Instant>,
+        check_until: Option<Instant>,
     },
 }
 
@@ -107,9 +110,10 @@ impl State {
                     Readiness::Waiting {
                         deadline,
                         next_probe,
+                        check_until,
                     },
                 ..
-            } => earliest(*deadline, *next_probe),
+            } => earliest(earliest(*deadline, *next_probe), *check_until),
             State::Running {
                 ready: Readiness::Ready { health, .. },
                 ..

@@ -546,6 +546,7 @@ mod readiness {
                 method: ReadyMethod::Poll(Probe::File("/run/x".into())),
                 timeout: Duration::from_secs(3),
                 interval: Duration::from_millis(200),
+                check_timeout: Duration::from_secs(5),
             }),
             ..spec(name, &[])
         }
@@ -711,6 +712,49 @@ mod readiness {
         assert_eq!(sim.sup.services().get(sid(0)).unwrap().failures, 1);
     }
 
+    /// A check that never answers (a server that accepts and then says
+    /// nothing) fails after check_timeout and is tried again after the
+    /// interval, instead of hanging until the ready timeout.
+    #[test]
+    fn a_ready_check_that_hangs_fails_after_check_timeout() {
+        let mut svc = polled("web");
+        if let Some(r) = &mut svc.ready {
+            r.timeout = Duration::from_secs(30);
+            r.check_timeout = Duration::from_secs(2);
+            r.interval = Duration::from_millis(500);
+        }
+        let mut sim = Sim::new(vec![svc], false);
+        let boot = sim.run(Event::Boot);
+        let probe = Action::Probe {
+            id: sid(0),
+            run: 1,
+            purpose: Purpose::Ready,
+        };
+        assert!(boot.contains(&probe), "{boot:?}");
+        assert!(sim.advance(Duration::from_millis(1900)).is_empty());
+        let timed_out = sim.advance(Duration::from_millis(100));
+        assert_eq!(
+            timed_out,
+            vec![Action::CancelProbe {
+                id: sid(0),
+                purpose: Purpose::Ready
+            }]
+        );
+        let s = sim.sup.services().get(sid(0)).unwrap();
+        assert_eq!(
+            s.last_check.as_deref(),
+            Some("check timed out after 2000 ms")
+        );
+        assert!(!s.is_up());
+        // The next check follows one interval later, with its own bound.
+        assert!(sim.advance(Duration::from_millis(400)).is_empty());
+        assert_eq!(sim.advance(Duration::from_millis(100)), vec![probe]);
+        sim.run(result(sid(0), 1, Purpose::Ready, true));
+        assert!(sim.sup.services().get(sid(0)).unwrap().is_up());
+        // Ready: nothing of the old check's bound is left to fire.
+        assert!(sim.advance(Duration::from_secs(3)).is_empty());
+    }
+
     #[test]
     fn notify_counts_only_for_notify_services_and_the_current_run() {
         let mut n = spec("n", &[]);
@@ -718,6 +762,7 @@ mod readiness {
             method: ReadyMethod::Notify,
             timeout: Duration::from_secs(5),
             interval: Duration::from_millis(200),
+            check_timeout: Duration::from_secs(5),
         });
         let mut sim = Sim::new(vec![n, spec("plain", &[])], false);
         sim.run(Event::Boot);
@@ -747,7 +792,10 @@ mod readiness {
     fn checked(on_unhealthy: OnUnhealthy) -> Sim {
         let mut web = spec("web", &[]);
         web.health = Some(HealthSpec {
-            probe: Probe::Tcp("127.0.0.1:80".parse().unwrap()),
+            probe: Probe::Tcp {
+                addr: "127.0.0.1:80".parse().unwrap(),
+                expect: None,
+            },
             interval: Duration::from_secs(1),
             timeout: Duration::from_millis(500),
             retries: 2,
@@ -870,6 +918,7 @@ fn pending_startup_is_reported_once_after_report_after() {
         method: crate::config::probes::ReadyMethod::Notify,
         timeout: Duration::from_secs(3600),
         interval: Duration::from_millis(200),
+        check_timeout: Duration::from_secs(5),
     });
     let mut sim = Sim::new(vec![slow], false);
     sim.run(Event::Boot);
@@ -1012,6 +1061,7 @@ mod table {
             method: ReadyMethod::Poll(Probe::File("/run/x".into())),
             timeout: Duration::from_secs(3),
             interval: Duration::from_millis(200),
+            check_timeout: Duration::from_secs(5),
         });
         rows.push(("running, waiting", boot(vec![polled], true)));
         rows.push(("running, ready", boot(vec![spec("s", &[])], true)));
@@ -1341,6 +1391,7 @@ mod reloads {
             method: ReadyMethod::Notify,
             timeout: Duration::from_secs(3),
             interval: Duration::from_millis(200),
+            check_timeout: Duration::from_secs(5),
         });
         reload(&mut sim, vec![spec("a", &[]), polled]);
         let f = sim.id("f");

@@ -2,8 +2,12 @@
 //! each readiness method (order asserted by timestamps), oneshots gate and
 //! fail, health turns unhealthy and restarts, svctl wait and health.
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::harness::*;
@@ -21,6 +25,8 @@ pub const TESTS: &[Test] = crate::tests![
     main_command_waits_for_readiness,
     exec_check_printing_more_than_a_pipe_holds_does_not_stall,
     health_ignores_a_service_stopped_on_purpose,
+    http_checks_want_a_2xx_or_3xx_answer,
+    tcp_expect_waits_for_the_greeting_not_the_listen,
 ];
 
 /// A dependent that logs when it starts: `NAME-start <ns>`.
@@ -551,5 +557,148 @@ fn health_ignores_a_service_stopped_on_purpose() -> TestResult {
     // An enabled service stopped by hand does not count either.
     assert!(c.svctl(&["stop", "db"]).status.success());
     assert!(c.svctl(&["health"]).status.success());
+    Ok(())
+}
+
+/// A test-side server on 127.0.0.1 that answers every connection with
+/// `answer()` (read each time, so the test can change it) after reading
+/// what the client sent; the requests come back through the channel.
+fn serve(
+    answer: impl Fn() -> Option<String> + Send + 'static,
+    read_first: bool,
+) -> (u16, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut request = String::new();
+            if read_first {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 2048];
+                while !request.contains("\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.push_str(&String::from_utf8_lossy(&buf[..n])),
+                    }
+                }
+            }
+            match answer() {
+                Some(text) => {
+                    let _ = conn.write_all(text.as_bytes());
+                }
+                // Say nothing, keep the connection open a while: a daemon
+                // whose socket listens while the program is not there yet.
+                None => std::thread::sleep(Duration::from_secs(3)),
+            }
+            if tx.send(request).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+fn http_checks_want_a_2xx_or_3xx_answer() -> TestResult {
+    require_pid_namespace()?;
+    let code = Arc::new(AtomicU16::new(503));
+    let answer = {
+        let code = code.clone();
+        move || {
+            let c = code.load(Ordering::SeqCst);
+            let reason = match c {
+                200 => "OK",
+                302 => "Found",
+                _ => "Service Unavailable",
+            };
+            Some(format!(
+                "HTTP/1.1 {c} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ))
+        }
+    };
+    let (port, requests) = serve(answer, true);
+    let web = format!(
+        "command = [\"sleep\", \"1000\"]\n[ready]\nhttp = \"http://127.0.0.1:{port}/healthz?probe=ready\"\ninterval = \"50ms\"\n[health]\nhttp = \"http://localhost:{port}/healthz\"\ninterval = \"50ms\"\nretries = 2\n"
+    );
+    let c = Setup::new("httpcheck", &[("web", &web)]).start();
+    c.wait_socket();
+    // A 503 is an answer, not readiness; status says which answer it was.
+    wait_until("a 503 in the note", 5 * SECOND, || {
+        c.service("web")["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("last check: HTTP 503 Service Unavailable"))
+    });
+    assert_eq!(c.service("web")["ready"], false);
+    let request = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        request.starts_with("GET /healthz?probe=ready HTTP/1.1\r\n"),
+        "{request:?}"
+    );
+    assert!(
+        request.contains(&format!("\r\nHost: 127.0.0.1:{port}\r\n")),
+        "{request:?}"
+    );
+    // A redirect counts as up, like Kubernetes' httpGet.
+    code.store(302, Ordering::SeqCst);
+    wait_until("ready on a 302", 5 * SECOND, || {
+        c.service("web")["ready"] == true
+    });
+    wait_until("healthy", 5 * SECOND, || {
+        c.service("web")["health"] == "healthy"
+    });
+    assert_eq!(c.service("web")["health_output"], "HTTP 302 Found");
+    code.store(500, Ordering::SeqCst);
+    wait_until("unhealthy on a 500", 5 * SECOND, || {
+        c.service("web")["health"] == "unhealthy"
+    });
+    assert_eq!(
+        c.service("web")["health_output"],
+        "HTTP 500 Service Unavailable"
+    );
+    assert!(!c.svctl(&["health"]).status.success());
+    Ok(())
+}
+
+fn tcp_expect_waits_for_the_greeting_not_the_listen() -> TestResult {
+    require_pid_namespace()?;
+    // 0: listening, silent; 1: the wrong greeting; 2: an SMTP greeting.
+    let stage = Arc::new(AtomicU16::new(0));
+    let answer = {
+        let stage = stage.clone();
+        move || match stage.load(Ordering::SeqCst) {
+            0 => None,
+            1 => Some("554 not now\r\n".to_string()),
+            _ => Some("220 mail.example ESMTP\r\n".to_string()),
+        }
+    };
+    let (port, _requests) = serve(answer, false);
+    let smtp = format!(
+        "command = [\"sleep\", \"1000\"]\n[ready]\ntcp = \"127.0.0.1:{port}\"\nexpect = \"220\"\ninterval = \"50ms\"\ncheck_timeout = \"300ms\"\n"
+    );
+    // Without expect, the listening socket alone passes: that is the bug.
+    let plain = format!("command = [\"sleep\", \"1000\"]\n[ready]\ntcp = \"127.0.0.1:{port}\"\n");
+    let c = Setup::new("tcpexpect", &[("smtp", &smtp), ("plain", &plain)]).start();
+    c.wait_socket();
+    wait_until("plain ready", 5 * SECOND, || {
+        c.service("plain")["ready"] == true
+    });
+    wait_until("a silent server times out", 5 * SECOND, || {
+        c.service("smtp")["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("last check: check timed out after 300 ms"))
+    });
+    assert_eq!(c.service("smtp")["ready"], false);
+    stage.store(1, Ordering::SeqCst);
+    wait_until("the wrong greeting is named", 5 * SECOND, || {
+        c.service("smtp")["note"].as_str().is_some_and(|n| {
+            n.contains("last check: expected a greeting starting with \"220\", got \"554 not now\"")
+        })
+    });
+    assert_eq!(c.service("smtp")["ready"], false);
+    stage.store(2, Ordering::SeqCst);
+    wait_until("ready on 220", 5 * SECOND, || {
+        c.service("smtp")["ready"] == true
+    });
     Ok(())
 }
