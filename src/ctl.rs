@@ -43,7 +43,9 @@ pub const USAGE: &str = "\
 usage: svctl [--socket PATH] [--timeout DUR] VERB [ARGS...]
 
 verbs:
-  status [--json] [NAME...]   state of all or the named services
+  status [--json|--names] [NAME...]
+                              state of all or the named services (--names: only
+                              their names, a line each, for scripts and completion)
   start NAME...               start (with what they require); wait until running
   stop NAME...                stop (with what requires them); wait until stopped
   restart NAME...             stop and start again; wait until running
@@ -72,6 +74,8 @@ struct Invocation {
     /// by root or our own uid (anyone could have bound the name first).
     discovered: bool,
     json: bool,
+    /// `status --names`: one name a line.
+    names_only: bool,
     verb: Verb,
     /// How long svctl waits for corral in all (connect, send, answer).
     deadline: Duration,
@@ -105,7 +109,11 @@ pub fn main(args: &[String]) -> i32 {
     match response {
         Response::Ok { services, message } => {
             if let Verb::Status { .. } = inv.verb {
-                if inv.json {
+                if inv.names_only {
+                    for s in &services {
+                        println!("{}", shown(&s.name, tty_out));
+                    }
+                } else if inv.json {
                     #[derive(serde::Serialize)]
                     struct Doc<'a> {
                         services: &'a [ServiceStatus],
@@ -385,6 +393,7 @@ fn parse(
         .map(PathBuf::from);
     let mut timeout = None;
     let mut json = false;
+    let mut names_only = false;
     let mut dry_run = false;
     let mut follow = false;
     let mut lines: Option<usize> = None;
@@ -401,6 +410,7 @@ fn parse(
                 )
             }
             "--json" => json = true,
+            "--names" => names_only = true,
             "--dry-run" if rest.first() == Some(&"reload") => dry_run = true,
             "-f" | "--follow" => follow = true,
             "-n" | "--lines" => {
@@ -474,8 +484,14 @@ fn parse(
         }
         other => return Err(format!("unknown verb `{other}`")),
     };
-    if json && !matches!(verb, Verb::Status { .. }) {
-        return Err("--json goes with status".into());
+    if (json || names_only) && !matches!(verb, Verb::Status { .. }) {
+        return Err(format!(
+            "{} goes with status",
+            if json { "--json" } else { "--names" }
+        ));
+    }
+    if json && names_only {
+        return Err("--json and --names: choose one".into());
     }
     if (follow || lines.is_some()) && !matches!(verb, Verb::Logs { .. }) {
         return Err("-f and -n go with logs".into());
@@ -498,9 +514,16 @@ fn parse(
         discovered: socket.is_none(),
         socket: socket.unwrap_or_else(|| default_socket(env("XDG_RUNTIME_DIR").as_deref())),
         json,
+        names_only,
         verb,
         deadline,
     }))
+}
+
+/// Whether svctl would accept `args` (for tests elsewhere in the crate).
+#[cfg(test)]
+pub(crate) fn parses(args: &[String]) -> bool {
+    matches!(parse(args, |_| None), Ok(Some(_)))
 }
 
 /// One line after start, stop, restart or wait.
