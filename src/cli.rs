@@ -41,6 +41,8 @@ pub fn fallback_socket(uid: u32, xdg_runtime_dir: Option<&str>) -> PathBuf {
 pub const USAGE: &str = "\
 usage: corral [--services DIR] [--socket PATH] [--] [CMD [ARGS...]]
        corral check [--services DIR]
+       corral schema                       (JSON Schema of a service file)
+       corral completions bash|zsh|fish    (svctl completion script)
        corral ctl [--socket PATH] VERB [ARGS...]   (the same as svctl)
 
 Runs as PID 1: starts the services of DIR (default /etc/corral/services.d,
@@ -87,6 +89,10 @@ pub enum Command {
     },
     /// `corral ctl ARGS`: the svctl client with these arguments.
     Ctl(Vec<String>),
+    /// `corral schema`: print the service file's JSON Schema.
+    Schema,
+    /// `corral completions SHELL`: print svctl's completion for SHELL.
+    Completions(String),
     Help,
     Version,
 }
@@ -125,6 +131,23 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
                 break;
             }
             "check" if i == 0 => check = true,
+            "schema" if i == 0 => {
+                return match args.get(1) {
+                    None => Ok(Command::Schema),
+                    Some(a) => Err(format!("corral schema takes no argument `{a}`")),
+                };
+            }
+            "completions" if i == 0 => {
+                return match args.get(1..).unwrap_or_default() {
+                    [shell] if crate::completions::script(shell).is_some() => {
+                        Ok(Command::Completions(shell.clone()))
+                    }
+                    [shell] => Err(format!(
+                        "corral completions {shell}: no such shell; use bash, zsh or fish"
+                    )),
+                    _ => Err("corral completions needs one shell: bash, zsh or fish".into()),
+                };
+            }
             "ctl" if i == 0 => return Ok(Command::Ctl(args.get(1..).unwrap_or_default().to_vec())),
             s if s.starts_with("--services=") => {
                 services = Some(PathBuf::from(&s["--services=".len()..]))

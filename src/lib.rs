@@ -20,6 +20,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod ctl;
 pub mod files;

@@ -1,5 +1,6 @@
-//! Entry point: chooses between the daemon, `corral check` and the svctl
-//! client by argv[0] and subcommand, and turns the result into an exit code.
+//! Entry point: chooses between the daemon, `corral check`, `schema`,
+//! `completions` and the svctl client by argv[0] and subcommand, and turns
+//! the result into an exit code.
 
 use corral::cli::{self, Command};
 
@@ -23,6 +24,8 @@ fn main() {
                 named,
             }) => corral::check::run(&services_dir, named),
             Ok(Command::Ctl(args)) => corral::ctl::main(&args),
+            Ok(Command::Schema) => corral::config::schema::print(),
+            Ok(Command::Completions(shell)) => corral::completions::print(&shell),
             Ok(Command::Help) => {
                 println!("{}", cli::USAGE);
                 0

@@ -10,6 +10,7 @@ pub mod model;
 pub mod mutate;
 pub mod probes;
 pub mod raw;
+pub mod schema;
 mod shape;
 pub mod units;
 pub mod users;
@@ -604,6 +605,95 @@ stop_timeout = "2s"
             panic!("not an http check")
         };
         assert_eq!(h.addr, "127.0.0.1:80".parse().unwrap());
+    }
+
+    /// A service as loaded from `text`, with its source text left out (the
+    /// rest is what corral runs).
+    fn resolved(text: &str) -> Option<String> {
+        let c = load(&[("svc.toml", text)]).ok()?;
+        let mut spec = c.services.into_iter().next()?;
+        spec.source = Source::new(PathBuf::from("svc.toml"), "");
+        Some(format!("{spec:?}"))
+    }
+
+    /// The bases a key of `[table]` can be tried on.
+    fn bases(table: &str) -> Vec<String> {
+        match table {
+            "ready" => vec!["run = \"x\"\n[ready]\nfile = \"/x\"\n".into()],
+            "health" => vec!["run = \"x\"\n[health]\nexec = \"true\"\n".into()],
+            "log" => vec![
+                "run = \"x\"\n[log]\n".into(),
+                "run = \"x\"\n[log]\nfile = \"/var/log/x/current\"\n".into(),
+            ],
+            _ => vec![
+                "run = \"x\"\n".into(),
+                "run = \"x\"\ntype = \"oneshot\"\n".into(),
+            ],
+        }
+    }
+
+    /// Every key's documented default (which `corral schema` publishes),
+    /// written out, changes nothing: the table cannot drift from the
+    /// loader.
+    #[test]
+    fn schema_defaults_are_the_loaders() {
+        use super::shape::{Key, SERVICE, Want};
+        fn each(table: &str, keys: &[Key], checked: &mut usize) {
+            for k in keys {
+                if let Want::Table(inner) = k.want {
+                    each(k.name, inner, checked);
+                    continue;
+                }
+                let Some(default) = k.default else { continue };
+                let tried = bases(table).into_iter().find_map(|base| {
+                    let with = resolved(&format!("{base}{} = {default}\n", k.name))?;
+                    Some((resolved(&base)?, with))
+                });
+                let Some((without, with)) = tried else {
+                    panic!("{table}.{} = {default} does not load on any base", k.name)
+                };
+                assert_eq!(
+                    without, with,
+                    "{table}.{} = {default} is not the default",
+                    k.name
+                );
+                *checked += 1;
+            }
+        }
+        let mut checked = 0;
+        each("", SERVICE, &mut checked);
+        assert!(checked > 20, "{checked}");
+    }
+
+    /// The choices the schema lists are exactly what the loader takes: each
+    /// loads, and a value beside them is refused with the others named.
+    #[test]
+    fn schema_choices_are_the_loaders() {
+        use super::shape::{Key, SERVICE, Want};
+        fn each(table: &str, keys: &[Key]) {
+            for k in keys {
+                match k.want {
+                    Want::Table(inner) => each(k.name, inner),
+                    Want::Choice(choices) => {
+                        let base = bases(table).remove(0);
+                        for c in choices {
+                            let text = format!("{base}{} = \"{c}\"\n", k.name);
+                            assert!(load(&[("svc.toml", &text)]).is_ok(), "{text}");
+                        }
+                        let text = format!("{base}{} = \"bogus\"\n", k.name);
+                        let errs = load(&[("svc.toml", &text)]).unwrap_err();
+                        for c in choices {
+                            assert!(
+                                errs[0].contains(&format!("\"{c}\"")) || errs[0].contains(c),
+                                "{errs:?} does not name {c}"
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        each("", SERVICE);
     }
 
     #[test]

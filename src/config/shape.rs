@@ -13,8 +13,11 @@ use super::{ConfigError, Source};
 
 /// What a key's value may be.
 #[derive(Debug, Clone, Copy)]
-enum Want {
+pub(super) enum Want {
     Str,
+    /// One of these strings; the loader's own match is the authority, a
+    /// test holds the two equal.
+    Choice(&'static [&'static str]),
     Int,
     Bool,
     StrList,
@@ -30,70 +33,347 @@ enum Want {
     Command,
     /// A table of strings (`env`).
     StrMap,
-    Table(&'static [(&'static str, Want)]),
+    Table(&'static [Key]),
 }
 
-const READY: &[(&str, Want)] = &[
-    ("notify", Want::Bool),
-    ("fd", Want::Int),
-    ("tcp", Want::Str),
-    ("expect", Want::Str),
-    ("http", Want::Str),
-    ("exec", Want::Command),
-    ("file", Want::Str),
-    ("timeout", Want::Duration),
-    ("interval", Want::Duration),
-    ("check_timeout", Want::Duration),
+/// One key of a service file: what it takes, what a file without it gets,
+/// and what it does. `corral schema` is written from these.
+#[derive(Debug)]
+pub(super) struct Key {
+    pub name: &'static str,
+    pub want: Want,
+    /// The value a file that leaves the key out gets, as TOML text; `None`
+    /// when there is no fixed value (`about` says what happens). A test
+    /// loads every default written out and finds nothing changed.
+    pub default: Option<&'static str>,
+    pub about: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    want: Want,
+    default: Option<&'static str>,
+    about: &'static str,
+) -> Key {
+    Key {
+        name,
+        want,
+        default,
+        about,
+    }
+}
+
+pub(super) const READY: &[Key] = &[
+    key(
+        "notify",
+        Want::Bool,
+        None,
+        "ready when the service sends READY=1 over the systemd notify protocol (NOTIFY_SOCKET)",
+    ),
+    key(
+        "fd",
+        Want::Int,
+        None,
+        "ready when the service writes a newline on this descriptor, 3 to 1023 (the s6 convention)",
+    ),
+    key(
+        "tcp",
+        Want::Str,
+        None,
+        "ready when a TCP connect to IP:PORT (or localhost:PORT) succeeds; no name lookup",
+    ),
+    key(
+        "expect",
+        Want::Str,
+        None,
+        "with tcp: the first bytes the server sends must start with this, e.g. \"220\" for SMTP",
+    ),
+    key(
+        "http",
+        Want::Str,
+        None,
+        "ready when a GET of this plain-HTTP URL (http://IP:PORT/PATH) answers 2xx or 3xx",
+    ),
+    key(
+        "exec",
+        Want::Command,
+        None,
+        "ready when this command exits 0 (a string for /bin/sh -c, or an argv list); runs as the service's user",
+    ),
+    key(
+        "file",
+        Want::Str,
+        None,
+        "ready when this absolute path exists",
+    ),
+    key(
+        "timeout",
+        Want::Duration,
+        Some("\"30s\""),
+        "not ready by then: the start has failed (stopped, then the restart policy)",
+    ),
+    key(
+        "interval",
+        Want::Duration,
+        Some("\"200ms\""),
+        "between polls of tcp, http, exec and file",
+    ),
+    key(
+        "check_timeout",
+        Want::Duration,
+        Some("\"5s\""),
+        "one polled check not answered by then has failed",
+    ),
 ];
 
-const HEALTH: &[(&str, Want)] = &[
-    ("tcp", Want::Str),
-    ("expect", Want::Str),
-    ("http", Want::Str),
-    ("exec", Want::Command),
-    ("interval", Want::Duration),
-    ("timeout", Want::Duration),
-    ("retries", Want::Int),
-    ("start_period", Want::Duration),
-    ("on_unhealthy", Want::Str),
+pub(super) const HEALTH: &[Key] = &[
+    key(
+        "tcp",
+        Want::Str,
+        None,
+        "healthy when a TCP connect to IP:PORT succeeds",
+    ),
+    key(
+        "expect",
+        Want::Str,
+        None,
+        "with tcp: the first bytes the server sends must start with this",
+    ),
+    key(
+        "http",
+        Want::Str,
+        None,
+        "healthy when a GET of this plain-HTTP URL answers 2xx or 3xx",
+    ),
+    key(
+        "exec",
+        Want::Command,
+        None,
+        "healthy when this command exits 0 (a string for /bin/sh -c, or an argv list)",
+    ),
+    key(
+        "interval",
+        Want::Duration,
+        Some("\"30s\""),
+        "between checks; the first one this long after the service became ready",
+    ),
+    key(
+        "timeout",
+        Want::Duration,
+        Some("\"30s\""),
+        "a check taking longer fails",
+    ),
+    key(
+        "retries",
+        Want::Int,
+        Some("3"),
+        "failures in a row that make the service unhealthy, 1 to 1000",
+    ),
+    key(
+        "start_period",
+        Want::Duration,
+        Some("\"0s\""),
+        "failures this soon after the start do not count",
+    ),
+    key(
+        "on_unhealthy",
+        Want::Choice(&["none", "restart"]),
+        Some("\"none\""),
+        "restart: restart the service when it turns unhealthy",
+    ),
 ];
 
-const LOG: &[(&str, Want)] = &[
-    ("format", Want::Str),
-    ("timestamps", Want::Bool),
-    ("on_full", Want::Str),
-    ("ring_lines", Want::Int),
-    ("ring_size", Want::Size),
-    ("file", Want::Str),
-    ("max_size", Want::Size),
-    ("keep", Want::Int),
+pub(super) const LOG: &[Key] = &[
+    key(
+        "format",
+        Want::Choice(&["prefix", "json", "raw", "inherit"]),
+        None,
+        "how lines reach the console (default: CORRAL_LOG_FORMAT, else prefix); inherit gives the service corral's stdout and stderr",
+    ),
+    key(
+        "timestamps",
+        Want::Bool,
+        None,
+        "prefix lines with RFC 3339 times (default: CORRAL_LOG_TIMESTAMPS)",
+    ),
+    key(
+        "on_full",
+        Want::Choice(&["block", "drop"]),
+        Some("\"block\""),
+        "when the console cannot keep up: block the service's writes, or drop and count lines",
+    ),
+    key(
+        "ring_lines",
+        Want::Int,
+        Some("1000"),
+        "lines kept in memory for svctl logs",
+    ),
+    key(
+        "ring_size",
+        Want::Size,
+        Some("\"256KiB\""),
+        "bytes kept in memory for svctl logs",
+    ),
+    key(
+        "file",
+        Want::Str,
+        None,
+        "also write the lines to this absolute path, rotated by size",
+    ),
+    key(
+        "max_size",
+        Want::Size,
+        Some("\"10MiB\""),
+        "with file: rotate before the file grows past this",
+    ),
+    key(
+        "keep",
+        Want::Int,
+        Some("5"),
+        "with file: rotated files kept (current.1 ... current.N)",
+    ),
 ];
 
 /// Every key of a service file.
-const SERVICE: &[(&str, Want)] = &[
-    ("command", Want::StrList),
-    ("run", Want::Str),
-    ("user", Want::NameOrId),
-    ("group", Want::NameOrId),
-    ("requires", Want::StrList),
-    ("env", Want::StrMap),
-    ("working_dir", Want::Str),
-    ("pidfile", Want::Str),
-    ("restart", Want::Str),
-    ("restart_delay", Want::Duration),
-    ("restart_delay_max", Want::Duration),
-    ("restart_reset", Want::Duration),
-    ("restart_limit", Want::Int),
-    ("stop_signal", Want::Signal),
-    ("stop_timeout", Want::Duration),
-    ("enabled", Want::Bool),
-    ("type", Want::Str),
-    ("timeout", Want::Duration),
-    ("optional", Want::Bool),
-    ("ready", Want::Table(READY)),
-    ("health", Want::Table(HEALTH)),
-    ("log", Want::Table(LOG)),
-    ("no_new_privs", Want::Bool),
+pub(super) const SERVICE: &[Key] = &[
+    key(
+        "command",
+        Want::StrList,
+        None,
+        "program and arguments; exactly one of command and run",
+    ),
+    key(
+        "run",
+        Want::Str,
+        None,
+        "a shell script for /bin/sh -c (end it with exec daemon); exactly one of command and run",
+    ),
+    key(
+        "user",
+        Want::NameOrId,
+        None,
+        "drop to this user (name or uid): its groups, then its gid, then its uid (default: corral's)",
+    ),
+    key(
+        "group",
+        Want::NameOrId,
+        None,
+        "primary group (default: the user's)",
+    ),
+    key(
+        "requires",
+        Want::StrList,
+        Some("[]"),
+        "services that must be ready before this one starts",
+    ),
+    key(
+        "env",
+        Want::StrMap,
+        Some("{}"),
+        "added to the environment; overrides corral's and HOME, USER, LOGNAME",
+    ),
+    key(
+        "working_dir",
+        Want::Str,
+        None,
+        "absolute path to start in (default: corral's)",
+    ),
+    key(
+        "pidfile",
+        Want::Str,
+        None,
+        "for a command that daemonizes itself: the daemon's pid is read from this absolute path and that process is supervised",
+    ),
+    key(
+        "restart",
+        Want::Choice(&["always", "on-failure", "never"]),
+        Some("\"always\""),
+        "which exits are restarted: every one, non-zero exits and deaths by signal, or none",
+    ),
+    key(
+        "restart_delay",
+        Want::Duration,
+        Some("\"100ms\""),
+        "delay before the first restart, doubled after each quick failure",
+    ),
+    key(
+        "restart_delay_max",
+        Want::Duration,
+        Some("\"30s\""),
+        "cap of the doubling",
+    ),
+    key(
+        "restart_reset",
+        Want::Duration,
+        Some("\"10s\""),
+        "a run at least this long resets the backoff and the budget",
+    ),
+    key(
+        "restart_limit",
+        Want::Int,
+        Some("10"),
+        "restarts in a row without a healthy run before the service is failed; 0 retries forever",
+    ),
+    key(
+        "stop_signal",
+        Want::Signal,
+        Some("\"SIGTERM\""),
+        "sent to the service's process group on stop",
+    ),
+    key(
+        "stop_timeout",
+        Want::Duration,
+        Some("\"5s\""),
+        "then SIGKILL to the process group",
+    ),
+    key(
+        "enabled",
+        Want::Bool,
+        Some("true"),
+        "false: defined, not started at boot (svctl start runs it)",
+    ),
+    key(
+        "type",
+        Want::Choice(&["longrun", "oneshot"]),
+        Some("\"longrun\""),
+        "longrun: a daemon; oneshot: runs once to completion",
+    ),
+    key(
+        "timeout",
+        Want::Duration,
+        None,
+        "oneshots: still running after this, it is stopped and failed (default: no limit)",
+    ),
+    key(
+        "optional",
+        Want::Bool,
+        Some("false"),
+        "oneshots: a failure neither blocks what requires it nor stops the container",
+    ),
+    key(
+        "ready",
+        Want::Table(READY),
+        None,
+        "how the service shows it is ready: exactly one method (without it: ready once started)",
+    ),
+    key(
+        "health",
+        Want::Table(HEALTH),
+        None,
+        "a check of the ready service, as Docker's HEALTHCHECK",
+    ),
+    key(
+        "log",
+        Want::Table(LOG),
+        None,
+        "the service's log lines: console format, memory ring, rotated file",
+    ),
+    key(
+        "no_new_privs",
+        Want::Bool,
+        Some("true"),
+        "set PR_SET_NO_NEW_PRIVS: setuid programs and file capabilities give the service nothing",
+    ),
 ];
 
 /// Every problem of shape in `text` (already known to be valid TOML), or
@@ -111,14 +391,18 @@ fn table(
     source: &Source,
     prefix: &str,
     t: &DeTable<'_>,
-    keys: &[(&'static str, Want)],
+    keys: &[Key],
     errors: &mut Vec<ConfigError>,
 ) {
     for (key, value) in t.iter() {
         let name = key.get_ref().as_ref();
         let line = Some(source.line_of(key.span().start));
         let shown = format!("{prefix}{name}");
-        match keys.iter().find(|(k, _)| *k == name) {
+        match keys
+            .iter()
+            .find(|k| k.name == name)
+            .map(|k| (k.name, k.want))
+        {
             None => {
                 let hint = match nearest(name, keys) {
                     Some(k) => format!("did you mean `{prefix}{k}`?"),
@@ -129,7 +413,7 @@ fn table(
                         "[{}] has {}",
                         prefix.trim_end_matches('.'),
                         keys.iter()
-                            .map(|(k, _)| format!("`{k}`"))
+                            .map(|k| format!("`{}`", k.name))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
@@ -144,7 +428,7 @@ fn table(
                 )),
             },
             Some((_, want)) => {
-                if let Some(message) = mismatch(&shown, *want, value) {
+                if let Some(message) = mismatch(&shown, want, value) {
                     errors.push(source.error(line, message));
                 }
             }
@@ -156,7 +440,7 @@ fn table(
 fn mismatch(key: &str, want: Want, value: &Spanned<DeValue<'_>>) -> Option<String> {
     let v = value.get_ref();
     let ok = match want {
-        Want::Str => v.is_str(),
+        Want::Str | Want::Choice(_) => v.is_str(),
         Want::Int => v.is_integer(),
         Want::Bool => v.is_bool(),
         Want::StrList => v
@@ -178,7 +462,7 @@ fn mismatch(key: &str, want: Want, value: &Spanned<DeValue<'_>>) -> Option<Strin
         return None;
     }
     let wanted = match want {
-        Want::Str => "a string",
+        Want::Str | Want::Choice(_) => "a string",
         Want::Int => "an integer",
         Want::Bool => "true or false",
         Want::StrList => "an array of strings",
@@ -216,9 +500,9 @@ fn what(v: &DeValue<'_>) -> String {
 }
 
 /// The known key closest to `name`, if one is close enough to be a typo.
-fn nearest(name: &str, keys: &[(&'static str, Want)]) -> Option<&'static str> {
+fn nearest(name: &str, keys: &[Key]) -> Option<&'static str> {
     keys.iter()
-        .map(|(k, _)| (distance(name, k), *k))
+        .map(|k| (distance(name, k.name), k.name))
         .filter(|&(d, k)| d <= (k.len() / 3).max(2))
         .min()
         .map(|(_, k)| k)
@@ -262,9 +546,8 @@ mod tests {
                 .to_string();
             e.split('`').skip(3).step_by(2).map(String::from).collect()
         };
-        let names = |keys: &[(&str, Want)]| -> Vec<String> {
-            keys.iter().map(|(k, _)| k.to_string()).collect()
-        };
+        let names =
+            |keys: &[Key]| -> Vec<String> { keys.iter().map(|k| k.name.to_string()).collect() };
         assert_eq!(fields("bogus = 1\n"), names(SERVICE));
         assert_eq!(fields("run = \"x\"\n[ready]\nbogus = 1\n"), names(READY));
         assert_eq!(fields("run = \"x\"\n[health]\nbogus = 1\n"), names(HEALTH));

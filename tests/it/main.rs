@@ -13,6 +13,7 @@ mod ready;
 mod reload;
 mod security;
 mod svctl;
+mod tooling;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -39,6 +40,7 @@ fn main() {
     tests.extend(reload::TESTS);
     tests.extend(security::TESTS);
     tests.extend(load::TESTS);
+    tests.extend(tooling::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)
