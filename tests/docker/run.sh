@@ -68,37 +68,9 @@ DF
   docker build -q -t "$img" "$work" >/dev/null 2>&1
 }
 
-# A Debian image made with debootstrap, no registry: SUITE and a package
-# list, debootstrapped once and kept as a tarball keyed by both
-# (CORRAL_E2E_CACHE, default /var/cache/corral-e2e), loaded with
-# `docker import` and tagged corral-e2e-SUITE:KEY. Prints the tag.
-debian_image() {
-  local suite=$1 pkgs=$2
-  local key; key=$(echo "$suite minbase $pkgs" | sha256sum | cut -c1-12)
-  local cache=${CORRAL_E2E_CACHE:-/var/cache/corral-e2e}
-  local tar=$cache/debian-$suite-$key.tar
-  local tag=corral-e2e-$suite:$key
-  if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return 0; fi
-  if [ ! -s "$tar" ]; then
-    command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; } || return 1
-    local mirror root=$work/rootfs-$suite
-    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-    mirror=${mirror:-http://deb.debian.org/debian}
-    mkdir -p "$cache"
-    debootstrap --variant=minbase --include="$pkgs" "$suite" "$root" "$mirror" > "$work/debootstrap-$suite.log" 2>&1 \
-      || { tail -5 "$work/debootstrap-$suite.log" >&2; return 1; }
-    tar -C "$root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar" && rm -rf "$root" || return 1
-    # A changed package list leaves the old tarball unused: drop it.
-    find "$cache" -maxdepth 1 -name "debian-$suite-*.tar" ! -name "${tar##*/}" -delete
-  fi
-  docker import "$tar" "$tag" >/dev/null && echo "$tag"
-}
-# The base with the real daemons the tests run (and Dockerfile.example
-# installs, so its apt-get finds them present).
-debian_base() { debian_image bookworm "nginx,cron,busybox"; }
-# The builder stage of Dockerfile.example: Debian's rustc is too old for
-# edition 2024 with let-chains (1.85 in trixie), rustc-web is 1.96.
-rust_builder() { debian_image trixie "rustc-web,cargo-web,libc6-dev,ca-certificates"; }
+# debian_image, debian_base, rust_builder and example_image: shared with
+# the script that builds Dockerfile.example for users without a registry.
+. tests/docker/example-image.sh
 
 daemon_image() { # the example: nginx and cron under corral
   local base; base=$(debian_base) || return 1
@@ -284,27 +256,8 @@ real_daemons_nginx_and_cron() {
 }
 
 dockerfile_example_builds_and_runs() {
-  local builder base
-  builder=$(rust_builder) || fail "building the Rust builder image (debootstrap trixie) failed"
-  base=$(debian_base) || fail "building the Debian base failed"
-  # The build context is the repository as Dockerfile.example sees it, plus
-  # the crates vendored on the host: a container does not reach crates.io
-  # through this machine's TLS proxy, and CI should not depend on it.
-  local ctx=$work/example-ctx
-  mkdir -p "$ctx"
-  tar --exclude=./target --exclude=./.git --exclude=./fuzz/target -c . | tar -x -C "$ctx"
-  (cd "$ctx" && cargo vendor --locked --versioned-dirs vendor >> .cargo/config.toml 2>"$work/vendor.log") \
-    || fail "cargo vendor: $(tail -3 "$work/vendor.log")"
-  local t0; t0=$(date +%s)
-  docker build -f Dockerfile.example --build-arg BUILDER="$builder" --build-arg BASE="$base" \
-      -t corral-e2e:example "$ctx" > "$work/example-build.log" 2>&1
-  local built=$?
-  # The builder stage ends as an untagged 1.2 GB image: note every image
-  # this build made (" ---> ID" after each step but the FROMs), for cleanup.
-  awk '/^Step [0-9]+\/[0-9]+ : FROM/ {from=1; next} /^ ---> [0-9a-f]+$/ {if (!from) print $2; from=0}' \
-    "$work/example-build.log" >> "$work/built-images"
-  [ "$built" = 0 ] || fail "docker build -f Dockerfile.example: $(tail -15 "$work/example-build.log")"
-  echo "    Dockerfile.example built in $(( $(date +%s) - t0 )) s (builder $builder, base $base)"
+  # The same script a user runs (tests/docker/example-image.sh).
+  example_image corral-e2e:example || fail "building Dockerfile.example failed (above)"
   local c; c=$(run_d example --health-cmd "svctl health" --health-interval 1s --health-retries 2 corral-e2e:example) \
     || fail "docker run"
   until_true 15 sh -c "[ \$(docker exec $c svctl status --json 2>/dev/null | grep -o '\"state\":\"running\"' | wc -l) = 2 ]" \
