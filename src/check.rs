@@ -27,12 +27,10 @@ pub fn run(dir: &Path, named: bool) -> i32 {
                 .order
                 .iter()
                 .filter_map(|&i| config.services.get(i))
-                .map(|s| {
-                    if s.enabled {
-                        s.name.clone()
-                    } else {
-                        format!("{} (disabled)", s.name)
-                    }
+                .map(|s| match (s.enabled, &s.schedule) {
+                    (false, _) => format!("{} (disabled)", s.name),
+                    (true, Some(_)) => format!("{} (scheduled)", s.name),
+                    (true, None) => s.name.clone(),
                 })
                 .collect();
             println!(
@@ -45,6 +43,19 @@ pub fn run(dir: &Path, named: bool) -> i32 {
                     order.join(", ")
                 }
             );
+            // Each job's next three runs, so a wrong field or zone shows
+            // before the image ships.
+            let now = jiff::Timestamp::now();
+            for s in &config.services {
+                if let Some(sc) = &s.schedule {
+                    let next: Vec<String> = sc
+                        .upcoming(now, 3)
+                        .into_iter()
+                        .map(|t| config::schedule::rfc3339(t, &sc.shown_in))
+                        .collect();
+                    println!("{}: {}; next runs: {}", s.name, sc.when, next.join(", "));
+                }
+            }
             0
         }
         Err(errors) => {

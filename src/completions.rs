@@ -51,6 +51,12 @@ pub const VERBS: &[VerbInfo] = &[
         about: "stop and start again; wait until running",
     },
     VerbInfo {
+        name: "run",
+        options: &[],
+        args: Args::Names,
+        about: "run oneshots now; wait until they are done",
+    },
+    VerbInfo {
         name: "signal",
         options: &[],
         args: Args::SignalThenNames,

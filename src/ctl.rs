@@ -49,6 +49,8 @@ verbs:
   start NAME...               start (with what they require); wait until running
   stop NAME...                stop (with what requires them); wait until stopped
   restart NAME...             stop and start again; wait until running
+  run NAME...                 run oneshots now (a scheduled job's overlap applies);
+                              wait until they are done
   signal SIG NAME...          send SIG (e.g. HUP) to the services' main processes
   wait [NAME...]              until they (default: all enabled) are ready, oneshots done
   logs [-f] [-n N] [NAME...]  the last N (100) lines of each service (default: all);
@@ -452,6 +454,10 @@ fn parse(
             need_names(&names)?;
             Verb::Restart { names, timeout_ms }
         }
+        "run" => {
+            need_names(&names)?;
+            Verb::Run { names, timeout_ms }
+        }
         "signal" => {
             let (signal, names) = names
                 .split_first()
@@ -502,6 +508,7 @@ fn parse(
         Verb::Start { .. }
         | Verb::Stop { .. }
         | Verb::Restart { .. }
+        | Verb::Run { .. }
         | Verb::Wait { .. }
         | Verb::Reload { .. } => Duration::from_millis(timeout_ms) + ANSWER_GRACE,
         Verb::Status { .. }
@@ -577,10 +584,10 @@ fn table(services: &[ServiceStatus]) -> String {
         "LAST EXIT",
         "NOTE",
     ];
-    let rows: Vec<[String; 9]> = services
+    let rows: Vec<Vec<String>> = services
         .iter()
         .map(|s| {
-            [
+            vec![
                 s.name.clone(),
                 s.state.clone(),
                 match (s.kind.as_str(), s.ready, s.ready_ms) {
@@ -598,12 +605,7 @@ fn table(services: &[ServiceStatus]) -> String {
                     _ => "-".into(),
                 },
                 s.restarts.to_string(),
-                match s.last_exit {
-                    None => "-".into(),
-                    Some(LastExit::Code(c)) => format!("exit {c}"),
-                    Some(LastExit::Signal(n)) => nix::sys::signal::Signal::try_from(n)
-                        .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string()),
-                },
+                exit_text(s.last_exit),
                 // The service's own STATUS= when corral has nothing to add.
                 s.note
                     .clone()
@@ -612,8 +614,64 @@ fn table(services: &[ServiceStatus]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
+    let mut out = columns(&header, &rows);
+    // Scheduled jobs: their schedule and runs, in a table of their own.
+    let jobs: Vec<Vec<String>> = services
+        .iter()
+        .filter_map(|s| {
+            let j = s.schedule.as_ref()?;
+            let dash = || "-".to_string();
+            Some(vec![
+                s.name.clone(),
+                j.when.clone(),
+                match (&j.next_run, j.queued) {
+                    (_, true) => "queued".into(),
+                    (Some(t), false) => t.clone(),
+                    (None, false) => dash(),
+                },
+                j.last_run.clone().unwrap_or_else(dash),
+                j.last_run
+                    .as_ref()
+                    .map_or_else(dash, |_| exit_text(j.last_exit)),
+                j.last_duration_ms.map_or_else(dash, human_duration),
+                j.runs.to_string(),
+                j.skipped.to_string(),
+            ])
+        })
+        .collect();
+    if !jobs.is_empty() {
+        out.push('\n');
+        out.push_str(&columns(
+            &[
+                "SCHEDULED",
+                "SCHEDULE",
+                "NEXT RUN",
+                "LAST RUN",
+                "RESULT",
+                "TOOK",
+                "RUNS",
+                "SKIPPED",
+            ],
+            &jobs,
+        ));
+    }
+    out
+}
+
+/// `exit 3`, `SIGTERM`, or `-`.
+fn exit_text(e: Option<LastExit>) -> String {
+    match e {
+        None => "-".into(),
+        Some(LastExit::Code(c)) => format!("exit {c}"),
+        Some(LastExit::Signal(n)) => nix::sys::signal::Signal::try_from(n)
+            .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string()),
+    }
+}
+
+/// Left-aligned columns two spaces apart; the last one unpadded.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
@@ -621,7 +679,7 @@ fn table(services: &[ServiceStatus]) -> String {
     let mut out = String::new();
     let mut line = |cells: &[&str]| {
         let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             if i + 1 == cells.len() {
                 l.push_str(cell);
             } else {
@@ -631,9 +689,10 @@ fn table(services: &[ServiceStatus]) -> String {
         out.push_str(l.trim_end());
         out.push('\n');
     };
-    line(&header);
-    for row in &rows {
-        line(&row.each_ref().map(String::as_str));
+    line(header);
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells);
     }
     out
 }

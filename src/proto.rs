@@ -36,6 +36,12 @@ pub enum Verb {
         names: Vec<String>,
         timeout_ms: u64,
     },
+    /// Run these oneshots now (overlap applies to one that runs); wait
+    /// until the runs are done.
+    Run {
+        names: Vec<String>,
+        timeout_ms: u64,
+    },
     Signal {
         signal: String,
         names: Vec<String>,
@@ -131,6 +137,25 @@ pub struct ServiceStatus {
     /// refused to write).
     #[serde(default)]
     pub file_lost_lines: u64,
+    /// A scheduled oneshot's schedule and its runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleStatus>,
+}
+
+/// `status` of a scheduled job. Times are RFC 3339 with their offset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleStatus {
+    /// `cron "30 3 * * *" (Europe/Berlin)` or `every 10m`.
+    pub when: String,
+    pub next_run: Option<String>,
+    pub last_run: Option<String>,
+    pub last_exit: Option<LastExit>,
+    pub last_duration_ms: Option<u64>,
+    pub runs: u64,
+    pub skipped: u64,
+    /// A run waits for the running one (overlap = "queue").
+    #[serde(default)]
+    pub queued: bool,
 }
 
 /// The answer to one request.
@@ -212,6 +237,10 @@ mod tests {
             Verb::Restart {
                 names: vec!["b".into()],
                 timeout_ms: 1,
+            },
+            Verb::Run {
+                names: vec!["job".into()],
+                timeout_ms: 2,
             },
             Verb::Signal {
                 signal: "HUP".into(),
@@ -304,6 +333,7 @@ mod tests {
                 last_exit: Some(LastExit::Signal(9)),
                 enabled: true,
                 user: Some("nobody".into()),
+                schedule: None,
                 note: None,
                 kind: "longrun".into(),
                 ready: true,

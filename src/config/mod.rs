@@ -10,6 +10,7 @@ pub mod model;
 pub mod mutate;
 pub mod probes;
 pub mod raw;
+pub mod schedule;
 pub mod schema;
 mod shape;
 pub mod units;
@@ -206,12 +207,42 @@ pub fn graph_of(services: &[ServiceSpec]) -> Result<Graph, Vec<ConfigError>> {
             requires: &s.requires,
         })
         .collect();
-    Graph::build(&nodes).map_err(|errors| {
+    let graph = Graph::build(&nodes).map_err(|errors| {
         errors
             .into_iter()
             .filter_map(|e| graph_error(services, e))
-            .collect()
-    })
+            .collect::<Vec<_>>()
+    })?;
+    let errors = scheduled_requirements(services, &graph);
+    if errors.is_empty() {
+        Ok(graph)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A scheduled oneshot is down between runs: nothing can wait for it.
+fn scheduled_requirements(services: &[ServiceSpec], graph: &Graph) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (s, reqs) in services.iter().zip(&graph.requires) {
+        for r in reqs.iter().filter_map(|&r| services.get(r)) {
+            if r.schedule.is_some() {
+                let line = s
+                    .requires
+                    .iter()
+                    .find(|(n, _)| *n == r.name)
+                    .map(|(_, l)| *l);
+                errors.push(s.source.error(
+                    line,
+                    format!(
+                        "requires {}, a scheduled oneshot, which runs only at its times: nothing can wait for it; remove it from requires",
+                        r.name
+                    ),
+                ));
+            }
+        }
+    }
+    errors
 }
 
 fn graph_error(services: &[ServiceSpec], error: GraphError) -> Option<ConfigError> {
@@ -621,6 +652,9 @@ stop_timeout = "2s"
         match table {
             "ready" => vec!["run = \"x\"\n[ready]\nfile = \"/x\"\n".into()],
             "health" => vec!["run = \"x\"\n[health]\nexec = \"true\"\n".into()],
+            "schedule" => {
+                vec!["run = \"x\"\ntype = \"oneshot\"\n[schedule]\nevery = \"1m\"\n".into()]
+            }
             "log" => vec![
                 "run = \"x\"\n[log]\n".into(),
                 "run = \"x\"\n[log]\nfile = \"/var/log/x/current\"\n".into(),

@@ -14,6 +14,7 @@ use super::checker::Checker;
 use super::logcfg;
 use super::probes::{self, HealthSpec, Kind, ReadySpec};
 use super::raw::RawService;
+use super::schedule::{self, ScheduleSpec};
 use super::units::parse_signal;
 use super::users::UserDb;
 use super::{ConfigError, Source};
@@ -98,6 +99,8 @@ pub struct ServiceSpec {
     /// PR_SET_NO_NEW_PRIVS before exec (prctl(2)): setuid programs and
     /// file capabilities give the service nothing it did not have.
     pub no_new_privs: bool,
+    /// A oneshot run at these times, not at boot.
+    pub schedule: Option<ScheduleSpec>,
 }
 
 impl ServiceSpec {
@@ -339,6 +342,25 @@ pub fn validate(
         }
     }
 
+    let schedule = raw.schedule.as_ref().and_then(|t| {
+        let spec = schedule::schedule(&mut c, t, jiff::Timestamp::now());
+        if kind == Kind::Longrun {
+            c.error(
+                t,
+                "[schedule] applies to oneshots: add type = \"oneshot\" (a daemon runs all the time)",
+            );
+        }
+        spec
+    });
+    if schedule.is_some()
+        && let Some(o) = &raw.optional
+    {
+        c.error(
+            o,
+            "optional does not apply to a scheduled oneshot: its failures never stop the container or block anything",
+        );
+    }
+
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
@@ -361,6 +383,7 @@ pub fn validate(
         health,
         log,
         no_new_privs: raw.no_new_privs.unwrap_or(true),
+        schedule,
     })
 }
 

@@ -13,6 +13,7 @@ use toml::{Spanned, Value};
 
 use super::logcfg::RawLog;
 use super::probes::{RawHealth, RawReady};
+use super::schedule::RawSchedule;
 
 /// One `services.d/NAME.toml` file, as written.
 #[derive(Debug, Deserialize)]
@@ -42,6 +43,7 @@ pub struct RawService {
     pub health: Option<Spanned<RawHealth>>,
     pub log: Option<Spanned<RawLog>>,
     pub no_new_privs: Option<bool>,
+    pub schedule: Option<Spanned<RawSchedule>>,
 }
 
 /// Parses one file; the error keeps toml's span so the caller can turn it

@@ -234,6 +234,51 @@ pub(super) const LOG: &[Key] = &[
     ),
 ];
 
+pub(super) const SCHEDULE: &[Key] = &[
+    key(
+        "cron",
+        Want::Str,
+        None,
+        "a cron expression: 5 fields (minute hour day month weekday), 6 with seconds first, or @hourly, @daily, @weekly, @monthly, @yearly",
+    ),
+    key(
+        "every",
+        Want::Duration,
+        None,
+        "run every period of elapsed time, first one period after start (at least 1s)",
+    ),
+    key(
+        "at_start",
+        Want::Bool,
+        Some("false"),
+        "also run once at boot",
+    ),
+    key(
+        "timezone",
+        Want::Str,
+        None,
+        "with cron: an IANA zone (Europe/Berlin), a POSIX TZ rule, or UTC (default: the container's TZ, else UTC)",
+    ),
+    key(
+        "overlap",
+        Want::Choice(&["skip", "queue", "replace"]),
+        Some("\"skip\""),
+        "a run due while the last one still runs: skipped and counted, queued to run right after, or replacing it",
+    ),
+    key(
+        "jitter",
+        Want::Duration,
+        Some("\"0s\""),
+        "start each run up to this much after its due time, drawn per run",
+    ),
+    key(
+        "missed",
+        Want::Choice(&["skip", "run-once"]),
+        Some("\"skip\""),
+        "due times that passed unnoticed (sleep, clock jump, pause): skipped and counted, or one run now",
+    ),
+];
+
 /// Every key of a service file.
 pub(super) const SERVICE: &[Key] = &[
     key(
@@ -373,6 +418,12 @@ pub(super) const SERVICE: &[Key] = &[
         Want::Bool,
         Some("true"),
         "set PR_SET_NO_NEW_PRIVS: setuid programs and file capabilities give the service nothing",
+    ),
+    key(
+        "schedule",
+        Want::Table(SCHEDULE),
+        None,
+        "oneshots: run at these times instead of once at boot (a cron schedule without a cron daemon)",
     ),
 ];
 
@@ -552,6 +603,10 @@ mod tests {
         assert_eq!(fields("run = \"x\"\n[ready]\nbogus = 1\n"), names(READY));
         assert_eq!(fields("run = \"x\"\n[health]\nbogus = 1\n"), names(HEALTH));
         assert_eq!(fields("run = \"x\"\n[log]\nbogus = 1\n"), names(LOG));
+        assert_eq!(
+            fields("run = \"x\"\n[schedule]\nbogus = 1\n"),
+            names(SCHEDULE)
+        );
     }
 
     #[test]

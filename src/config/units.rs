@@ -36,6 +36,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     seconds_to_duration(value * scale, text)
 }
 
+/// A duration as a service file would write it: `500ms`, `30s`, `10m`,
+/// `2h`, or the largest unit that divides it.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        _ if !ms.is_multiple_of(1000) => format!("{ms}ms"),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ => format!("{}s", ms / 1000),
+    }
+}
+
 /// Checks a number of seconds against the accepted range.
 pub fn seconds_to_duration(secs: f64, shown: &str) -> Result<Duration, String> {
     if !secs.is_finite() {

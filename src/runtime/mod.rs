@@ -162,11 +162,21 @@ impl Runtime {
             format: opts.log_format,
             timestamps: opts.log_timestamps,
         });
+        // Jitter of scheduled jobs: each container its own.
+        let mut seed = [0u8; 8];
+        let _ = notify::fill_random(&mut seed);
         let settings = Settings {
             start_timeout: opts.start_timeout,
+            seed: u64::from_ne_bytes(seed),
             ..Settings::with_budget(opts.shutdown_budget)
         };
-        let sup = Supervisor::new(config, opts.main.is_some(), settings, Instant::now());
+        let sup = Supervisor::new(
+            config,
+            opts.main.is_some(),
+            settings,
+            Instant::now(),
+            jiff::Timestamp::now(),
+        );
         for s in sup.services().iter() {
             output.add(s.id, &s.spec);
         }
@@ -236,7 +246,9 @@ impl Runtime {
         let mut spawned = 0;
         loop {
             while let Some(event) = self.queue.pop_front() {
-                let actions = self.sup.handle(event, Instant::now());
+                let actions = self
+                    .sup
+                    .handle(event, Instant::now(), jiff::Timestamp::now());
                 for action in actions {
                     self.perform(action);
                 }

@@ -252,12 +252,18 @@ fn trusted(pid: i32, uid: u32, senders: Senders) -> Result<(), String> {
 /// 128 random bits in hex, from getrandom(2).
 fn random_hex() -> nix::Result<String> {
     let mut bytes = [0u8; 16];
+    fill_random(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Fills `bytes` from getrandom(2).
+pub(super) fn fill_random(bytes: &mut [u8]) -> nix::Result<()> {
     // SAFETY: getrandom writes at most `bytes.len()` bytes into `bytes`.
     let n = unsafe { nix::libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
     if n != bytes.len() as isize {
         return Err(Errno::last());
     }
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(())
 }
 
 impl Default for Notify {

@@ -95,6 +95,8 @@ pub enum Event {
     SignalReceived(Signal),
     /// svctl start: the services and everything they require.
     StartRequested(Vec<ServiceId>),
+    /// `svctl run`: run these oneshots now (their overlap applies).
+    RunRequested(Vec<ServiceId>),
     /// svctl stop: the services and everything that requires them.
     StopRequested(Vec<ServiceId>),
     /// svctl restart: these services only.

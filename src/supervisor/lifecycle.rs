@@ -255,6 +255,9 @@ impl Supervisor {
         };
         let name = &s.spec.name;
         match s.spec.kind {
+            Kind::Oneshot { .. } if s.spec.schedule.is_some() => {
+                warn!("{name}: scheduled run failed ({reason})")
+            }
             Kind::Oneshot { optional: true, .. } => {
                 warn!("{name}: optional oneshot failed ({reason}); what requires it starts anyway")
             }

@@ -21,6 +21,7 @@ mod readiness;
 pub mod reload;
 mod requests;
 pub mod roster;
+pub mod schedule;
 pub mod state;
 mod view;
 
@@ -37,6 +38,7 @@ pub use event::{Action, Event, ExitStatus, Notice, Pid, ProbeResult, Purpose, Se
 use health::{HealthCheck, HealthStatus};
 use policy::Verdict;
 use roster::{Deps, Roster};
+use schedule::{Clock, Schedule};
 pub use state::{AfterStop, Readiness, State};
 
 /// Settings that are not per service.
@@ -54,6 +56,9 @@ pub struct Settings {
     pub start_timeout: Duration,
     /// When startup is not done by then, say what is pending.
     pub report_after: Duration,
+    /// Seeds the jitter of scheduled jobs (the runtime draws it at
+    /// random, so containers started together spread out).
+    pub seed: u64,
 }
 
 impl Default for Settings {
@@ -72,6 +77,7 @@ impl Settings {
             kill_wait: Duration::from_secs(1),
             start_timeout: DEFAULT_START_TIMEOUT,
             report_after: Duration::from_secs(10),
+            seed: 0,
         }
     }
 }
@@ -126,12 +132,18 @@ pub struct Service {
     /// A reload changed it: this definition applies once it has no
     /// process (it is stopped for that if it must restart).
     pub next_spec: Option<Box<ServiceSpec>>,
+    /// A scheduled oneshot's record: next run, counters, last result.
+    pub schedule: Option<Schedule>,
 }
 
 impl Service {
     /// A service as loaded: stopped, nothing counted yet.
-    fn new(spec: ServiceSpec, now: Instant) -> Service {
+    fn new(spec: ServiceSpec, now: Instant, seed: u64) -> Service {
         Service {
+            schedule: spec
+                .schedule
+                .as_ref()
+                .map(|_| Schedule::new(&spec.name, seed)),
             id: ServiceId::default(),
             want_up: false,
             state: State::Stopped,
@@ -294,15 +306,25 @@ pub struct Supervisor {
     /// Set when shutdown begins: corral exits by then, whatever is left
     /// (the budget README promises, SIGKILL and the final sweep included).
     exit_by: Option<Instant>,
+    /// Both clocks as of the event being handled.
+    clock: Clock,
+    /// Boot was handled: schedules are armed from then on.
+    booted: bool,
 }
 
 impl Supervisor {
-    pub fn new(config: Config, has_main: bool, settings: Settings, now: Instant) -> Supervisor {
+    pub fn new(
+        config: Config,
+        has_main: bool,
+        settings: Settings,
+        now: Instant,
+        wall: jiff::Timestamp,
+    ) -> Supervisor {
         let mut services = Roster::default();
         let ids: Vec<ServiceId> = config
             .services
             .into_iter()
-            .map(|spec| services.insert(Service::new(spec, now)))
+            .map(|spec| services.insert(Service::new(spec, now, settings.seed)))
             .collect();
         Supervisor {
             graph: Deps::new(&config.graph, &ids),
@@ -322,6 +344,8 @@ impl Supervisor {
             unclean: false,
             oneshot_failed: false,
             exit_by: None,
+            clock: Clock { mono: now, wall },
+            booted: false,
         }
     }
 
@@ -330,22 +354,27 @@ impl Supervisor {
         self.exit_by.map_or(t, |e| t.min(e))
     }
 
-    /// Applies one event; returns what the runtime must do, in order.
-    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+    /// Applies one event at `now` (monotonic) and `wall` (the wall clock,
+    /// for schedules); returns what the runtime must do, in order.
+    pub fn handle(&mut self, event: Event, now: Instant, wall: jiff::Timestamp) -> Vec<Action> {
         let mut out = Vec::new();
         if self.phase == Phase::Exiting {
             return out;
         }
+        self.clock = Clock { mono: now, wall };
+        self.resync_schedules();
         match event {
             Event::Boot => {
                 self.startup = Startup::Pending {
                     since: now,
                     nagged: false,
                 };
+                self.booted = true;
                 // Only what has never started: a second Boot changes
-                // nothing that runs.
+                // nothing that runs. A scheduled job waits for its time.
                 for s in self.services.iter_mut() {
-                    if s.spec.enabled && s.state == State::Stopped && s.starts == 0 {
+                    let at_boot = s.spec.schedule.as_ref().is_none_or(|sc| sc.at_start);
+                    if s.spec.enabled && at_boot && s.state == State::Stopped && s.starts == 0 {
                         s.want_up = true;
                         set_state(s, State::Starting, now);
                     }
@@ -404,7 +433,13 @@ impl Supervisor {
             Event::Adopted { id, run, pid } => self.on_adopted(id, run, pid, now, &mut out),
             Event::AdoptFailed { id, run, reason } => self.on_adopt_failed(id, run, &reason, now),
             Event::Notified { id, run, message } => self.on_notified(id, run, message, now),
+            Event::RunRequested(ids) => {
+                for id in ids {
+                    self.request_run(id, now, &mut out);
+                }
+            }
         }
+        self.settle_schedules(now, &mut out);
         self.reconcile(now, &mut out);
         out
     }
@@ -426,7 +461,13 @@ impl Supervisor {
             }
             Startup::Done => None,
         };
-        services.chain(phase).chain(startup).min()
+        // No run starts once shutdown began.
+        let schedules = self
+            .services
+            .iter()
+            .filter(|_| self.phase == Phase::Up)
+            .filter_map(|s| s.schedule.as_ref().and_then(Schedule::deadline));
+        services.chain(phase).chain(startup).chain(schedules).min()
     }
 
     pub fn is_shutting_down(&self) -> bool {

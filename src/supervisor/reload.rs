@@ -121,6 +121,7 @@ pub fn differences(old: &ServiceSpec, new: &ServiceSpec) -> (Vec<&'static str>, 
         ("stop_timeout", old.stop_timeout != new.stop_timeout),
         ("health", old.health != new.health),
         ("log", old.log != new.log && inherit(old) == inherit(new)),
+        ("schedule", old.schedule != new.schedule),
     ] {
         if differs {
             in_place.push(key);
@@ -229,7 +230,9 @@ impl Supervisor {
             let id = match (existing, change) {
                 (None, _) | (_, Change::Add) => {
                     let enabled = spec.enabled;
-                    let id = self.services.insert(Service::new(spec, now));
+                    let id = self
+                        .services
+                        .insert(Service::new(spec, now, self.settings.seed));
                     out.push(Action::Register(id));
                     info!("{name}: added by reload");
                     if enabled && let Some(s) = self.services.get_mut(id) {
@@ -309,9 +312,13 @@ impl Supervisor {
                     keys.join(", ")
                 );
                 let health_changed = s.spec.health != spec.health;
+                let schedule_changed = s.spec.schedule != spec.schedule;
                 s.spec = spec;
                 if health_changed {
                     restart_health(s, now);
+                }
+                if schedule_changed {
+                    super::schedule::refresh(s, self.settings.seed);
                 }
                 out.push(Action::Reconfigure(id));
             }
@@ -369,7 +376,11 @@ impl Supervisor {
                     if let Some(s) = self.services.get_mut(id)
                         && let Some(next) = s.next_spec.take()
                     {
+                        let schedule_changed = s.spec.schedule != next.schedule;
                         s.spec = *next;
+                        if schedule_changed {
+                            super::schedule::refresh(s, self.settings.seed);
+                        }
                         out.push(Action::Reconfigure(id));
                     }
                 }

@@ -207,11 +207,12 @@ impl Supervisor {
         let took = now.saturating_duration_since(since).as_millis();
         if self.services.ids().into_iter().all(|id| self.settled(id)) {
             self.startup = Startup::Done;
-            let enabled: Vec<&Service> = self.services.iter().filter(|s| s.spec.enabled).collect();
+            let counted = |s: &&Service| s.spec.enabled && s.spec.schedule.is_none();
+            let enabled: Vec<&Service> = self.services.iter().filter(counted).collect();
             let troubled: Vec<String> = self
                 .status(&[], now)
                 .into_iter()
-                .filter(|st| st.enabled && !st.ready)
+                .filter(|st| st.enabled && !st.ready && st.schedule.is_none())
                 .map(|st| format!("{} {}", st.name, st.state))
                 .collect();
             let summary = if enabled.is_empty() {

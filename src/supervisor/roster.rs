@@ -232,7 +232,7 @@ mod tests {
             &mut Vec::new(),
         )
         .unwrap();
-        Service::new(spec, Instant::now())
+        Service::new(spec, Instant::now(), 0)
     }
 
     #[test]

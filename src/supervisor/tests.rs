@@ -35,6 +35,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
         health: None,
         log: crate::logs::LogSpec::default(),
         no_new_privs: true,
+        schedule: None,
     }
 }
 
@@ -43,6 +44,8 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
 struct Sim {
     sup: Supervisor,
     now: Instant,
+    /// The wall clock: moves with `now`, unless a test steps it.
+    wall: jiff::Timestamp,
     next_pid: Pid,
 }
 
@@ -55,9 +58,12 @@ impl Sim {
             graph,
             warnings: Vec::new(),
         };
+        // A fixed date, so calendars in tests do not depend on today.
+        let wall: jiff::Timestamp = "2027-01-15T12:00:00Z".parse().unwrap();
         Sim {
-            sup: Supervisor::new(config, has_main, Settings::default(), now),
+            sup: Supervisor::new(config, has_main, Settings::default(), now, wall),
             now,
+            wall,
             next_pid: 100,
         }
     }
@@ -75,7 +81,7 @@ impl Sim {
     }
 
     fn handle(&mut self, e: Event) -> Vec<Action> {
-        self.sup.handle(e, self.now)
+        self.sup.handle(e, self.now, self.wall)
     }
 
     /// Handles `e` and answers every Spawn like a runtime whose spawns
@@ -110,6 +116,10 @@ impl Sim {
 
     fn advance(&mut self, d: Duration) -> Vec<Action> {
         self.now += d;
+        self.wall = self
+            .wall
+            .checked_add(jiff::SignedDuration::try_from(d).unwrap())
+            .unwrap();
         self.run(Event::Tick)
     }
 

@@ -65,6 +65,11 @@ impl Supervisor {
             if !s.want_up && !s.state.is_active() {
                 continue;
             }
+            // A scheduled job is not a service that is up or down: its
+            // runs' results are in status, not in health.
+            if s.spec.schedule.is_some() {
+                continue;
+            }
             let oneshot_done =
                 s.state == State::Exited && s.last_exit.is_some_and(ExitStatus::success);
             let problem = match (&s.state, s.health()) {
@@ -147,6 +152,7 @@ impl Supervisor {
                     // Known to the runtime's output, which fills it in.
                     dropped_lines: 0,
                     file_lost_lines: 0,
+                    schedule: self.schedule_status(s),
                 })
             })
             .collect()
@@ -225,6 +231,10 @@ impl Supervisor {
         let Some(s) = self.services.get(id) else {
             return true;
         };
+        if s.spec.schedule.is_some() {
+            // Startup does not wait for a scheduled job, even at_start.
+            return true;
+        }
         match &s.state {
             State::Running { ready, .. } => matches!(ready, Readiness::Ready { .. }),
             State::Failed { .. } | State::Exited | State::Stopped => true,

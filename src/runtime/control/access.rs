@@ -54,6 +54,7 @@ pub fn read_only(verb: &Verb) -> bool {
         Verb::Start { .. }
         | Verb::Stop { .. }
         | Verb::Restart { .. }
+        | Verb::Run { .. }
         | Verb::Signal { .. }
         | Verb::Reload { .. }
         | Verb::Shutdown => false,

@@ -57,6 +57,7 @@ impl Control {
             | Verb::Start { names, .. }
             | Verb::Stop { names, .. }
             | Verb::Restart { names, .. }
+            | Verb::Run { names, .. }
             | Verb::Signal { names, .. }
             | Verb::Wait { names, .. }
             | Verb::Logs { names, .. } => names.clone(),
@@ -94,7 +95,11 @@ impl Control {
             Verb::Health => {
                 let complaints = sup.complaints();
                 if complaints.is_empty() {
-                    let n = sup.services().iter().filter(|s| s.spec.enabled).count();
+                    let n = sup
+                        .services()
+                        .iter()
+                        .filter(|s| s.spec.enabled && s.spec.schedule.is_none())
+                        .count();
                     Plan::reply(Response::Ok {
                         services: Vec::new(),
                         message: Some(format!("healthy: {n} enabled service(s) up")),
@@ -108,11 +113,12 @@ impl Control {
                 }
             }
             Verb::Wait { timeout_ms, .. } => {
-                // Without names: every enabled service.
+                // Without names: every enabled service (a scheduled job
+                // has nothing to wait for between its runs).
                 let ids = if ids.is_empty() {
                     sup.services()
                         .iter()
-                        .filter(|s| s.spec.enabled)
+                        .filter(|s| s.spec.enabled && s.spec.schedule.is_none())
                         .map(|s| s.id)
                         .collect()
                 } else {
@@ -138,10 +144,77 @@ impl Control {
                 reply: None,
                 reload: Some((dry_run, timeout_ms)),
             },
-            Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } | Verb::Signal { .. }
+            Verb::Start { .. }
+            | Verb::Stop { .. }
+            | Verb::Restart { .. }
+            | Verb::Run { .. }
+            | Verb::Signal { .. }
                 if ids.is_empty() =>
             {
                 needs_names()
+            }
+            Verb::Run { timeout_ms, .. } => {
+                let services: Vec<&crate::supervisor::Service> = ids
+                    .iter()
+                    .filter_map(|&id| sup.services().get(id))
+                    .collect();
+                let longruns: Vec<&str> = services
+                    .iter()
+                    .filter(|s| !s.spec.is_oneshot())
+                    .map(|s| s.spec.name.as_str())
+                    .collect();
+                if !longruns.is_empty() {
+                    return Plan::reply(Response::error(
+                        ErrorKind::BadRequest,
+                        format!(
+                            "svctl run runs oneshots; {} is a longrun: use svctl start or restart",
+                            longruns.join(", ")
+                        ),
+                    ));
+                }
+                // A run that overlap = "skip" (the default, and always for
+                // an unscheduled oneshot) would not start: said at once.
+                let skipped: Vec<&str> = services
+                    .iter()
+                    .filter(|s| s.state.is_active())
+                    .filter(|s| {
+                        s.spec
+                            .schedule
+                            .as_ref()
+                            .is_none_or(|sc| sc.overlap == crate::config::schedule::Overlap::Skip)
+                    })
+                    .map(|s| s.spec.name.as_str())
+                    .collect();
+                if !skipped.is_empty() {
+                    return Plan {
+                        event: Some(Event::RunRequested(ids)),
+                        reply: Some(Response::error(
+                            ErrorKind::Failed,
+                            format!(
+                                "{}: still running from before; not run again (overlap = \"skip\")",
+                                skipped.join(", ")
+                            ),
+                        )),
+                        reload: None,
+                    };
+                }
+                let goals: Vec<(ServiceId, Goal)> = services
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.id,
+                            Goal::Up {
+                                starts_before: s.starts,
+                            },
+                        )
+                    })
+                    .collect();
+                self.add_waiter(client, goals, timeout_ms, now);
+                Plan {
+                    event: Some(Event::RunRequested(ids)),
+                    reply: None,
+                    reload: None,
+                }
             }
             Verb::Signal { signal, .. } => {
                 let signal = match parse_signal(&signal) {
@@ -327,6 +400,7 @@ fn verb_name(verb: &Verb) -> &'static str {
     match verb {
         Verb::Status { .. } => "status",
         Verb::Start { .. } => "start",
+        Verb::Run { .. } => "run",
         Verb::Stop { .. } => "stop",
         Verb::Restart { .. } => "restart",
         Verb::Signal { .. } => "signal",
