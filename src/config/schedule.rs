@@ -186,7 +186,7 @@ pub fn parse_cron(text: &str) -> Result<Cron, String> {
         .year(Year::Disallowed)
         .build()
         .parse(text)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string().trim_end_matches('.').to_string())
 }
 
 /// Validates `[schedule]`; `table` spans it for errors of the whole table.

@@ -39,6 +39,8 @@ use health::{HealthCheck, HealthStatus};
 use policy::Verdict;
 use roster::{Deps, Roster};
 use schedule::{Clock, Schedule};
+#[cfg(test)]
+use schedule::Fire;
 pub use state::{AfterStop, Readiness, State};
 
 /// Settings that are not per service.

@@ -1456,3 +1456,5 @@ fn status_lists_by_name_and_says_seconds() {
     );
     assert_eq!(super::view::seconds(Duration::from_millis(250)), "250 ms");
 }
+
+mod schedules;
