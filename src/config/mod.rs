@@ -733,18 +733,26 @@ stop_timeout = "2s"
     #[test]
     fn nothing_may_require_a_scheduled_job() {
         let errs = load(&[
-            ("backup.toml", "run = \"x\"\ntype = \"oneshot\"\n[schedule]\ncron = \"@daily\"\n"),
+            (
+                "backup.toml",
+                "run = \"x\"\ntype = \"oneshot\"\n[schedule]\ncron = \"@daily\"\n",
+            ),
             ("app.toml", "run = \"x\"\n\nrequires = [\"backup\"]\n"),
         ])
         .unwrap_err();
         assert_eq!(
             errs,
-            ["app.toml:3: requires backup, a scheduled oneshot, which runs only at its times: nothing can wait for it; remove it from requires"]
+            [
+                "app.toml:3: requires backup, a scheduled oneshot, which runs only at its times: nothing can wait for it; remove it from requires"
+            ]
         );
         // A scheduled job may require others (it starts them if down).
         let c = load(&[
             ("db.toml", "run = \"x\"\n"),
-            ("backup.toml", "run = \"x\"\ntype = \"oneshot\"\nrequires = [\"db\"]\n[schedule]\nevery = \"1h\"\nat_start = true\njitter = \"5m\"\novertap = 1\n"),
+            (
+                "backup.toml",
+                "run = \"x\"\ntype = \"oneshot\"\nrequires = [\"db\"]\n[schedule]\nevery = \"1h\"\nat_start = true\njitter = \"5m\"\novertap = 1\n",
+            ),
         ]);
         assert!(c.is_err(), "the typo is caught");
         let c = load(&[
@@ -753,7 +761,10 @@ stop_timeout = "2s"
         ])
         .unwrap();
         let sc = c.services[0].schedule.as_ref().unwrap();
-        assert_eq!(sc.when, super::schedule::When::Every(Duration::from_secs(3600)));
+        assert_eq!(
+            sc.when,
+            super::schedule::When::Every(Duration::from_secs(3600))
+        );
         assert!(sc.at_start);
         assert_eq!(sc.jitter, Duration::from_secs(300));
         assert_eq!(sc.overlap, super::schedule::Overlap::Queue);

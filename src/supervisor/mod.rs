@@ -38,9 +38,9 @@ pub use event::{Action, Event, ExitStatus, Notice, Pid, ProbeResult, Purpose, Se
 use health::{HealthCheck, HealthStatus};
 use policy::Verdict;
 use roster::{Deps, Roster};
-use schedule::{Clock, Schedule};
 #[cfg(test)]
 use schedule::Fire;
+use schedule::{Clock, Schedule};
 pub use state::{AfterStop, Readiness, State};
 
 /// Settings that are not per service.

@@ -11,6 +11,7 @@ mod logs;
 mod pid1;
 mod ready;
 mod reload;
+mod schedules;
 mod security;
 mod svctl;
 mod tooling;
@@ -39,6 +40,7 @@ fn main() {
     tests.extend(access::TESTS);
     tests.extend(reload::TESTS);
     tests.extend(security::TESTS);
+    tests.extend(schedules::TESTS);
     tests.extend(load::TESTS);
     tests.extend(tooling::TESTS);
 

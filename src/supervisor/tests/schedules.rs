@@ -179,7 +179,10 @@ fn runs_land_on_their_times_and_results_are_recorded() {
         spawned(&sim.advance(Duration::from_secs(3599))).is_empty(),
         "too early"
     );
-    assert_eq!(spawned(&sim.advance(Duration::from_secs(1))), [sim.id("job")]);
+    assert_eq!(
+        spawned(&sim.advance(Duration::from_secs(1))),
+        [sim.id("job")]
+    );
     sim.advance(Duration::from_secs(2));
     sim.exit("job", ExitStatus::Code(3));
     let r = record(&sim);
@@ -221,7 +224,10 @@ fn a_day_forward_misses_runs_once_at_most() {
 #[test]
 fn an_hour_back_never_runs_a_job_twice() {
     let mut sim = job(cron("0 * * * *", TimeZone::UTC));
-    assert_eq!(spawned(&sim.advance(Duration::from_secs(3600))), [sim.id("job")]);
+    assert_eq!(
+        spawned(&sim.advance(Duration::from_secs(3600))),
+        [sim.id("job")]
+    );
     sim.exit("job", ExitStatus::Code(0));
     // 13:00 ran; the clock steps back to 12:00:00.
     sim.step_wall(SignedDuration::from_hours(-1));
@@ -231,8 +237,14 @@ fn an_hour_back_never_runs_a_job_twice() {
         Some(sim.now + Duration::from_secs(2 * 3600)),
         "the deadline follows the wall clock"
     );
-    assert!(spawned(&sim.advance(Duration::from_secs(3600))).is_empty(), "13:00 again");
-    assert_eq!(spawned(&sim.advance(Duration::from_secs(3600))), [sim.id("job")]);
+    assert!(
+        spawned(&sim.advance(Duration::from_secs(3600))).is_empty(),
+        "13:00 again"
+    );
+    assert_eq!(
+        spawned(&sim.advance(Duration::from_secs(3600))),
+        [sim.id("job")]
+    );
     assert_eq!(record(&sim).runs, 2);
 }
 
@@ -241,7 +253,10 @@ fn every_counts_elapsed_time_and_ignores_the_clock() {
     let mut sim = job(every(Duration::from_secs(600)));
     sim.step_wall(SignedDuration::from_hours(-5));
     assert!(spawned(&sim.advance(Duration::from_secs(599))).is_empty());
-    assert_eq!(spawned(&sim.advance(Duration::from_secs(1))), [sim.id("job")]);
+    assert_eq!(
+        spawned(&sim.advance(Duration::from_secs(1))),
+        [sim.id("job")]
+    );
     sim.exit("job", ExitStatus::Code(0));
     // Anchored to its due times: no drift from the run's length.
     assert_eq!(
