@@ -143,7 +143,11 @@ pub fn next_cron(cron: &Cron, tz: &TimeZone, after: Timestamp) -> Option<Timesta
 pub fn rfc3339(t: Timestamp, tz: &TimeZone) -> String {
     let z = t.to_zoned(tz.clone());
     let offset = z.offset().seconds();
-    let (sign, abs) = if offset < 0 { ('-', -offset) } else { ('+', offset) };
+    let (sign, abs) = if offset < 0 {
+        ('-', -offset)
+    } else {
+        ('+', offset)
+    };
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
         z.year(),

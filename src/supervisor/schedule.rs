@@ -361,7 +361,9 @@ impl Supervisor {
                 continue;
             };
             let queued = record.observe(s.state.is_active(), s.last_exit, clock);
-            if !up {
+            // A disabled job (suspended) plans nothing; svctl run still
+            // runs it.
+            if !up || !s.spec.enabled {
                 record.disarm();
                 continue;
             }

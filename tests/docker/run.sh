@@ -22,7 +22,7 @@ cleanup() {
   docker ps -aq --filter "label=$label" | xargs -r docker rm -f >/dev/null 2>&1
   # The images this run built (about 1.5 GB with the builder stage); only
   # the debootstrapped bases stay, so repeated runs do not fill the disk.
-  docker rmi -f "$img" corral-e2e:daemons corral-e2e:example >/dev/null 2>&1
+  docker rmi -f "$img" corral-e2e:daemons corral-e2e:example corral-e2e:acng >/dev/null 2>&1
   [ -s "$work/built-images" ] && xargs -r docker rmi < "$work/built-images" >/dev/null 2>&1
   rm -rf "$work"
 }
@@ -89,6 +89,20 @@ RUN chmod 644 /etc/cron.d/e2e && corral check
 ENTRYPOINT ["/usr/local/bin/corral"]
 DF
   docker build -q -t corral-e2e:daemons "$ctx" >/dev/null 2>&1 && echo corral-e2e:daemons
+}
+
+# examples/apt-cacher-ng: the proxy with its daily jobs as corral schedules,
+# built from its own Dockerfile on a debootstrapped bookworm that has the
+# packages (so its apt-get finds them installed).
+acng_image() {
+  local base; base=$(debian_image bookworm "apt-cacher-ng,logrotate,busybox") || return 1
+  local ctx=$work/acng
+  mkdir -p "$ctx"
+  cp -r examples/apt-cacher-ng/Dockerfile examples/apt-cacher-ng/services.d "$ctx/"
+  cp target/x86_64-unknown-linux-gnu/release/corral "$ctx/corral"
+  docker build -q --build-arg BASE="$base" -t corral-e2e:acng "$ctx" > "$work/acng-build.log" 2>&1 \
+    || { tail -15 "$work/acng-build.log" >&2; return 1; }
+  echo corral-e2e:acng
 }
 
 # --- helpers ---------------------------------------------------------------
@@ -272,10 +286,37 @@ dockerfile_example_builds_and_runs() {
     || fail "exit code $(docker inspect -f '{{.State.ExitCode}}' "$c"): $(docker logs "$c" 2>&1 | tail -5)"
 }
 
+apt_cacher_ng_with_schedules_instead_of_cron() {
+  local image; image=$(acng_image) || fail "building examples/apt-cacher-ng failed"
+  local c; c=$(run_d acng "$image") || fail "docker run"
+  until_true 20 sh -c "docker exec $c svctl status --json 2>/dev/null | grep -q '\"name\":\"apt-cacher-ng\",\"state\":\"running\"'" \
+    || fail "apt-cacher-ng running: $(docker exec "$c" svctl status 2>&1); $(docker logs "$c" 2>&1 | tail -5)"
+  docker exec "$c" svctl wait --timeout 20s apt-cacher-ng >/dev/null 2>&1 \
+    || fail "apt-cacher-ng ready (its report page): $(docker exec "$c" svctl status 2>&1)"
+  # No cron daemon runs (Debian's logrotate package drags cron in, but
+  # nothing starts it): the jobs are schedules, shown with their next runs.
+  docker exec "$c" busybox ps -o comm | grep -qx cron && fail "a cron daemon runs: $(docker exec "$c" busybox ps)"
+  local status; status=$(docker exec "$c" svctl status 2>&1)
+  echo "$status" | grep -q '^acng-maintenance  *cron "25 6 \* \* \*"' || fail "SCHEDULED table: $status"
+  echo "$status" | grep -q '^logrotate  *cron "@daily"' || fail "SCHEDULED table: $status"
+  # Run both now, as their schedules would, and see them succeed.
+  local out
+  out=$(docker exec "$c" svctl run acng-maintenance 2>&1) || fail "svctl run acng-maintenance: $out; $(docker logs "$c" 2>&1 | tail -8)"
+  out=$(docker exec "$c" svctl run logrotate 2>&1) || fail "svctl run logrotate: $out; $(docker logs "$c" 2>&1 | tail -8)"
+  docker logs "$c" 2>&1 | grep -q '^corral: acng-maintenance: done in' || fail "no run in docker logs: $(docker logs "$c" 2>&1 | tail -8)"
+  local json; json=$(docker exec "$c" svctl status --json acng-maintenance logrotate)
+  [ "$(echo "$json" | grep -o '"runs":1' | wc -l)" = 2 ] || fail "runs not counted: $json"
+  [ "$(echo "$json" | grep -o '"last_exit":{"code":0}' | wc -l)" -ge 2 ] || fail "a job failed: $json"
+  docker exec "$c" svctl health >/dev/null || fail "health: $(docker exec "$c" svctl health 2>&1)"
+  local t1 t2; t1=$(date +%s%N); docker stop "$c" >/dev/null; t2=$(date +%s%N)
+  echo "    docker stop took $(( (t2 - t1) / 1000000 )) ms"
+  [ "$(docker inspect -f '{{.State.ExitCode}}' "$c")" = 0 ] || fail "exit code $(docker inspect -f '{{.State.ExitCode}}' "$c")"
+}
+
 # --- runner ----------------------------------------------------------------
 all=(three_services stubborn_service_is_killed_in_time main_command_exit_codes exec_orphans_are_reaped
      healthcheck_follows_svctl_health random_uid_and_read_only_root ctrl_c_reaches_the_foreground_command
-     real_daemons_nginx_and_cron dockerfile_example_builds_and_runs)
+     real_daemons_nginx_and_cron dockerfile_example_builds_and_runs apt_cacher_ng_with_schedules_instead_of_cron)
 selected=("${@:-${all[@]}}")
 [ $# -gt 0 ] || selected=("${all[@]}")
 t0=$(date +%s)

@@ -302,6 +302,23 @@ fn overlap_skip_queue_and_replace() {
 }
 
 #[test]
+fn a_disabled_job_is_suspended_but_runs_by_hand() {
+    let mut s = spec("job", &[]);
+    s.kind = Kind::Oneshot {
+        timeout: None,
+        optional: false,
+    };
+    s.enabled = false;
+    s.schedule = Some(every(Duration::from_secs(10)));
+    let mut sim = Sim::new(vec![s], false);
+    sim.run(Event::Boot);
+    assert!(spawned(&sim.advance(Duration::from_secs(60))).is_empty());
+    assert_eq!(record(&sim).deadline(), None);
+    let actions = sim.run(Event::RunRequested(vec![sim.id("job")]));
+    assert_eq!(spawned(&actions), [sim.id("job")]);
+}
+
+#[test]
 fn at_start_runs_at_boot_and_svctl_run_runs_now() {
     let mut at_start = cron("0 0 1 1 *", TimeZone::UTC);
     at_start.at_start = true;
