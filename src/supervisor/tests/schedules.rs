@@ -381,3 +381,41 @@ fn jitter_delays_each_run_by_its_own_draw_below_the_bound() {
     first.arm(&spec, clock(t0));
     assert_ne!(other.deadline(), first.deadline());
 }
+
+#[test]
+fn a_reload_replans_a_changed_schedule_and_keeps_its_counters() {
+    let mut sim = job(every(Duration::from_secs(10)));
+    sim.advance(Duration::from_secs(10));
+    sim.exit("job", ExitStatus::Code(0));
+    assert_eq!(record(&sim).runs, 1);
+    let mut changed = sim.sup.services().get(sim.id("job")).unwrap().spec.clone();
+    changed.schedule = Some(every(Duration::from_secs(60)));
+    let web = sim.sup.services().get(sim.id("web")).unwrap().spec.clone();
+    let specs = vec![changed, web];
+    let config = Config {
+        graph: crate::config::graph_of(&specs).unwrap(),
+        services: specs,
+        warnings: Vec::new(),
+    };
+    let mut out = Vec::new();
+    let (plan, _) = sim.sup.reload(config, sim.now, &mut out);
+    assert!(
+        plan.lines()
+            .iter()
+            .any(|l| l.contains("job") && l.contains("schedule")),
+        "{:?}",
+        plan.lines()
+    );
+    sim.run(Event::Tick);
+    assert_eq!(record(&sim).runs, 1, "counters kept");
+    assert_eq!(
+        record(&sim).deadline(),
+        Some(sim.now + Duration::from_secs(60)),
+        "planned anew from the new period"
+    );
+    assert!(spawned(&sim.advance(Duration::from_secs(59))).is_empty());
+    assert_eq!(
+        spawned(&sim.advance(Duration::from_secs(1))),
+        [sim.id("job")]
+    );
+}
