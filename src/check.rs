@@ -5,9 +5,33 @@ use std::path::Path;
 
 use crate::config::{self, Missing};
 
-/// Prints every error (`path:line: message`) and warning; returns 0 when
-/// the directory is valid, 2 otherwise.
+/// Prints every error (`path:line: message`) and warning of the services
+/// and of the image metadata; returns 0 when both are valid, 2 otherwise.
 pub fn run(dir: &Path, named: bool) -> i32 {
+    let services = run_services(dir, named);
+    let metadata = run_metadata();
+    services.max(metadata)
+}
+
+/// The metadata files: every error, or the ancestry they describe.
+fn run_metadata() -> i32 {
+    let dir = config::metadata::dir();
+    let (images, errors) = config::metadata::load(&dir);
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if !errors.is_empty() {
+        eprintln!("{}: {} error(s)", dir.display(), errors.len());
+        return crate::runtime::EXIT_CONFIG;
+    }
+    if !images.is_empty() {
+        let names: Vec<&str> = images.iter().map(|m| m.name.as_str()).collect();
+        println!("{}: images {}", dir.display(), names.join(" <- "));
+    }
+    0
+}
+
+fn run_services(dir: &Path, named: bool) -> i32 {
     // Like corral itself: the default directory may be absent (no
     // services, tini mode); one that was named may not.
     if !named && std::fs::symlink_metadata(dir).is_err() {

@@ -75,6 +75,12 @@ pub const VERBS: &[VerbInfo] = &[
         about: "the last lines of each service; -f follows",
     },
     VerbInfo {
+        name: "inspect",
+        options: &["--json"],
+        args: Args::Nothing,
+        about: "the container: its images, its run, its services",
+    },
+    VerbInfo {
         name: "health",
         options: &[],
         args: Args::Nothing,

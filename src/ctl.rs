@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use crate::cli::DEFAULT_SOCKET;
 use crate::config::units::parse_duration;
-use crate::proto::{ErrorKind, LastExit, PROTOCOL_VERSION, Request, Response, ServiceStatus, Verb};
+use crate::proto::{ErrorKind, PROTOCOL_VERSION, Request, Response, ServiceStatus, Verb};
+
+mod render;
+use render::{inspect_report, table};
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -55,6 +58,7 @@ verbs:
   wait [NAME...]              until they (default: all enabled) are ready, oneshots done
   logs [-f] [-n N] [NAME...]  the last N (100) lines of each service (default: all);
                               -f follows new lines until interrupted
+  inspect [--json]            the container: its images (metadata.d), its run, its services
   health                      exit 0 iff every enabled service is up, ready, healthy
                               and every oneshot succeeded (for HEALTHCHECK, probes)
   reload [--dry-run]          re-read the services directory and apply what changed
@@ -146,6 +150,17 @@ pub fn main(args: &[String]) -> i32 {
         }
         // Only `logs` asks for lines, and it does not come here.
         Response::Logs { .. } => EXIT_FAILED,
+        Response::Inspect(doc) => {
+            if inv.json {
+                match serde_json::to_string(&doc) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => eprintln!("svctl: {e}"),
+                }
+            } else {
+                print!("{}", shown(&inspect_report(&doc), tty_out));
+            }
+            EXIT_OK
+        }
         Response::Error { kind, message } => {
             if let (Verb::Health, ErrorKind::Failed) = (&inv.verb, kind) {
                 // One finding per line, under a header.
@@ -376,7 +391,7 @@ fn logs(socket: &std::path::Path, discovered: bool, verb: &Verb, timeout: Durati
                     ErrorKind::Denied => EXIT_DENIED,
                 };
             }
-            Ok(Some(Response::Ok { .. })) | Ok(None) => return EXIT_OK,
+            Ok(Some(Response::Ok { .. } | Response::Inspect(_))) | Ok(None) => return EXIT_OK,
             Err(e) => {
                 eprintln!("svctl: {e}");
                 return EXIT_FAILED;
@@ -485,16 +500,20 @@ fn parse(
             return Err("svctl reload takes no names: it reloads the whole directory".into());
         }
         "health" if names.is_empty() => Verb::Health,
+        "inspect" if names.is_empty() => Verb::Inspect,
+        "inspect" => {
+            return Err("svctl inspect takes no names: it describes the whole container".into());
+        }
         "health" => {
             return Err("svctl health takes no names: it checks every enabled service".into());
         }
         other => return Err(format!("unknown verb `{other}`")),
     };
-    if (json || names_only) && !matches!(verb, Verb::Status { .. }) {
-        return Err(format!(
-            "{} goes with status",
-            if json { "--json" } else { "--names" }
-        ));
+    if json && !matches!(verb, Verb::Status { .. } | Verb::Inspect) {
+        return Err("--json goes with status and inspect".into());
+    }
+    if names_only && !matches!(verb, Verb::Status { .. }) {
+        return Err("--names goes with status".into());
     }
     if json && names_only {
         return Err("--json and --names: choose one".into());
@@ -515,7 +534,8 @@ fn parse(
         | Verb::Signal { .. }
         | Verb::Shutdown
         | Verb::Logs { .. }
-        | Verb::Health => timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
+        | Verb::Health
+        | Verb::Inspect => timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
     };
     Ok(Some(Invocation {
         discovered: socket.is_none(),
@@ -572,131 +592,6 @@ fn abstract_listening(path: &std::path::Path) -> bool {
 }
 
 /// The status table: one row per service, columns aligned.
-fn table(services: &[ServiceStatus]) -> String {
-    let header = [
-        "NAME",
-        "STATE",
-        "READY",
-        "HEALTH",
-        "PID",
-        "UPTIME",
-        "RESTARTS",
-        "LAST EXIT",
-        "NOTE",
-    ];
-    let rows: Vec<Vec<String>> = services
-        .iter()
-        .map(|s| {
-            vec![
-                s.name.clone(),
-                s.state.clone(),
-                match (s.kind.as_str(), s.ready, s.ready_ms) {
-                    ("oneshot", true, _) => "done".into(),
-                    (_, true, Some(ms)) if ms > 0 => format!("yes {}", human_duration(ms)),
-                    (_, true, _) => "yes".into(),
-                    (_, false, _) if s.state == "running" => "no".into(),
-                    _ => "-".into(),
-                },
-                s.health.clone().unwrap_or_else(|| "-".into()),
-                s.pid.map_or("-".into(), |p| p.to_string()),
-                // Uptime means something only while a process exists.
-                match (s.state.as_str(), s.uptime_ms) {
-                    ("running" | "stopping", Some(ms)) => human_duration(ms),
-                    _ => "-".into(),
-                },
-                s.restarts.to_string(),
-                exit_text(s.last_exit),
-                // The service's own STATUS= when corral has nothing to add.
-                s.note
-                    .clone()
-                    .or_else(|| s.status_text.clone())
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let mut out = columns(&header, &rows);
-    // Scheduled jobs: their schedule and runs, in a table of their own.
-    let jobs: Vec<Vec<String>> = services
-        .iter()
-        .filter_map(|s| {
-            let j = s.schedule.as_ref()?;
-            let dash = || "-".to_string();
-            Some(vec![
-                s.name.clone(),
-                j.when.clone(),
-                match (&j.next_run, j.queued) {
-                    (_, true) => "queued".into(),
-                    (Some(t), false) => t.clone(),
-                    (None, false) => dash(),
-                },
-                j.last_run.clone().unwrap_or_else(dash),
-                j.last_run
-                    .as_ref()
-                    .map_or_else(dash, |_| exit_text(j.last_exit)),
-                j.last_duration_ms.map_or_else(dash, human_duration),
-                j.runs.to_string(),
-                j.skipped.to_string(),
-            ])
-        })
-        .collect();
-    if !jobs.is_empty() {
-        out.push('\n');
-        out.push_str(&columns(
-            &[
-                "SCHEDULED",
-                "SCHEDULE",
-                "NEXT RUN",
-                "LAST RUN",
-                "RESULT",
-                "TOOK",
-                "RUNS",
-                "SKIPPED",
-            ],
-            &jobs,
-        ));
-    }
-    out
-}
-
-/// `exit 3`, `SIGTERM`, or `-`.
-fn exit_text(e: Option<LastExit>) -> String {
-    match e {
-        None => "-".into(),
-        Some(LastExit::Code(c)) => format!("exit {c}"),
-        Some(LastExit::Signal(n)) => nix::sys::signal::Signal::try_from(n)
-            .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string()),
-    }
-}
-
-/// Left-aligned columns two spaces apart; the last one unpadded.
-fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &[&str]| {
-        let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(cell);
-            } else {
-                l.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(header);
-    for row in rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&cells);
-    }
-    out
-}
-
 /// `text` as it may go to a terminal: control characters (escape
 /// sequences could rewrite the screen, set the title, or worse on some
 /// terminals) and bidirectional overrides are shown escaped. Services write
@@ -732,20 +627,9 @@ fn shown_duration(d: Duration) -> String {
     }
 }
 
-/// `850ms`, `12s`, `3m04s`, `2h05m`, `3d04h`.
-fn human_duration(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0 => format!("{ms}ms"),
-        1..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::render::human_duration;
     use super::*;
 
     fn p(a: &[&str]) -> Result<Option<Invocation>, String> {

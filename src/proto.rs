@@ -57,6 +57,8 @@ pub enum Verb {
     /// Healthy: every enabled service up, ready and not unhealthy, every
     /// oneshot done.
     Health,
+    /// The container's images, run and services.
+    Inspect,
     /// The last `lines` lines of the services (all when `names` is empty);
     /// with `follow`, then every new line until the client goes away.
     Logs {
@@ -176,6 +178,31 @@ pub enum Response {
     Logs {
         lines: Vec<LogLine>,
     },
+    /// `inspect`: the container's identity and state.
+    Inspect(Box<Inspect>),
+}
+
+/// `svctl inspect --json`: stable, documented in README.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inspect {
+    /// Every image's metadata file, base first.
+    pub images: Vec<crate::config::metadata::ImageMeta>,
+    pub runtime: Runtime,
+    pub services: Vec<ServiceStatus>,
+}
+
+/// Facts about this container's run. Times are RFC 3339 (UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Runtime {
+    pub corral_version: String,
+    pub corral_started: String,
+    pub uptime_ms: u64,
+    pub hostname: String,
+    pub main_command: Option<Vec<String>>,
+    /// The first start this container's file system saw, and how many
+    /// starts it has seen (null when the state directory is not writable).
+    pub first_started: Option<String>,
+    pub starts: Option<u64>,
 }
 
 /// Error classes, which svctl maps to exit codes.

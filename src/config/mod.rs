@@ -5,6 +5,7 @@
 
 mod checker;
 pub mod logcfg;
+pub mod metadata;
 pub mod model;
 #[doc(hidden)]
 pub mod mutate;

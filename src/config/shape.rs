@@ -279,6 +279,37 @@ pub(super) const SCHEDULE: &[Key] = &[
     ),
 ];
 
+/// Every key of an image metadata file (`metadata.d/NN-name.toml`).
+pub(super) const METADATA: &[Key] = &[
+    key("name", Want::Str, None, "the image's name, e.g. rbldnsd"),
+    key("version", Want::Str, None, "its version"),
+    key(
+        "build_time",
+        Want::Str,
+        None,
+        "when it was built, RFC 3339 (2026-11-30T10:00:00Z)",
+    ),
+    key(
+        "gitref",
+        Want::Str,
+        None,
+        "the commit or tag it was built from",
+    ),
+    key(
+        "url",
+        Want::Str,
+        None,
+        "where it comes from or is documented",
+    ),
+    key("description", Want::Str, None, "what it is, in a line"),
+    key(
+        "labels",
+        Want::StrMap,
+        Some("{}"),
+        "free facts: a table of strings",
+    ),
+];
+
 /// Every key of a service file.
 pub(super) const SERVICE: &[Key] = &[
     key(
@@ -430,9 +461,18 @@ pub(super) const SERVICE: &[Key] = &[
 /// Every problem of shape in `text` (already known to be valid TOML), or
 /// none; `Err` is TOML that does not parse (serde reports that).
 pub fn check(source: &Source, text: &str) -> Result<Vec<ConfigError>, ()> {
+    check_keys(source, text, SERVICE)
+}
+
+/// The same for another kind of file, with its own keys.
+pub(super) fn check_keys(
+    source: &Source,
+    text: &str,
+    keys: &[Key],
+) -> Result<Vec<ConfigError>, ()> {
     let doc = DeTable::parse(text).map_err(|_| ())?;
     let mut errors = Vec::new();
-    table(source, "", doc.get_ref(), SERVICE, &mut errors);
+    table(source, "", doc.get_ref(), keys, &mut errors);
     // In the order of the file, not of the keys.
     errors.sort_by_key(|e| e.line);
     Ok(errors)

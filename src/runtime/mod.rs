@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod control;
+mod facts;
 pub mod logfile;
 pub mod notify;
 pub mod output;
@@ -98,6 +99,8 @@ pub(crate) struct Runtime {
     control: Option<Control>,
     output: Output,
     probes: Probes,
+    /// What inspect tells beside the services.
+    facts: facts::Facts,
     notify: Notify,
     sup: Supervisor,
     main_argv: Option<Vec<String>>,
@@ -188,6 +191,8 @@ impl Runtime {
             control,
             output,
             probes: Probes::default(),
+            // tini mode reads and writes nothing of its own.
+            facts: facts::Facts::gather(opts.main.clone(), !tini_mode),
             notify: Notify::new(),
             sup,
             main_argv: opts.main.clone(),
@@ -391,7 +396,14 @@ impl Runtime {
         let Input::Request(req) = control.read(id, &self.epoll) else {
             return;
         };
-        let plan = control.plan(id, req, &self.sup, &self.output, Instant::now());
+        let plan = control.plan(
+            id,
+            req,
+            &self.sup,
+            &self.output,
+            &self.facts,
+            Instant::now(),
+        );
         if let Some(resp) = plan.reply {
             control.reply(id, resp, &self.epoll);
         }

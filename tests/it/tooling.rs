@@ -13,6 +13,7 @@ pub const TESTS: &[Test] = crate::tests![
     status_names_lists_one_name_a_line,
     bash_and_fish_complete_verbs_options_and_running_services,
     zsh_completes_verbs_and_running_services,
+    inspect_shows_the_images_in_order_the_run_and_the_services,
 ];
 
 /// The repository's example service files.
@@ -331,5 +332,82 @@ zpty -d z
     );
     let options = driver("svctl logs --");
     assert!(options.contains("--follow"), "{options}");
+    Ok(())
+}
+
+fn inspect_shows_the_images_in_order_the_run_and_the_services() -> TestResult {
+    require_pid_namespace()?;
+    let tmp = TempDir::new("inspect");
+    let meta = tmp.path("metadata.d");
+    std::fs::create_dir_all(&meta).unwrap();
+    // Written in the wrong order: the names decide.
+    std::fs::write(
+        meta.join("20-rbldnsd.toml"),
+        "name = \"rbldnsd\"\nversion = \"0.998\"\ngitref = \"v0.998-3\"\n[labels]\nteam = \"dns\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        meta.join("10-base.toml"),
+        "name = \"debian-base\"\nversion = \"12.8\"\nbuild_time = \"2026-11-30T10:00:00Z\"\n",
+    )
+    .unwrap();
+    let state = tmp.path("state");
+    let start = |state: &Path| {
+        Setup::new("inspect", &[("web", "command = [\"sleep\", \"1000\"]\n")])
+            .env("CORRAL_METADATA_DIR", &meta.display().to_string())
+            .env("CORRAL_STATE_DIR", &state.display().to_string())
+            .main(&["sleep", "1000"])
+            .start()
+    };
+    let c = start(&state);
+    c.wait_socket();
+    let out = c.svctl(&["inspect", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["debian-base", "rbldnsd"]);
+    assert_eq!(doc["images"][1]["labels"]["team"], "dns");
+    assert_eq!(doc["images"][0]["file"], "10-base.toml");
+    let r = &doc["runtime"];
+    assert_eq!(r["main_command"], serde_json::json!(["sleep", "1000"]));
+    assert_eq!(r["starts"], 1);
+    assert_eq!(r["corral_version"], env!("CARGO_PKG_VERSION"));
+    assert!(r["uptime_ms"].is_u64() && r["hostname"].is_string(), "{r}");
+    assert_eq!(doc["services"][0]["name"], "web");
+    // The report for people names the same things.
+    let out = c.svctl(&["inspect"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("from       debian-base 12.8") && text.contains("image      rbldnsd 0.998"),
+        "{text}"
+    );
+    drop(c);
+    // A second start of the same file system counts, keeping the first.
+    let c = start(&state);
+    c.wait_socket();
+    let doc: serde_json::Value =
+        serde_json::from_slice(&c.svctl(&["inspect", "--json"]).stdout).unwrap();
+    assert_eq!(doc["runtime"]["starts"], 2);
+    assert_eq!(doc["runtime"]["first_started"], r["first_started"]);
+    // corral check validates metadata files: a bad one fails the build.
+    std::fs::write(
+        meta.join("30-bad.toml"),
+        "version = \"1\"\nbuild_time = \"soon\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(corral_bin())
+        .args(["check", "--services"])
+        .arg(&c.services)
+        .env("CORRAL_METADATA_DIR", &meta)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("30-bad.toml:1: no name"), "{err}");
     Ok(())
 }

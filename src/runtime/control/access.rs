@@ -1,6 +1,6 @@
 //! Who may use the control socket. The kernel says who the peer is
 //! (SO_PEERCRED, unix(7)); root and corral's own uid may do everything,
-//! members of the control group may only look (status, logs, health,
+//! members of the control group may only look (status, logs, health, inspect,
 //! wait), everyone else is refused.
 
 use std::os::fd::AsFd;
@@ -50,7 +50,11 @@ impl Policy {
 /// Whether `verb` only looks.
 pub fn read_only(verb: &Verb) -> bool {
     match verb {
-        Verb::Status { .. } | Verb::Logs { .. } | Verb::Health | Verb::Wait { .. } => true,
+        Verb::Status { .. }
+        | Verb::Logs { .. }
+        | Verb::Health
+        | Verb::Wait { .. }
+        | Verb::Inspect => true,
         Verb::Start { .. }
         | Verb::Stop { .. }
         | Verb::Restart { .. }

@@ -19,6 +19,7 @@ pub mod access;
 pub mod bind;
 mod requests;
 
+use super::facts::Facts;
 use super::output::Output;
 use super::throttle::Throttle;
 use super::{Kind, token};

@@ -13,6 +13,7 @@ impl Control {
         req: Request,
         sup: &Supervisor,
         out: &Output,
+        facts: &Facts,
         now: Instant,
     ) -> Plan {
         let (access, peer) = self
@@ -33,7 +34,7 @@ impl Control {
                 return Plan::reply(Response::error(
                     ErrorKind::Denied,
                     format!(
-                        "permission denied: {who} is in the control group, which may only use status, logs, health and wait"
+                        "permission denied: {who} is in the control group, which may only use status, logs, health, wait and inspect"
                     ),
                 ));
             }
@@ -46,7 +47,7 @@ impl Control {
                     ErrorKind::Denied,
                     format!(
                         "permission denied: {who} may not use corral's control socket; root and uid {} may, \
-                         members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait)",
+                         members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait, inspect)",
                         self.policy.own_uid
                     ),
                 ));
@@ -61,7 +62,7 @@ impl Control {
             | Verb::Signal { names, .. }
             | Verb::Wait { names, .. }
             | Verb::Logs { names, .. } => names.clone(),
-            Verb::Shutdown | Verb::Health | Verb::Reload { .. } => Vec::new(),
+            Verb::Shutdown | Verb::Health | Verb::Reload { .. } | Verb::Inspect => Vec::new(),
         };
         let ids = match resolve(sup, &names) {
             Ok(ids) => ids,
@@ -84,6 +85,11 @@ impl Control {
                 services: status(sup, out, &ids, now),
                 message: None,
             }),
+            Verb::Inspect => Plan::reply(Response::Inspect(Box::new(crate::proto::Inspect {
+                images: facts.images.clone(),
+                runtime: facts.runtime(now),
+                services: status(sup, out, &[], now),
+            }))),
             Verb::Logs { lines, follow, .. } => {
                 if follow && let Some(c) = self.clients.get_mut(&client) {
                     c.follows = Some(ids.clone());
@@ -400,6 +406,7 @@ fn verb_name(verb: &Verb) -> &'static str {
     match verb {
         Verb::Status { .. } => "status",
         Verb::Start { .. } => "start",
+        Verb::Inspect => "inspect",
         Verb::Run { .. } => "run",
         Verb::Stop { .. } => "stop",
         Verb::Restart { .. } => "restart",

@@ -1,0 +1,197 @@
+//! What svctl prints for people: the status tables and the inspect
+//! report. (`--json` prints the protocol's own types.)
+
+use crate::proto::{Inspect, LastExit, ServiceStatus};
+
+pub(super) fn table(services: &[ServiceStatus]) -> String {
+    let header = [
+        "NAME",
+        "STATE",
+        "READY",
+        "HEALTH",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST EXIT",
+        "NOTE",
+    ];
+    let rows: Vec<Vec<String>> = services
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.state.clone(),
+                match (s.kind.as_str(), s.ready, s.ready_ms) {
+                    ("oneshot", true, _) => "done".into(),
+                    (_, true, Some(ms)) if ms > 0 => format!("yes {}", human_duration(ms)),
+                    (_, true, _) => "yes".into(),
+                    (_, false, _) if s.state == "running" => "no".into(),
+                    _ => "-".into(),
+                },
+                s.health.clone().unwrap_or_else(|| "-".into()),
+                s.pid.map_or("-".into(), |p| p.to_string()),
+                // Uptime means something only while a process exists.
+                match (s.state.as_str(), s.uptime_ms) {
+                    ("running" | "stopping", Some(ms)) => human_duration(ms),
+                    _ => "-".into(),
+                },
+                s.restarts.to_string(),
+                exit_text(s.last_exit),
+                // The service's own STATUS= when corral has nothing to add.
+                s.note
+                    .clone()
+                    .or_else(|| s.status_text.clone())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut out = columns(&header, &rows);
+    // Scheduled jobs: their schedule and runs, in a table of their own.
+    let jobs: Vec<Vec<String>> = services
+        .iter()
+        .filter_map(|s| {
+            let j = s.schedule.as_ref()?;
+            let dash = || "-".to_string();
+            Some(vec![
+                s.name.clone(),
+                j.when.clone(),
+                match (&j.next_run, j.queued) {
+                    (_, true) => "queued".into(),
+                    (Some(t), false) => t.clone(),
+                    (None, false) => dash(),
+                },
+                j.last_run.clone().unwrap_or_else(dash),
+                j.last_run
+                    .as_ref()
+                    .map_or_else(dash, |_| exit_text(j.last_exit)),
+                j.last_duration_ms.map_or_else(dash, human_duration),
+                j.runs.to_string(),
+                j.skipped.to_string(),
+            ])
+        })
+        .collect();
+    if !jobs.is_empty() {
+        out.push('\n');
+        out.push_str(&columns(
+            &[
+                "SCHEDULED",
+                "SCHEDULE",
+                "NEXT RUN",
+                "LAST RUN",
+                "RESULT",
+                "TOOK",
+                "RUNS",
+                "SKIPPED",
+            ],
+            &jobs,
+        ));
+    }
+    out
+}
+
+/// `exit 3`, `SIGTERM`, or `-`.
+fn exit_text(e: Option<LastExit>) -> String {
+    match e {
+        None => "-".into(),
+        Some(LastExit::Code(c)) => format!("exit {c}"),
+        Some(LastExit::Signal(n)) => nix::sys::signal::Signal::try_from(n)
+            .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string()),
+    }
+}
+
+/// Left-aligned columns two spaces apart; the last one unpadded.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header);
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells);
+    }
+    out
+}
+
+/// `850ms`, `12s`, `3m04s`, `2h05m`, `3d04h`.
+pub(super) fn human_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// `svctl inspect`: the images, base first, then the run, then the
+/// services' table.
+pub(super) fn inspect_report(doc: &Inspect) -> String {
+    let mut out = String::new();
+    if doc.images.is_empty() {
+        out.push_str("images     none described (no files in /etc/corral/metadata.d)\n");
+    }
+    for (i, m) in doc.images.iter().enumerate() {
+        let label = if i + 1 == doc.images.len() {
+            "image"
+        } else {
+            "from"
+        };
+        let mut line = format!("{label:<10} {}", m.name);
+        if let Some(v) = &m.version {
+            line.push_str(&format!(" {v}"));
+        }
+        let facts: Vec<String> = [
+            m.build_time.as_ref().map(|t| format!("built {t}")),
+            m.gitref.as_ref().map(|g| format!("git {g}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !facts.is_empty() {
+            line.push_str(&format!(" ({})", facts.join(", ")));
+        }
+        line.push_str(&format!("  [{}]\n", m.file));
+        out.push_str(&line);
+        for detail in [&m.description, &m.url].into_iter().flatten() {
+            out.push_str(&format!("{:<10} {detail}\n", ""));
+        }
+        for (k, v) in &m.labels {
+            out.push_str(&format!("{:<10} {k} = {v}\n", ""));
+        }
+    }
+    let r = &doc.runtime;
+    out.push_str(&format!(
+        "corral     {}, started {} (up {})\n",
+        r.corral_version,
+        r.corral_started,
+        human_duration(r.uptime_ms)
+    ));
+    out.push_str(&match (&r.first_started, r.starts) {
+        (Some(first), Some(n)) => format!("container  first started {first}, {n} start(s)\n"),
+        _ => "container  starts not counted (the state directory is not writable)\n".to_string(),
+    });
+    out.push_str(&format!("host       {}\n", r.hostname));
+    if let Some(main) = &r.main_command {
+        out.push_str(&format!("main       {}\n", main.join(" ")));
+    }
+    out.push('\n');
+    out.push_str(&table(&doc.services));
+    out
+}
