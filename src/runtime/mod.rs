@@ -17,6 +17,7 @@ pub mod signals;
 pub mod sink;
 pub mod spawn;
 pub mod throttle;
+mod wallclock;
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -64,6 +65,7 @@ pub(crate) enum Kind {
     ReadyFd = 5,
     Notify = 6,
     Sink = 7,
+    WallClock = 8,
 }
 
 impl TryFrom<u64> for Kind {
@@ -79,6 +81,7 @@ impl TryFrom<u64> for Kind {
             5 => Kind::ReadyFd,
             6 => Kind::Notify,
             7 => Kind::Sink,
+            8 => Kind::WallClock,
             other => return Err(other),
         })
     }
@@ -101,6 +104,8 @@ pub(crate) struct Runtime {
     probes: Probes,
     /// What inspect tells beside the services.
     facts: facts::Facts,
+    /// Wakes the loop at cron due times and on clock steps.
+    wall_clock: Option<wallclock::WallClock>,
     notify: Notify,
     sup: Supervisor,
     main_argv: Option<Vec<String>>,
@@ -185,6 +190,11 @@ impl Runtime {
         }
         crate::logging::capture(true);
         panic::install();
+        let wall_clock = if tini_mode {
+            None
+        } else {
+            wallclock::WallClock::new(&epoll)
+        };
         Ok(Runtime {
             epoll,
             signals,
@@ -193,6 +203,7 @@ impl Runtime {
             probes: Probes::default(),
             // tini mode reads and writes nothing of its own.
             facts: facts::Facts::gather(opts.main.clone(), !tini_mode),
+            wall_clock,
             notify: Notify::new(),
             sup,
             main_argv: opts.main.clone(),
@@ -221,6 +232,9 @@ impl Runtime {
                 self.output.drain(&self.epoll, EXIT_DRAIN);
                 crate::logging::capture(false);
                 return code;
+            }
+            if let Some(w) = &mut self.wall_clock {
+                w.arm(self.sup.next_wall_deadline());
             }
             let timeout = self.timeout(Instant::now());
             let n = match self.epoll.wait(&mut events, timeout) {
@@ -352,6 +366,12 @@ impl Runtime {
             Kind::Client => self.on_client(id, flags),
             Kind::Pipe => self.output.on_readable(id, &self.epoll),
             Kind::Sink => self.output.on_writable(&self.epoll),
+            Kind::WallClock => {
+                if let Some(w) = &mut self.wall_clock {
+                    w.on_ready();
+                }
+                self.queue.push_back(Event::Tick);
+            }
             Kind::Probe => {
                 if let Some(event) = self.probes.on_ready(id, &self.epoll) {
                     self.queue.push_back(event);

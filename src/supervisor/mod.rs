@@ -472,6 +472,22 @@ impl Supervisor {
         services.chain(phase).chain(startup).chain(schedules).min()
     }
 
+    /// The earliest wall-clock time a cron job is due, for a timer that
+    /// follows clock steps (the monotonic deadline cannot).
+    pub fn next_wall_deadline(&self) -> Option<jiff::Timestamp> {
+        if self.phase != Phase::Up {
+            return None;
+        }
+        self.services
+            .iter()
+            .filter_map(|s| {
+                s.schedule
+                    .as_ref()?
+                    .wall_deadline(s.spec.schedule.as_ref()?)
+            })
+            .min()
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.phase != Phase::Up
     }

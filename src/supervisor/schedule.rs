@@ -13,8 +13,8 @@
 //!
 //! DST follows croner: a time that a spring-forward gap skips runs at the
 //! first instant after the gap; in a fall-back repeat, a fixed-time job
-//! runs once (the first time), a job with a wildcard or step in its hour
-//! or minute runs in both.
+//! (one value each for second, minute and hour) runs once, the first time,
+//! and any other runs in both.
 
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,18 @@ impl Schedule {
     /// When the next run starts, for the event loop.
     pub fn deadline(&self) -> Option<Instant> {
         self.next.map(|d| d.mono)
+    }
+
+    /// For a cron schedule, the wall-clock time the next run starts at.
+    pub fn wall_deadline(&self, spec: &ScheduleSpec) -> Option<Timestamp> {
+        let d = self.next?;
+        match spec.when {
+            When::Cron { .. } => d
+                .nominal_wall
+                .checked_add(jiff::SignedDuration::try_from(d.jitter).ok()?)
+                .ok(),
+            When::Every(_) => None,
+        }
     }
 
     /// The next start as a wall-clock time.
