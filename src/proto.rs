@@ -153,6 +153,9 @@ pub struct ScheduleStatus {
     pub last_run: Option<String>,
     pub last_exit: Option<LastExit>,
     pub last_duration_ms: Option<u64>,
+    /// The last run got no process: why (`cannot start: ...`).
+    #[serde(default)]
+    pub last_error: Option<String>,
     pub runs: u64,
     pub skipped: u64,
     /// A run waits for the running one (overlap = "queue").

@@ -61,9 +61,11 @@ pub(super) fn table(services: &[ServiceStatus]) -> String {
                     (None, false) => dash(),
                 },
                 j.last_run.clone().unwrap_or_else(dash),
-                j.last_run
-                    .as_ref()
-                    .map_or_else(dash, |_| exit_text(j.last_exit)),
+                match (&j.last_run, &j.last_error) {
+                    (None, _) => dash(),
+                    (Some(_), Some(_)) => "no start".into(),
+                    (Some(_), None) => exit_text(j.last_exit),
+                },
                 j.last_duration_ms.map_or_else(dash, human_duration),
                 j.runs.to_string(),
                 j.skipped.to_string(),

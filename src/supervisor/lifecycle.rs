@@ -101,6 +101,10 @@ impl Supervisor {
         }
         warn!("{}: cannot start: {error}", s.spec.name);
         let reason = format!("cannot start: {error}");
+        // A run that never got a process still counts, with why.
+        if let Some(record) = &mut s.schedule {
+            record.failed_to_start(&reason, self.clock);
+        }
         if s.spec.is_oneshot() {
             set_state(
                 s,

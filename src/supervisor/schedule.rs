@@ -65,6 +65,8 @@ pub struct Schedule {
     pub last_run: Option<Timestamp>,
     pub last_exit: Option<ExitStatus>,
     pub last_duration: Option<Duration>,
+    /// Why the last run got no process (its spawn failed), if it did not.
+    pub last_error: Option<String>,
     /// State of the jitter generator (splitmix64).
     rng: u64,
 }
@@ -95,6 +97,7 @@ impl Schedule {
             last_run: None,
             last_exit: None,
             last_duration: None,
+            last_error: None,
             rng: seed ^ name_hash,
         }
     }
@@ -224,6 +227,7 @@ impl Schedule {
                 self.runs += 1;
                 self.started = Some((clock.mono, clock.wall));
                 self.last_run = Some(clock.wall);
+                self.last_error = None;
                 false
             }
             (true, false) => {
@@ -236,6 +240,16 @@ impl Schedule {
             }
             (false, false) | (true, true) => false,
         }
+    }
+
+    /// A run's spawn failed: it counts as a run that has no exit status,
+    /// only the reason.
+    pub fn failed_to_start(&mut self, reason: &str, clock: Clock) {
+        self.runs += 1;
+        self.last_run = Some(clock.wall);
+        self.last_exit = None;
+        self.last_duration = None;
+        self.last_error = Some(reason.to_string());
     }
 
     /// The due time after `after` (or the first from now), with its jitter.
@@ -420,6 +434,7 @@ impl Supervisor {
             last_run: record.last_run.map(|t| rfc3339(t, tz)),
             last_exit: record.last_exit.map(ExitStatus::to_proto),
             last_duration_ms: record.last_duration.map(|d| d.as_millis() as u64),
+            last_error: record.last_error.clone(),
             runs: record.runs,
             skipped: record.skipped,
             queued: record.queued,

@@ -419,3 +419,30 @@ fn a_reload_replans_a_changed_schedule_and_keeps_its_counters() {
         [sim.id("job")]
     );
 }
+
+#[test]
+fn a_run_whose_spawn_fails_counts_with_its_reason() {
+    let mut sim = job(every(Duration::from_secs(10)));
+    sim.now += Duration::from_secs(10);
+    sim.wall = sim.wall.checked_add(SignedDuration::from_secs(10)).unwrap();
+    let actions = sim.handle(Event::Tick);
+    assert_eq!(spawned(&actions), [sim.id("job")]);
+    sim.handle(Event::SpawnFailed {
+        id: sim.id("job"),
+        error: "No such file or directory".into(),
+    });
+    let r = record(&sim);
+    assert_eq!(r.runs, 1);
+    assert_eq!(r.last_exit, None);
+    assert_eq!(
+        r.last_error.as_deref(),
+        Some("cannot start: No such file or directory")
+    );
+    assert_eq!(r.last_run, Some(ts("2027-01-15T12:00:10Z")));
+    // The next run is planned as usual, and a run that starts clears it.
+    assert_eq!(
+        spawned(&sim.advance(Duration::from_secs(10))),
+        [sim.id("job")]
+    );
+    assert_eq!(record(&sim).last_error, None);
+}
