@@ -79,13 +79,14 @@ fn every_second_and_a_seconds_cron_land_on_their_times() -> TestResult {
     );
     for w in ticks.windows(2) {
         let gap = (w[1] - w[0]) / 1_000_000;
-        assert!((700..=1300).contains(&gap), "ticks {gap} ms apart:\n{text}");
+        assert!((500..=1500).contains(&gap), "ticks {gap} ms apart:\n{text}");
     }
     // The cron job runs on even seconds, just after the second turns.
     for t in stamps(&text, "even") {
         let (secs, frac_ms) = (t / 1_000_000_000, t % 1_000_000_000 / 1_000_000);
         assert_eq!(secs % 2, 0, "ran at an odd second:\n{text}");
-        assert!(frac_ms < 500, "ran {frac_ms} ms into its second");
+        // Late by a loaded machine's scheduling, never by a second.
+        assert!(frac_ms < 900, "ran {frac_ms} ms into its second");
     }
     let s = schedule(&c, "even");
     assert!(s["runs"].as_u64().unwrap() >= 3, "{s}");

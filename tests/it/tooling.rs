@@ -301,9 +301,13 @@ fn zsh_completes_verbs_and_running_services() -> TestResult {
 zpty -b z 'ZDOTDIR={zdot} PATH={path} TERM=dumb zsh -i'
 zpty -r z out '*> ' || exit 3
 zpty -w -n z '{line}'$'\C-d'
-sleep 1
+# Read until zsh has listed and drawn its prompt again (at most 10 s).
 all=
-while zpty -r -t z chunk; do all+=$chunk; done
+for i in {{1..100}}; do
+  sleep 0.1
+  while zpty -r -t z chunk; do all+=$chunk; done
+  [[ $all == *$'\n> '* ]] && break
+done
 print -r -- "$all"
 zpty -d z
 "#,
