@@ -3,6 +3,7 @@
 //! (`crate::graph`). All errors of all files are collected and reported
 //! together as `path:line: message`; nothing starts unless there are none.
 
+pub mod actions;
 mod checker;
 pub mod logcfg;
 pub mod metadata;
@@ -314,23 +315,34 @@ pub fn check_identity(
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     for s in &mut config.services {
-        let Some(c) = &s.credentials else { continue };
-        let what = format!(
-            "{} runs as {}, but corral runs as uid {own_uid}, not root, and cannot switch users",
-            s.name, c.display
-        );
-        if ignore {
-            warnings.push(format!(
-                "{}:{}: {what}; running it as uid {own_uid} (CORRAL_IGNORE_USER=1)",
-                s.source.path.display(),
-                c.line
-            ));
-            s.credentials = None;
-        } else {
-            errors.push(s.source.error(
-                Some(c.line),
-                format!("{what}: run corral as root, remove user/group, or set CORRAL_IGNORE_USER=1 to run it as uid {own_uid}"),
-            ));
+        let name = s.name.clone();
+        let source = s.source.clone();
+        let mut creds: Vec<(String, &mut Option<Credentials>)> =
+            vec![(name.clone(), &mut s.credentials)];
+        for a in &mut s.actions {
+            if let actions::Does::Command { credentials, .. } = &mut a.does {
+                creds.push((format!("{name}/{}", a.name), credentials));
+            }
+        }
+        for (who, slot) in creds {
+            let Some(c) = slot.as_ref() else { continue };
+            let what = format!(
+                "{who} runs as {}, but corral runs as uid {own_uid}, not root, and cannot switch users",
+                c.display
+            );
+            if ignore {
+                warnings.push(format!(
+                    "{}:{}: {what}; running it as uid {own_uid} (CORRAL_IGNORE_USER=1)",
+                    source.path.display(),
+                    c.line
+                ));
+                *slot = None;
+            } else {
+                errors.push(source.error(
+                    Some(c.line),
+                    format!("{what}: run corral as root, remove user/group, or set CORRAL_IGNORE_USER=1 to run it as uid {own_uid}"),
+                ));
+            }
         }
     }
     if errors.is_empty() {
@@ -656,6 +668,10 @@ stop_timeout = "2s"
             "schedule" => {
                 vec!["run = \"x\"\ntype = \"oneshot\"\n[schedule]\nevery = \"1m\"\n".into()]
             }
+            "actions" => vec![
+                "run = \"x\"\n[actions.a]\nrun = \"true\"\n".into(),
+                "run = \"x\"\n[actions.a]\nsignal = \"HUP\"\n".into(),
+            ],
             "log" => vec![
                 "run = \"x\"\n[log]\n".into(),
                 "run = \"x\"\n[log]\nfile = \"/var/log/x/current\"\n".into(),
@@ -678,6 +694,9 @@ stop_timeout = "2s"
                 if let Want::Table(inner) = k.want {
                     each(k.name, inner, checked);
                     continue;
+                }
+                if let Want::Map(inner) = k.want {
+                    each(k.name, inner, checked);
                 }
                 let Some(default) = k.default else { continue };
                 let tried = bases(table).into_iter().find_map(|base| {
@@ -708,7 +727,7 @@ stop_timeout = "2s"
         fn each(table: &str, keys: &[Key]) {
             for k in keys {
                 match k.want {
-                    Want::Table(inner) => each(k.name, inner),
+                    Want::Table(inner) | Want::Map(inner) => each(k.name, inner),
                     Want::Choice(choices) => {
                         let base = bases(table).remove(0);
                         for c in choices {
@@ -729,6 +748,96 @@ stop_timeout = "2s"
             }
         }
         each("", SERVICE);
+    }
+
+    #[test]
+    fn actions_resolve() {
+        use super::actions::{DEFAULT_TIMEOUT, Does, When};
+        use nix::sys::signal::Signal;
+        let c = load(&[(
+            "web.toml",
+            "run = \"x\"\nuser = \"app\"\ngroup = \"www\"\n\
+             [actions.validate]\nrun = \"nginx -t\"\ndescription = \"check the config\"\n\
+             [actions.update]\ncommand = [\"/usr/bin/fetch\", \"--all\"]\nuser = \"nobody\"\ntimeout = \"5m\"\nwhen = \"any\"\n\
+             [actions.as-group]\nrun = \"id\"\ngroup = \"nogroup\"\n\
+             [actions.reload]\nsignal = \"HUP\"\ngroup = true\n",
+        )])
+        .unwrap();
+        let web = &c.services[0];
+        let names: Vec<&str> = web.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["as-group", "reload", "update", "validate"]);
+        let validate = web.action("validate").unwrap();
+        assert_eq!(validate.description.as_deref(), Some("check the config"));
+        assert_eq!(validate.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(validate.when, When::Running);
+        // The script's $0 names the action; arguments follow it.
+        assert_eq!(
+            validate.argv(&["a".into(), "b c".into()]).unwrap(),
+            ["/bin/sh", "-c", "nginx -t", "web/validate", "a", "b c"]
+        );
+        assert!(matches!(
+            &validate.does,
+            Does::Command {
+                credentials: None,
+                ..
+            }
+        ));
+        let update = web.action("update").unwrap();
+        assert_eq!(update.timeout, Duration::from_secs(300));
+        assert_eq!(update.when, When::Any);
+        assert_eq!(
+            update.argv(&["x".into()]).unwrap(),
+            ["/usr/bin/fetch", "--all", "x"]
+        );
+        // Its own user, with that user's group (not the service's).
+        let Does::Command {
+            credentials: Some(cr),
+            ..
+        } = &update.does
+        else {
+            panic!("{update:?}")
+        };
+        assert_eq!((cr.uid, cr.gid), (Some(65534), 65534));
+        // Only a group: the service's user with that group.
+        let Does::Command {
+            credentials: Some(cr),
+            ..
+        } = &web.action("as-group").unwrap().does
+        else {
+            panic!()
+        };
+        assert_eq!((cr.uid, cr.gid), (Some(1000), 65534));
+        assert_eq!(
+            web.action("reload").unwrap().does,
+            Does::Signal {
+                signal: Signal::SIGHUP,
+                group: true
+            }
+        );
+        assert!(web.action("reload").unwrap().argv(&[]).is_none());
+    }
+
+    #[test]
+    fn non_root_cannot_give_an_action_another_user() {
+        let mut c = load(&[(
+            "web.toml",
+            "run = \"x\"\n[actions.update]\nrun = \"x\"\nuser = \"nobody\"\n",
+        )])
+        .unwrap();
+        let errs = check_identity(&mut c, 1000, false).unwrap_err();
+        assert!(
+            errs[0].to_string().contains("web/update runs as nobody"),
+            "{errs:?}"
+        );
+        let warned = check_identity(&mut c, 1000, true).unwrap();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(matches!(
+            c.services[0].actions[0].does,
+            super::actions::Does::Command {
+                credentials: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use toml::{Spanned, Value};
 
+use super::actions::{self, ActionSpec};
 use super::checker::Checker;
 use super::logcfg;
 use super::probes::{self, HealthSpec, Kind, ReadySpec};
@@ -101,11 +102,17 @@ pub struct ServiceSpec {
     pub no_new_privs: bool,
     /// A oneshot run at these times, not at boot.
     pub schedule: Option<ScheduleSpec>,
+    /// What `svctl action` can do with it, by name.
+    pub actions: Vec<ActionSpec>,
 }
 
 impl ServiceSpec {
     pub fn is_oneshot(&self) -> bool {
         matches!(self.kind, Kind::Oneshot { .. })
+    }
+
+    pub fn action(&self, name: &str) -> Option<&ActionSpec> {
+        self.actions.iter().find(|a| a.name == name)
     }
 }
 
@@ -361,6 +368,20 @@ pub fn validate(
         );
     }
 
+    let actions = raw
+        .actions
+        .as_ref()
+        .map(|t| {
+            actions::actions(
+                &mut c,
+                name,
+                t,
+                (raw.user.as_ref(), raw.group.as_ref()),
+                users,
+            )
+        })
+        .unwrap_or_default();
+
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
@@ -384,6 +405,7 @@ pub fn validate(
         log,
         no_new_privs: raw.no_new_privs.unwrap_or(true),
         schedule,
+        actions,
     })
 }
 
@@ -433,7 +455,7 @@ fn id_value<'a>(c: &mut Checker<'_>, v: &'a Spanned<Value>, key: &str) -> Option
     }
 }
 
-fn resolve_credentials(
+pub(super) fn resolve_credentials(
     c: &mut Checker<'_>,
     user: Option<&Spanned<Value>>,
     group: Option<&Spanned<Value>>,

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
+use super::actions::RawActions;
 use super::logcfg::RawLog;
 use super::probes::{RawHealth, RawReady};
 use super::schedule::RawSchedule;
@@ -44,6 +45,7 @@ pub struct RawService {
     pub log: Option<Spanned<RawLog>>,
     pub no_new_privs: Option<bool>,
     pub schedule: Option<Spanned<RawSchedule>>,
+    pub actions: Option<Spanned<RawActions>>,
 }
 
 /// Parses one file; the error keeps toml's span so the caller can turn it

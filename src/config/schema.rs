@@ -57,9 +57,22 @@ fn object(keys: &[Key]) -> Map<String, Value> {
     m
 }
 
+/// A table of tables by name (`[actions.NAME]`), each with `keys`.
+fn named_tables(keys: &[Key]) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("type".into(), json!("object"));
+    m.insert(
+        "propertyNames".into(),
+        json!({"pattern": "^[A-Za-z0-9_-]{1,64}$"}),
+    );
+    m.insert("additionalProperties".into(), Value::Object(object(keys)));
+    m
+}
+
 fn property(k: &Key) -> Map<String, Value> {
     let mut m = match k.want {
         Want::Table(inner) => object(inner),
+        Want::Map(inner) => named_tables(inner),
         want => value(want),
     };
     m.insert("description".into(), json!(k.about));
@@ -91,7 +104,9 @@ fn value(want: Want) -> Map<String, Value> {
             "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
         }),
         Want::StrMap => json!({"type": "object", "additionalProperties": {"type": "string"}}),
+        Want::GroupOrFlag => json!({"type": ["string", "integer", "boolean"]}),
         Want::Table(inner) => Value::Object(object(inner)),
+        Want::Map(inner) => Value::Object(named_tables(inner)),
     };
     match v {
         Value::Object(m) => m,
@@ -112,7 +127,7 @@ mod tests {
     fn walk(keys: &[Key], each: &mut impl FnMut(&Key)) {
         for k in keys {
             each(k);
-            if let Want::Table(inner) = k.want {
+            if let Want::Table(inner) | Want::Map(inner) = k.want {
                 walk(inner, each);
             }
         }
@@ -140,5 +155,9 @@ mod tests {
             "5s"
         );
         assert_eq!(s["properties"]["log"]["additionalProperties"], false);
+        assert_eq!(
+            s["properties"]["actions"]["additionalProperties"]["properties"]["timeout"]["default"],
+            "60s"
+        );
     }
 }

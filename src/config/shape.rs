@@ -33,7 +33,12 @@ pub(super) enum Want {
     Command,
     /// A table of strings (`env`).
     StrMap,
+    /// A group (name or number), or `true` (an action's signal goes to
+    /// the process group).
+    GroupOrFlag,
     Table(&'static [Key]),
+    /// Named tables, each with these keys (`[actions.NAME]`).
+    Map(&'static [Key]),
 }
 
 /// One key of a service file: what it takes, what a file without it gets,
@@ -279,6 +284,53 @@ pub(super) const SCHEDULE: &[Key] = &[
     ),
 ];
 
+/// Every key of one `[actions.NAME]` table.
+pub(super) const ACTION: &[Key] = &[
+    key(
+        "command",
+        Want::StrList,
+        None,
+        "program and arguments; the caller's arguments are appended; exactly one of command, run and signal",
+    ),
+    key(
+        "run",
+        Want::Str,
+        None,
+        "a shell script for /bin/sh -c; the caller's arguments are $1, $2, ...",
+    ),
+    key(
+        "signal",
+        Want::Signal,
+        None,
+        "send this signal to the service's main process instead of running a command",
+    ),
+    key(
+        "user",
+        Want::NameOrId,
+        None,
+        "run the command as this user (default: the service's)",
+    ),
+    key(
+        "group",
+        Want::GroupOrFlag,
+        None,
+        "a command's group (default: the user's, else the service's); with signal, true sends it to the process group",
+    ),
+    key(
+        "timeout",
+        Want::Duration,
+        Some("\"60s\""),
+        "then SIGTERM to the action's process group, SIGKILL 5s later; svctl exits 124",
+    ),
+    key("description", Want::Str, None, "one line for svctl actions"),
+    key(
+        "when",
+        Want::Choice(&["running", "any"]),
+        Some("\"running\""),
+        "running: refused unless the service has a running process; any: whatever its state",
+    ),
+];
+
 /// Every key of an image metadata file (`metadata.d/NN-name.toml`).
 pub(super) const METADATA: &[Key] = &[
     key("name", Want::Str, None, "the image's name, e.g. rbldnsd"),
@@ -456,6 +508,12 @@ pub(super) const SERVICE: &[Key] = &[
         None,
         "oneshots: run at these times instead of once at boot (a cron schedule without a cron daemon)",
     ),
+    key(
+        "actions",
+        Want::Map(ACTION),
+        Some("{}"),
+        "named operations for svctl action (validate, update, reload...): [actions.NAME] tables",
+    ),
 ];
 
 /// Every problem of shape in `text` (already known to be valid TOML), or
@@ -518,6 +576,33 @@ fn table(
                     format!("`{shown}` must be a table ([{name}]), not {}", what(other)),
                 )),
             },
+            Some((_, Want::Map(inner))) => match value.get_ref() {
+                DeValue::Table(sub) => {
+                    for (entry, v) in sub.iter() {
+                        let entry_name = entry.get_ref().as_ref();
+                        let entry_line = Some(source.line_of(entry.span().start));
+                        match v.get_ref() {
+                            DeValue::Table(t) => {
+                                table(source, &format!("{name}.{entry_name}."), t, inner, errors)
+                            }
+                            other => errors.push(source.error(
+                                entry_line,
+                                format!(
+                                    "`{name}.{entry_name}` must be a table ([{name}.{entry_name}]), not {}",
+                                    what(other)
+                                ),
+                            )),
+                        }
+                    }
+                }
+                other => errors.push(source.error(
+                    line,
+                    format!(
+                        "`{shown}` must be tables ([{name}.NAME]), not {}",
+                        what(other)
+                    ),
+                )),
+            },
             Some((_, want)) => {
                 if let Some(message) = mismatch(&shown, want, value) {
                     errors.push(source.error(line, message));
@@ -538,6 +623,7 @@ fn mismatch(key: &str, want: Want, value: &Spanned<DeValue<'_>>) -> Option<Strin
             .as_array()
             .is_some_and(|a| a.iter().all(|e| e.get_ref().is_str())),
         Want::NameOrId | Want::Signal | Want::Size => v.is_str() || v.is_integer(),
+        Want::GroupOrFlag => v.is_str() || v.is_integer() || v.is_bool(),
         Want::Duration => v.is_str() || v.is_integer() || v.is_float(),
         Want::Command => {
             v.is_str()
@@ -547,7 +633,7 @@ fn mismatch(key: &str, want: Want, value: &Spanned<DeValue<'_>>) -> Option<Strin
         Want::StrMap => v
             .as_table()
             .is_some_and(|t| t.values().all(|e| e.get_ref().is_str())),
-        Want::Table(_) => v.is_table(),
+        Want::Table(_) | Want::Map(_) => v.is_table(),
     };
     if ok {
         return None;
@@ -563,7 +649,8 @@ fn mismatch(key: &str, want: Want, value: &Spanned<DeValue<'_>>) -> Option<Strin
         Want::Signal => "a signal name such as \"SIGTERM\" or a number",
         Want::Command => "a command: a string for /bin/sh -c, or an array of strings",
         Want::StrMap => "a table of strings, e.g. { TZ = \"UTC\" }",
-        Want::Table(_) => "a table",
+        Want::GroupOrFlag => "a group name or number, or true (signal the process group)",
+        Want::Table(_) | Want::Map(_) => "a table",
     };
     let hint = match (key, v) {
         ("command", DeValue::String(_)) => {
@@ -646,6 +733,10 @@ mod tests {
         assert_eq!(
             fields("run = \"x\"\n[schedule]\nbogus = 1\n"),
             names(SCHEDULE)
+        );
+        assert_eq!(
+            fields("run = \"x\"\n[actions.a]\nbogus = 1\n"),
+            names(ACTION)
         );
     }
 

@@ -122,6 +122,7 @@ pub fn differences(old: &ServiceSpec, new: &ServiceSpec) -> (Vec<&'static str>, 
         ("health", old.health != new.health),
         ("log", old.log != new.log && inherit(old) == inherit(new)),
         ("schedule", old.schedule != new.schedule),
+        ("actions", old.actions != new.actions),
     ] {
         if differs {
             in_place.push(key);

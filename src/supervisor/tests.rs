@@ -36,6 +36,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
         log: crate::logs::LogSpec::default(),
         no_new_privs: true,
         schedule: None,
+        actions: Vec::new(),
     }
 }
 
