@@ -12,6 +12,9 @@ pub enum Args {
     Names,
     /// A signal, then names (`signal HUP web`).
     SignalThenNames,
+    /// A service, one of its actions, then the action's own arguments
+    /// (`action web validate --strict`).
+    ServiceThenAction,
 }
 
 /// One svctl verb.
@@ -79,6 +82,18 @@ pub const VERBS: &[VerbInfo] = &[
         options: &["--json"],
         args: Args::Nothing,
         about: "the container: its images, its run, its services",
+    },
+    VerbInfo {
+        name: "action",
+        options: &[],
+        args: Args::ServiceThenAction,
+        about: "run an action of a service; its output streams here",
+    },
+    VerbInfo {
+        name: "actions",
+        options: &["--json", "--names"],
+        args: Args::Names,
+        about: "the actions of all or the named services",
     },
     VerbInfo {
         name: "health",
@@ -158,13 +173,13 @@ _svctl() {{
         --socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --timeout|-n|--lines) return ;;
     esac
-    local i verb= socket=() first=
+    local i verb= socket=() first= second=
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${{COMP_WORDS[i]}} in
             --socket) socket=(--socket "${{COMP_WORDS[i+1]}}"); ((i++)) ;;
             --timeout|-n|--lines) ((i++)) ;;
             -*) ;;
-            *) if [[ -z $verb ]]; then verb=${{COMP_WORDS[i]}}; elif [[ -z $first ]]; then first=${{COMP_WORDS[i]}}; fi ;;
+            *) if [[ -z $verb ]]; then verb=${{COMP_WORDS[i]}}; elif [[ -z $first ]]; then first=${{COMP_WORDS[i]}}; elif [[ -z $second ]]; then second=${{COMP_WORDS[i]}}; fi ;;
         esac
     done
     if [[ -z $verb ]]; then
@@ -184,6 +199,14 @@ _svctl() {{
                 COMPREPLY=($(compgen -W "{signals}" -- "$cur"))
                 return
             fi ;;
+        {action})
+            if [[ -n $second ]]; then
+                COMPREPLY=($(compgen -f -- "$cur"))
+                return
+            elif [[ -n $first ]]; then
+                COMPREPLY=($(compgen -W "$(svctl "${{socket[@]}}" --timeout 2s actions --names "$first" 2>/dev/null)" -- "$cur"))
+                return
+            fi ;;
         {nothing}) return ;;
     esac
     COMPREPLY=($(compgen -W "$(svctl "${{socket[@]}}" --timeout 2s status --names 2>/dev/null)" -- "$cur"))
@@ -193,6 +216,7 @@ complete -F _svctl svctl
         verbs = verbs.join(" "),
         global = GLOBAL.join(" "),
         signal = verbs_where(|v| v.args == Args::SignalThenNames),
+        action = verbs_where(|v| v.args == Args::ServiceThenAction),
         nothing = verbs_where(|v| v.args == Args::Nothing),
         signals = SIGNALS.join(" "),
     )
@@ -230,6 +254,13 @@ _svctl_services() {{
     compadd -a names
 }}
 
+_svctl_actions() {{
+    local -a socket names
+    [[ -n $_svctl_socket ]] && socket=(--socket "$_svctl_socket")
+    names=(${{(f)"$(svctl "${{socket[@]}}" --timeout 2s actions --names "$1" 2>/dev/null)"}})
+    compadd -a names
+}}
+
 _svctl() {{
     local -a verbs opts
     verbs=(
@@ -257,6 +288,14 @@ _svctl() {{
                     else
                         _svctl_services
                     fi ;;
+                {action})
+                    if (( CURRENT == 2 )); then
+                        _svctl_services
+                    elif (( CURRENT == 3 )); then
+                        _svctl_actions "${{line[2]}}"
+                    else
+                        _files
+                    fi ;;
                 {nothing}) _arguments $opts ;;
                 *) _arguments $opts '*:service:_svctl_services' ;;
             esac ;;
@@ -266,6 +305,7 @@ _svctl() {{
 _svctl "$@"
 "#,
         signal = verbs_where(|v| v.args == Args::SignalThenNames),
+        action = verbs_where(|v| v.args == Args::ServiceThenAction),
         nothing = verbs_where(|v| v.args == Args::Nothing),
         signals = SIGNALS.join(" "),
     )
@@ -284,6 +324,16 @@ fn fish() -> String {
          end\n    \
          end\n    \
          svctl $socket --timeout 2s status --names 2>/dev/null\n\
+         end\n\n\
+         function __svctl_actions\n    \
+         set -l words (commandline -opc)\n    \
+         set -l socket\n    \
+         for i in (seq (count $words))\n        \
+         if test \"$words[$i]\" = --socket\n            \
+         set socket --socket $words[(math $i + 1)]\n        \
+         end\n    \
+         end\n    \
+         svctl $socket --timeout 2s actions --names $words[-1] 2>/dev/null\n\
          end\n\n\
          complete -c svctl -f\n\
          complete -c svctl -l socket -r -F -d 'control socket'\n\
@@ -325,6 +375,17 @@ fn fish() -> String {
                     "complete -c svctl -n '{seen}; and test (count (commandline -opc)) -gt 2' -a '(__svctl_services)'\n"
                 ));
             }
+            Args::ServiceThenAction => {
+                out.push_str(&format!(
+                    "complete -c svctl -n '{seen}; and test (count (commandline -opc)) -le 2' -a '(__svctl_services)'\n"
+                ));
+                out.push_str(&format!(
+                    "complete -c svctl -n '{seen}; and test (count (commandline -opc)) -eq 3' -a '(__svctl_actions)'\n"
+                ));
+                out.push_str(&format!(
+                    "complete -c svctl -n '{seen}; and test (count (commandline -opc)) -gt 3' -F\n"
+                ));
+            }
         }
     }
     out
@@ -354,6 +415,7 @@ mod tests {
                 Args::Nothing => {}
                 Args::Names => args.push("web".into()),
                 Args::SignalThenNames => args.extend(["HUP".into(), "web".into()]),
+                Args::ServiceThenAction => args.extend(["web".into(), "validate".into()]),
             }
             assert!(crate::ctl::parses(&args), "{args:?}");
             for o in v.options {

@@ -13,8 +13,9 @@ use crate::cli::DEFAULT_SOCKET;
 use crate::config::units::parse_duration;
 use crate::proto::{ErrorKind, PROTOCOL_VERSION, Request, Response, ServiceStatus, Verb};
 
+mod action;
 mod render;
-use render::{inspect_report, table};
+use render::{actions_table, inspect_report, table};
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -59,6 +60,13 @@ verbs:
   logs [-f] [-n N] [NAME...]  the last N (100) lines of each service (default: all);
                               -f follows new lines until interrupted
   inspect [--json]            the container: its images (metadata.d), its run, its services
+  action SERVICE NAME [ARG...]
+                              run the service's action NAME (e.g. validate, reload)
+                              with ARGs; its output streams here; exits with its code
+                              (124: timed out)
+  actions [--json|--names] [NAME...]
+                              the actions of all or the named services (--names:
+                              only the actions' names, a line each)
   health                      exit 0 iff every enabled service is up, ready, healthy
                               and every oneshot succeeded (for HEALTHCHECK, probes)
   reload [--dry-run]          re-read the services directory and apply what changed
@@ -102,6 +110,9 @@ pub fn main(args: &[String]) -> i32 {
     };
     if let Verb::Logs { .. } = inv.verb {
         return logs(&inv.socket, inv.discovered, &inv.verb, inv.deadline);
+    }
+    if let Verb::Action { .. } = inv.verb {
+        return action::run(&inv.socket, inv.discovered, &inv.verb, inv.deadline);
     }
     let tty_out = std::io::stdout().is_terminal();
     let tty_err = std::io::stderr().is_terminal();
@@ -148,8 +159,30 @@ pub fn main(args: &[String]) -> i32 {
             }
             EXIT_OK
         }
-        // Only `logs` asks for lines, and it does not come here.
-        Response::Logs { .. } => EXIT_FAILED,
+        // Only `logs` asks for lines and `action` for output; neither
+        // comes here.
+        Response::Logs { .. } | Response::Output(_) | Response::Exited { .. } => EXIT_FAILED,
+        Response::Actions { actions } => {
+            if inv.names_only {
+                for a in &actions {
+                    println!("{}", shown(&a.name, tty_out));
+                }
+            } else if inv.json {
+                #[derive(serde::Serialize)]
+                struct Doc<'a> {
+                    actions: &'a [crate::proto::ActionInfo],
+                }
+                match serde_json::to_string(&Doc { actions: &actions }) {
+                    Ok(doc) => println!("{doc}"),
+                    Err(e) => eprintln!("svctl: {e}"),
+                }
+            } else if actions.is_empty() {
+                println!("no actions: add [actions.NAME] tables to the service files");
+            } else {
+                print!("{}", shown(&actions_table(&actions), tty_out));
+            }
+            EXIT_OK
+        }
         Response::Inspect(doc) => {
             if inv.json {
                 match serde_json::to_string(&doc) {
@@ -181,12 +214,17 @@ pub fn main(args: &[String]) -> i32 {
             } else {
                 eprintln!("svctl: {}", shown(&message, tty_err));
             }
-            match kind {
-                ErrorKind::BadRequest => EXIT_USAGE,
-                ErrorKind::Failed => EXIT_FAILED,
-                ErrorKind::Denied => EXIT_DENIED,
-            }
+            error_code(kind)
         }
+    }
+}
+
+/// svctl's exit code for an error corral answered.
+fn error_code(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::BadRequest => EXIT_USAGE,
+        ErrorKind::Failed => EXIT_FAILED,
+        ErrorKind::Denied => EXIT_DENIED,
     }
 }
 
@@ -226,7 +264,7 @@ pub fn call(
 
 /// Connects and sends one request within `timeout`; returns the reader for
 /// the answers, with `timeout` as its read timeout.
-fn send(
+pub(crate) fn send(
     socket: &std::path::Path,
     discovered: bool,
     verb: &Verb,
@@ -316,7 +354,7 @@ fn connect(
 }
 
 /// The next answer line; `None` when corral closed the connection.
-fn read_response(
+pub(crate) fn read_response(
     reader: &mut BufReader<UnixStream>,
     socket: &std::path::Path,
     timeout: Duration,
@@ -385,13 +423,16 @@ fn logs(socket: &std::path::Path, discovered: bool, verb: &Verb, timeout: Durati
                     "svctl: {}",
                     shown(&message, std::io::stderr().is_terminal())
                 );
-                return match kind {
-                    ErrorKind::BadRequest => EXIT_USAGE,
-                    ErrorKind::Failed => EXIT_FAILED,
-                    ErrorKind::Denied => EXIT_DENIED,
-                };
+                return error_code(kind);
             }
-            Ok(Some(Response::Ok { .. } | Response::Inspect(_))) | Ok(None) => return EXIT_OK,
+            Ok(Some(
+                Response::Ok { .. }
+                | Response::Inspect(_)
+                | Response::Actions { .. }
+                | Response::Output(_)
+                | Response::Exited { .. },
+            ))
+            | Ok(None) => return EXIT_OK,
             Err(e) => {
                 eprintln!("svctl: {e}");
                 return EXIT_FAILED;
@@ -417,6 +458,11 @@ fn parse(
     let mut rest: Vec<&str> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
+        // After `action SERVICE NAME`, every word is the action's.
+        if rest.first() == Some(&"action") && rest.len() >= 3 {
+            rest.push(arg);
+            continue;
+        }
         match arg.as_str() {
             "-h" | "--help" | "help" if rest.is_empty() => return Ok(None),
             "--socket" => socket = Some(PathBuf::from(it.next().ok_or("--socket needs a path")?)),
@@ -499,6 +545,20 @@ fn parse(
         "reload" => {
             return Err("svctl reload takes no names: it reloads the whole directory".into());
         }
+        "action" => {
+            let [service, name, args @ ..] = names.as_slice() else {
+                return Err("svctl action needs a service and an action name: svctl action SERVICE NAME [ARGS...]".into());
+            };
+            if timeout.is_some() {
+                return Err("svctl action waits until the action ends; its time limit is the action's `timeout` key, not --timeout".into());
+            }
+            Verb::Action {
+                service: service.clone(),
+                name: name.clone(),
+                args: args.to_vec(),
+            }
+        }
+        "actions" => Verb::Actions { names },
         "health" if names.is_empty() => Verb::Health,
         "inspect" if names.is_empty() => Verb::Inspect,
         "inspect" => {
@@ -509,11 +569,16 @@ fn parse(
         }
         other => return Err(format!("unknown verb `{other}`")),
     };
-    if json && !matches!(verb, Verb::Status { .. } | Verb::Inspect) {
-        return Err("--json goes with status and inspect".into());
+    if json
+        && !matches!(
+            verb,
+            Verb::Status { .. } | Verb::Inspect | Verb::Actions { .. }
+        )
+    {
+        return Err("--json goes with status, inspect and actions".into());
     }
-    if names_only && !matches!(verb, Verb::Status { .. }) {
-        return Err("--names goes with status".into());
+    if names_only && !matches!(verb, Verb::Status { .. } | Verb::Actions { .. }) {
+        return Err("--names goes with status and actions".into());
     }
     if json && names_only {
         return Err("--json and --names: choose one".into());
@@ -535,7 +600,9 @@ fn parse(
         | Verb::Shutdown
         | Verb::Logs { .. }
         | Verb::Health
-        | Verb::Inspect => timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
+        | Verb::Inspect
+        | Verb::Action { .. }
+        | Verb::Actions { .. } => timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
     };
     Ok(Some(Invocation {
         discovered: socket.is_none(),

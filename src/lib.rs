@@ -18,6 +18,7 @@
     )
 )]
 
+pub mod base64;
 pub mod check;
 pub mod cli;
 pub mod completions;

@@ -75,6 +75,73 @@ pub enum Verb {
         dry_run: bool,
         timeout_ms: u64,
     },
+    /// Run one action of a service with these arguments: its output
+    /// comes as `Output` answers while it runs, then one `Exited`.
+    Action {
+        service: String,
+        name: String,
+        #[serde(default)]
+        args: Vec<String>,
+    },
+    /// The actions of the services (all when `names` is empty).
+    Actions {
+        #[serde(default)]
+        names: Vec<String>,
+    },
+}
+
+/// One action in `svctl actions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionInfo {
+    pub service: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// `command` or `signal`.
+    pub kind: String,
+    /// `running` or `any`.
+    pub when: String,
+    /// A command's time limit.
+    pub timeout_ms: Option<u64>,
+    /// A run of it is in progress.
+    pub running: bool,
+}
+
+/// A piece of an action's output, exactly as it wrote it: `text` when it
+/// is valid UTF-8, else `base64`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
+impl Chunk {
+    pub fn new(stream: &str, bytes: &[u8]) -> Chunk {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Chunk {
+                stream: stream.into(),
+                text: Some(text.into()),
+                base64: None,
+            },
+            Err(_) => Chunk {
+                stream: stream.into(),
+                text: None,
+                base64: Some(crate::base64::encode(bytes)),
+            },
+        }
+    }
+
+    /// The bytes it carries; `None` for base64 that does not decode.
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        match (&self.text, &self.base64) {
+            (Some(t), _) => Some(t.as_bytes().to_vec()),
+            (None, Some(b)) => crate::base64::decode(b),
+            (None, None) => Some(Vec::new()),
+        }
+    }
 }
 
 /// One line of `svctl logs`.
@@ -142,6 +209,9 @@ pub struct ServiceStatus {
     /// A scheduled oneshot's schedule and its runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleStatus>,
+    /// The names of its actions (`svctl action`).
+    #[serde(default)]
+    pub actions: Vec<String>,
 }
 
 /// `status` of a scheduled job. Times are RFC 3339 with their offset.
@@ -183,6 +253,20 @@ pub enum Response {
     },
     /// `inspect`: the container's identity and state.
     Inspect(Box<Inspect>),
+    /// `actions`: every action of the services asked about.
+    Actions {
+        actions: Vec<ActionInfo>,
+    },
+    /// Output of a running action, as it comes.
+    Output(Chunk),
+    /// The action is over: svctl exits with `code` (the action's exit
+    /// code, 128+N when a signal killed it, 124 when it timed out), saying
+    /// `message` if there is one.
+    Exited {
+        code: i32,
+        #[serde(default)]
+        message: Option<String>,
+    },
 }
 
 /// `svctl inspect --json`: stable, documented in README.
@@ -291,6 +375,12 @@ mod tests {
                 lines: 10,
                 follow: true,
             },
+            Verb::Action {
+                service: "web".into(),
+                name: "validate".into(),
+                args: vec!["--strict".into(), "a b".into()],
+            },
+            Verb::Actions { names: vec![] },
         ];
         for verb in verbs {
             let req = Request {
@@ -373,11 +463,36 @@ mod tests {
                 status_text: Some("serving".into()),
                 dropped_lines: 0,
                 file_lost_lines: 0,
+                actions: vec!["validate".into()],
             }],
             message: None,
         };
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains(r#""last_exit":{"signal":9}"#), "{text}");
         assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), r);
+        for r in [
+            Response::Output(Chunk::new("stdout", b"ok\n")),
+            Response::Output(Chunk::new("stderr", &[0xff, 0, b'x'])),
+            Response::Exited {
+                code: 124,
+                message: Some("timed out".into()),
+            },
+        ] {
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), r);
+        }
+    }
+
+    /// Output that is not UTF-8 (a tar stream, a dump) reaches svctl
+    /// byte for byte.
+    #[test]
+    fn chunks_carry_any_bytes() {
+        let text = Chunk::new("stdout", "héllo\n".as_bytes());
+        assert_eq!(text.text.as_deref(), Some("héllo\n"));
+        assert_eq!(text.bytes().unwrap(), "héllo\n".as_bytes());
+        let all: Vec<u8> = (0..=255).collect();
+        let binary = Chunk::new("stdout", &all);
+        assert!(binary.text.is_none());
+        assert_eq!(binary.bytes().unwrap(), all);
     }
 }

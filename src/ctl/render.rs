@@ -1,7 +1,7 @@
 //! What svctl prints for people: the status tables and the inspect
 //! report. (`--json` prints the protocol's own types.)
 
-use crate::proto::{Inspect, LastExit, ServiceStatus};
+use crate::proto::{ActionInfo, Inspect, LastExit, ServiceStatus};
 
 pub(super) fn table(services: &[ServiceStatus]) -> String {
     let header = [
@@ -195,5 +195,53 @@ pub(super) fn inspect_report(doc: &Inspect) -> String {
     }
     out.push('\n');
     out.push_str(&table(&doc.services));
+    // Who each runs as and what can be done with it.
+    let mut first = true;
+    for s in &doc.services {
+        let mut facts = Vec::new();
+        if let Some(u) = &s.user {
+            facts.push(format!("runs as {u}"));
+        }
+        if !s.actions.is_empty() {
+            facts.push(format!("actions {}", s.actions.join(", ")));
+        }
+        if facts.is_empty() {
+            continue;
+        }
+        if std::mem::take(&mut first) {
+            out.push('\n');
+        }
+        out.push_str(&format!("{}: {}\n", s.name, facts.join("; ")));
+    }
     out
+}
+
+/// `svctl actions`: one row per action.
+pub(super) fn actions_table(actions: &[ActionInfo]) -> String {
+    let header = [
+        "SERVICE",
+        "ACTION",
+        "DOES",
+        "WHEN",
+        "TIMEOUT",
+        "DESCRIPTION",
+    ];
+    let rows: Vec<Vec<String>> = actions
+        .iter()
+        .map(|a| {
+            vec![
+                a.service.clone(),
+                if a.running {
+                    format!("{} (running)", a.name)
+                } else {
+                    a.name.clone()
+                },
+                a.kind.clone(),
+                a.when.clone(),
+                a.timeout_ms.map_or("-".into(), human_duration),
+                a.description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    columns(&header, &rows)
 }

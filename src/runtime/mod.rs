@@ -3,9 +3,11 @@
 //! no wakeups at all. It feeds facts (signals, exits, requests) to the
 //! supervisor as events and carries out the actions it returns.
 
+mod actions;
 pub mod boot;
 pub mod control;
 mod facts;
+mod helpers;
 pub mod logfile;
 pub mod notify;
 pub mod output;
@@ -66,6 +68,7 @@ pub(crate) enum Kind {
     Notify = 6,
     Sink = 7,
     WallClock = 8,
+    Helper = 9,
 }
 
 impl TryFrom<u64> for Kind {
@@ -82,6 +85,7 @@ impl TryFrom<u64> for Kind {
             6 => Kind::Notify,
             7 => Kind::Sink,
             8 => Kind::WallClock,
+            9 => Kind::Helper,
             other => return Err(other),
         })
     }
@@ -102,6 +106,10 @@ pub(crate) struct Runtime {
     control: Option<Control>,
     output: Output,
     probes: Probes,
+    /// Exec checks and actions in progress.
+    helpers: helpers::Helpers,
+    /// The svctl connection each action run answers, by run.
+    action_clients: std::collections::HashMap<u64, u64>,
     /// What inspect tells beside the services.
     facts: facts::Facts,
     /// Wakes the loop at cron due times and on clock steps.
@@ -201,6 +209,8 @@ impl Runtime {
             control,
             output,
             probes: Probes::default(),
+            helpers: helpers::Helpers::default(),
+            action_clients: std::collections::HashMap::new(),
             // tini mode reads and writes nothing of its own.
             facts: facts::Facts::gather(opts.main.clone(), !tini_mode),
             wall_clock,
@@ -292,6 +302,7 @@ impl Runtime {
             c.broadcast(&fresh, &self.output, &self.epoll);
             self.output.following = c.has_followers();
         }
+        self.forward_taps();
         // corral's own messages go through the same non-blocking sink.
         let own = crate::logging::take_captured();
         if !own.is_empty() {
@@ -377,6 +388,7 @@ impl Runtime {
                     self.queue.push_back(event);
                 }
             }
+            Kind::Helper => self.helpers.on_readable(id, &self.epoll),
             Kind::ReadyFd => {
                 let id = ServiceId::from_bits(id);
                 if let Some((run, message)) = self.notify.on_pipe(id, &self.epoll) {
@@ -439,7 +451,7 @@ impl Runtime {
         let reaped = reaper::drain();
         for (pid, status) in reaped.exits {
             let event = self
-                .probes
+                .helpers
                 .on_exit(pid, status, &self.epoll)
                 .unwrap_or(Event::Reaped { pid, status });
             self.queue.push_back(event);
@@ -481,11 +493,17 @@ impl Runtime {
                 let Some(s) = self.sup.services().get(id) else {
                     return;
                 };
-                if let Some(event) = self.probes.start(id, run, purpose, &s.spec, &self.epoll) {
+                let started =
+                    self.probes
+                        .start((id, run, purpose), &s.spec, &mut self.helpers, &self.epoll);
+                if let Some(event) = started {
                     self.queue.push_back(event);
                 }
             }
-            Action::CancelProbe { id, purpose } => self.probes.cancel(id, purpose, &self.epoll),
+            Action::CancelProbe { id, purpose } => {
+                self.probes
+                    .cancel(id, purpose, &mut self.helpers, &self.epoll)
+            }
             Action::ReadPidfile { id, run } => {
                 let service = self.sup.services().get(id);
                 let path = service.and_then(|s| s.spec.pidfile.clone());
@@ -518,7 +536,8 @@ impl Runtime {
                 self.output.remove(id, &self.epoll);
                 self.notify.forget(id, &self.epoll);
                 for purpose in [Purpose::Ready, Purpose::Health] {
-                    self.probes.cancel(id, purpose, &self.epoll);
+                    self.probes
+                        .cancel(id, purpose, &mut self.helpers, &self.epoll);
                 }
                 self.launchers.remove(&id);
             }
@@ -527,6 +546,20 @@ impl Runtime {
                     notify::announce(addr, &message);
                 }
             }
+            Action::StartAction {
+                run,
+                client,
+                id,
+                name,
+                args,
+            } => {
+                let event = match self.start_action(run, client, id, &name, &args) {
+                    Ok(pid) => Event::ActionSpawned { run, pid },
+                    Err(error) => Event::ActionSpawnFailed { run, error },
+                };
+                self.queue.push_back(event);
+            }
+            Action::ActionDone { client, outcome } => self.action_done(client, outcome),
             Action::Exit(code) => self.exit = Some(code),
         }
     }
@@ -654,6 +687,8 @@ mod tests {
             Kind::ReadyFd,
             Kind::Notify,
             Kind::Sink,
+            Kind::WallClock,
+            Kind::Helper,
         ] {
             assert_eq!(untoken(token(kind, 12345)), Ok((kind, 12345)));
         }

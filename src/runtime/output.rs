@@ -52,6 +52,22 @@ struct Relay {
     splitter: Splitter,
     /// Not read until the service's queue has room again.
     paused: bool,
+    /// A helper's pipe (an action's): its lines are marked with this
+    /// (`web/validate`) instead of the service's name, and kept out of the
+    /// service's ring.
+    label: Option<String>,
+    /// What it reads is also handed, byte for byte, to this tap (the svctl
+    /// that runs the action); see `take_taps`.
+    tap: Option<u64>,
+    /// Not read while the tap's reader is behind (`hold`).
+    held: bool,
+}
+
+/// Bytes one relay read for a tap.
+pub struct Tapped {
+    pub tap: u64,
+    pub stream: Stream,
+    pub bytes: Vec<u8>,
 }
 
 /// Per-service log state.
@@ -83,6 +99,8 @@ impl ServiceLog {
 /// The lines of one read, rendered for the console and the file.
 struct Batch<'a> {
     service: ServiceId,
+    /// A helper's label, shown instead of the service's name.
+    label: Option<&'a str>,
     stream: Stream,
     now: SystemTime,
     stamp: &'a str,
@@ -98,13 +116,19 @@ impl Batch<'_> {
     /// One line: rendered, remembered in the ring, offered to followers.
     fn take(&mut self, svc: &mut ServiceLog, text: &[u8], continued: bool) {
         let rec = Record {
-            service: &svc.name,
+            service: self.label.unwrap_or(&svc.name),
             stream: self.stream,
             time: (svc.timestamps || svc.format == Format::Json).then_some(self.stamp),
             text,
             continued,
         };
         render(&mut self.console, svc.format, self.width, &rec);
+        self.lines += 1;
+        if self.label.is_some() {
+            // The service's own lines only: `svctl logs` shows what it
+            // said, and an action's caller got the action's output.
+            return;
+        }
         let entry = Entry {
             time: self.now,
             stream: self.stream,
@@ -117,7 +141,6 @@ impl Batch<'_> {
             fresh.push((self.service, entry.clone()));
         }
         svc.ring.push(entry);
-        self.lines += 1;
     }
 }
 
@@ -133,6 +156,8 @@ pub struct Output {
     /// Lines since the last `take_fresh`, while someone follows.
     fresh: Vec<(ServiceId, Entry)>,
     pub following: bool,
+    /// What tapped relays read since the last `take_taps`.
+    taps: Vec<Tapped>,
 }
 
 impl Output {
@@ -147,6 +172,7 @@ impl Output {
             next_id: 0,
             fresh: Vec::new(),
             following: false,
+            taps: Vec::new(),
         }
     }
 
@@ -221,6 +247,19 @@ impl Output {
         stream: Stream,
         epoll: &Epoll,
     ) -> io::Result<(u64, OwnedFd)> {
+        self.open_labelled(service, stream, None, None, epoll)
+    }
+
+    /// `open` for a helper of `service`: its lines marked `label`, its
+    /// bytes handed to `tap` as well.
+    pub fn open_labelled(
+        &mut self,
+        service: ServiceId,
+        stream: Stream,
+        label: Option<String>,
+        tap: Option<u64>,
+        epoll: &Epoll,
+    ) -> io::Result<(u64, OwnedFd)> {
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC)?;
         fcntl(&rd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         let id = self.next_id;
@@ -237,9 +276,53 @@ impl Output {
                 fd: rd,
                 splitter: Splitter::default(),
                 paused: false,
+                label,
+                tap,
+                held: false,
             },
         );
         Ok((id, wr))
+    }
+
+    /// What tapped relays read since the last call.
+    pub fn take_taps(&mut self) -> Vec<Tapped> {
+        std::mem::take(&mut self.taps)
+    }
+
+    /// Reads what the relays of `tap` hold now (before its final answer:
+    /// the output came before the exit).
+    pub fn read_tap(&mut self, tap: u64, epoll: &Epoll) {
+        let ids: Vec<u64> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.tap == Some(tap))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(r) = self.relays.get_mut(&id) {
+                r.held = false;
+            }
+            self.on_readable(id, epoll);
+        }
+    }
+
+    /// Stops (`true`) or resumes reading the relays of `tap`: the reader
+    /// of the tap is behind, so the helper waits on its writes, as a
+    /// service does when the console is behind. Nothing is lost.
+    pub fn hold(&mut self, tap: u64, hold: bool, epoll: &Epoll) {
+        for (id, r) in self.relays.iter_mut() {
+            if r.tap != Some(tap) || r.held == hold {
+                continue;
+            }
+            r.held = hold;
+            let flags = if hold || r.paused {
+                EpollFlags::empty()
+            } else {
+                EpollFlags::EPOLLIN
+            };
+            let mut interest = EpollEvent::new(flags, token(Kind::Pipe, *id));
+            let _ = epoll.modify(&r.fd, &mut interest);
+        }
     }
 
     /// Forgets a relay without reading it (its spawn failed).
@@ -290,6 +373,9 @@ impl Output {
         let Some(relay) = self.relays.get_mut(&id) else {
             return;
         };
+        if relay.held {
+            return;
+        }
         let Some(svc) = self.services.get_mut(&relay.service) else {
             // Its service is gone: a pipe nobody reads would stay readable.
             if let Some(r) = self.relays.remove(&id) {
@@ -310,6 +396,7 @@ impl Output {
         let stamp = rfc3339(now);
         let mut batch = Batch {
             service: relay.service,
+            label: relay.label.as_deref(),
             stream: relay.stream,
             now,
             stamp: &stamp,
@@ -327,9 +414,19 @@ impl Output {
                     open = false;
                     break;
                 }
-                Ok(n) => relay.splitter.push(buf.get(..n).unwrap_or_default(), |p| {
-                    batch.take(svc, p.text, p.continued)
-                }),
+                Ok(n) => {
+                    let bytes = buf.get(..n).unwrap_or_default();
+                    if let Some(tap) = relay.tap {
+                        self.taps.push(Tapped {
+                            tap,
+                            stream,
+                            bytes: bytes.to_vec(),
+                        });
+                    }
+                    relay
+                        .splitter
+                        .push(bytes, |p| batch.take(svc, p.text, p.continued))
+                }
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => break,
                 Err(_) => {
@@ -393,7 +490,7 @@ impl Output {
         for sink in [&mut self.stdout, &mut self.stderr].into_iter().flatten() {
             sink.flush(epoll, &mut credit);
         }
-        for (id, relay) in self.relays.iter_mut().filter(|(_, r)| r.paused) {
+        for (id, relay) in self.relays.iter_mut().filter(|(_, r)| r.paused && !r.held) {
             if self
                 .services
                 .get_mut(&relay.service)
@@ -413,6 +510,7 @@ impl Output {
         for id in self.ids() {
             if let Some(r) = self.relays.get_mut(&id) {
                 r.paused = false;
+                r.held = false;
             }
             if let Some(s) = self
                 .relays

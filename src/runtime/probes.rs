@@ -2,11 +2,10 @@
 //! exist, a TCP connect (and the greeting it must start with), an HTTP GET
 //! that must answer 2xx or 3xx, a command that must exit 0. File checks
 //! answer at once; network checks step through connect, request and
-//! answer in the event loop, never blocking on the peer; commands finish when
-//! the reaper collects them, their output read as it comes (a check that
-//! prints more than a pipe holds must not stall on its writes), keeping the
-//! last `TAIL` bytes for the reason. At most one check per service and
-//! purpose is in flight; the supervisor owns every timing.
+//! answer in the event loop, never blocking on the peer; commands are
+//! helper processes (`helpers`), done when the reaper collects them. At
+//! most one check per service and purpose is in flight; the supervisor
+//! owns every timing.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,42 +13,23 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
-use nix::sys::signal::{Signal, killpg};
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn, SockaddrIn6, connect, getsockopt,
     send, socket, sockopt,
 };
-use nix::unistd::{Pid, pipe2, read};
+use nix::unistd::read;
 
-use super::spawn::{Extras, Target, spawn_as};
+use super::helpers::Helpers;
 use super::{Kind, token};
 use crate::config::ServiceSpec;
 use crate::config::probes::{Probe, ReadyMethod};
-use crate::supervisor::{Event, ExitStatus, ProbeResult, Purpose, ServiceId};
-
-/// Bytes of a check's output kept: enough for its last lines.
-const TAIL: usize = 4096;
+use crate::supervisor::{Event, ProbeResult, Purpose, ServiceId};
 
 /// Bytes of a server's answer read at most: a status line or a greeting
 /// is decided well within this; a server that sends more without a line
 /// break has failed the check.
 const ANSWER: usize = 1024;
-
-/// A check in flight.
-enum InFlight {
-    /// A command; `output` (the read end, non-blocking, watched) is read
-    /// while it runs, into `tail`.
-    Exec {
-        pid: i32,
-        output: Option<OwnedFd>,
-        tail: Vec<u8>,
-    },
-    /// A network check: a non-blocking socket, watched for what the
-    /// current step waits on.
-    Net(Net),
-}
 
 /// A TCP or HTTP check in flight.
 struct Net {
@@ -87,34 +67,35 @@ enum Step {
     Done(bool, String),
 }
 
+/// A network check in flight: a non-blocking socket, watched for what
+/// the current step waits on.
 struct Check {
     run: u64,
-    what: InFlight,
+    net: Net,
 }
 
-/// All checks in flight.
+/// All network checks in flight.
 #[derive(Default)]
 pub struct Probes {
     checks: HashMap<(ServiceId, Purpose), Check>,
 }
 
-/// The token id of a check's descriptor: the service and purpose packed,
-/// and whether it is a command's output (else a connect).
-fn probe_token(id: ServiceId, purpose: Purpose, output: bool) -> u64 {
+/// The token id of a check's socket: the service and purpose packed.
+fn probe_token(id: ServiceId, purpose: Purpose) -> u64 {
     token(
         Kind::Probe,
-        id.bits() << 2 | (output as u64) << 1 | (purpose == Purpose::Health) as u64,
+        id.bits() << 2 | (purpose == Purpose::Health) as u64,
     )
 }
 
 /// The inverse of `probe_token`'s id part.
-pub fn untoken(id: u64) -> (ServiceId, Purpose, bool) {
+pub fn untoken(id: u64) -> (ServiceId, Purpose) {
     let purpose = if id & 1 == 1 {
         Purpose::Health
     } else {
         Purpose::Ready
     };
-    (ServiceId::from_bits(id >> 2), purpose, id & 2 == 2)
+    (ServiceId::from_bits(id >> 2), purpose)
 }
 
 impl Probes {
@@ -122,13 +103,12 @@ impl Probes {
     /// is known at once.
     pub fn start(
         &mut self,
-        id: ServiceId,
-        run: u64,
-        purpose: Purpose,
+        (id, run, purpose): (ServiceId, u64, Purpose),
         spec: &ServiceSpec,
+        helpers: &mut Helpers,
         epoll: &Epoll,
     ) -> Option<Event> {
-        self.cancel(id, purpose, epoll);
+        self.cancel(id, purpose, helpers, epoll);
         let probe = match purpose {
             Purpose::Ready => match spec.ready.as_ref().map(|r| &r.method) {
                 Some(ReadyMethod::Poll(p)) => p,
@@ -164,80 +144,22 @@ impl Probes {
                 };
                 self.start_net(id, run, purpose, h.addr, talk, epoll)
             }
-            Probe::Exec(argv) => {
-                // Only corral's end is non-blocking: the check writes as to
-                // any pipe, and waits when it is full until corral reads.
-                let (rd, wr) = match pipe2(OFlag::O_CLOEXEC) {
-                    Ok(p) => p,
-                    Err(e) => return done(false, format!("cannot create a pipe: {e}")),
-                };
-                let watched = fcntl(&rd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).and_then(|_| {
-                    epoll.add(
-                        &rd,
-                        EpollEvent::new(EpollFlags::EPOLLIN, probe_token(id, purpose, true)),
-                    )
-                });
-                if let Err(e) = watched {
-                    return done(false, format!("cannot watch the check's output: {e}"));
-                }
-                let spawned = wr.try_clone().and_then(|wr2| {
-                    spawn_as(
-                        spec,
-                        argv,
-                        Target::Fd(wr),
-                        Target::Fd(wr2),
-                        Extras::default(),
-                    )
-                });
-                match spawned {
-                    Ok(pid) => {
-                        self.checks.insert(
-                            (id, purpose),
-                            Check {
-                                run,
-                                what: InFlight::Exec {
-                                    pid,
-                                    output: Some(rd),
-                                    tail: Vec::new(),
-                                },
-                            },
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        let _ = epoll.delete(&rd);
-                        done(false, e.to_string())
-                    }
-                }
-            }
+            Probe::Exec(argv) => match helpers.start_check((id, run, purpose), spec, argv, epoll) {
+                Ok(()) => None,
+                Err(e) => done(false, e),
+            },
         }
     }
 
     /// A check's descriptor is ready: a command printed (or closed its
     /// output), or a connect finished one way or the other.
     pub fn on_ready(&mut self, token_id: u64, epoll: &Epoll) -> Option<Event> {
-        let (id, purpose, output) = untoken(token_id);
-        if output {
-            if let Some(Check {
-                what: InFlight::Exec { output, tail, .. },
-                ..
-            }) = self.checks.get_mut(&(id, purpose))
-            {
-                drain(output, tail, epoll);
-            }
-            return None;
-        }
-        let Some(Check {
-            run,
-            what: InFlight::Net(net),
-        }) = self.checks.get_mut(&(id, purpose))
-        else {
-            return None;
-        };
+        let (id, purpose) = untoken(token_id);
+        let Check { run, net } = self.checks.get_mut(&(id, purpose))?;
         let run = *run;
         let (ok, output) = match net.advance() {
             Step::Wait(flags) => {
-                let mut interest = EpollEvent::new(flags, probe_token(id, purpose, false));
+                let mut interest = EpollEvent::new(flags, probe_token(id, purpose));
                 match epoll.modify(&net.socket, &mut interest) {
                     Ok(()) => return None,
                     Err(e) => (false, format!("cannot watch the connection: {e}")),
@@ -245,11 +167,7 @@ impl Probes {
             }
             Step::Done(ok, output) => (ok, output),
         };
-        if let Some(Check {
-            what: InFlight::Net(net),
-            ..
-        }) = self.checks.remove(&(id, purpose))
-        {
+        if let Some(Check { net, .. }) = self.checks.remove(&(id, purpose)) {
             let _ = epoll.delete(&net.socket);
         }
         Some(Event::ProbeDone(ProbeResult {
@@ -285,7 +203,7 @@ impl Probes {
             Ok(socket) => socket,
             Err(e) => return failed(format!("connect {addr}: {e}")),
         };
-        let interest = EpollEvent::new(EpollFlags::EPOLLOUT, probe_token(id, purpose, false));
+        let interest = EpollEvent::new(EpollFlags::EPOLLOUT, probe_token(id, purpose));
         if let Err(e) = epoll.add(&socket, interest) {
             return failed(format!("cannot watch the connect: {e}"));
         }
@@ -293,72 +211,33 @@ impl Probes {
             (id, purpose),
             Check {
                 run,
-                what: InFlight::Net(Net {
+                net: Net {
                     socket,
                     addr,
                     talk,
                     phase: Phase::Connecting,
                     got: Vec::new(),
-                }),
+                },
             },
         );
         None
     }
 
-    /// The reaper collected `pid`: if it was a check command, its result.
-    pub fn on_exit(&mut self, pid: i32, status: ExitStatus, epoll: &Epoll) -> Option<Event> {
-        let key = *self
-            .checks
-            .iter()
-            .find(|(_, c)| matches!(c.what, InFlight::Exec { pid: p, .. } if p == pid))?
-            .0;
-        let check = self.checks.remove(&key)?;
-        let InFlight::Exec {
-            mut output,
-            mut tail,
-            ..
-        } = check.what
-        else {
-            return None;
-        };
-        // What it wrote just before exiting may not have been read yet.
-        drain(&mut output, &mut tail, epoll);
-        if let Some(fd) = &output {
-            let _ = epoll.delete(fd);
-        }
-        let text = last_line(&tail);
-        let output = match (status.success(), text) {
-            (_, Some(line)) => line,
-            (true, None) => "exit code 0".to_string(),
-            (false, None) => status.to_string(),
-        };
-        Some(Event::ProbeDone(ProbeResult {
-            id: key.0,
-            run: check.run,
-            purpose: key.1,
-            ok: status.success(),
-            output,
-        }))
-    }
-
     /// Abandons a check: kills a command (and its group), drops a connect.
-    pub fn cancel(&mut self, id: ServiceId, purpose: Purpose, epoll: &Epoll) {
-        match self.checks.remove(&(id, purpose)).map(|c| c.what) {
-            Some(InFlight::Exec { pid, output, .. }) => {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                if let Some(fd) = &output {
-                    let _ = epoll.delete(fd);
-                }
-            }
-            Some(InFlight::Net(net)) => {
-                let _ = epoll.delete(&net.socket);
-            }
-            None => {}
+    pub fn cancel(
+        &mut self,
+        id: ServiceId,
+        purpose: Purpose,
+        helpers: &mut Helpers,
+        epoll: &Epoll,
+    ) {
+        helpers.cancel_check(id, purpose);
+        if let Some(Check { net, .. }) = self.checks.remove(&(id, purpose)) {
+            let _ = epoll.delete(&net.socket);
         }
     }
 }
 
-/// A non-blocking connect, finished or under way.
 fn start_connect(addr: SocketAddr) -> io::Result<OwnedFd> {
     let family = if addr.is_ipv4() {
         AddressFamily::Inet
@@ -535,41 +414,6 @@ fn first_line(bytes: &[u8]) -> &[u8] {
 fn printable(bytes: &[u8]) -> String {
     let text: String = String::from_utf8_lossy(bytes).chars().take(100).collect();
     format!("{text:?}")
-}
-
-/// Reads what the check's output pipe holds into `tail`, keeping the last
-/// `TAIL` bytes; at EOF (every writer gone) the pipe is closed.
-fn drain(output: &mut Option<OwnedFd>, tail: &mut Vec<u8>, epoll: &Epoll) {
-    let Some(fd) = output.as_ref() else {
-        return;
-    };
-    let mut buf = [0u8; 4096];
-    let open = loop {
-        match read(fd, &mut buf) {
-            Ok(0) => break false,
-            Ok(n) => {
-                tail.extend_from_slice(buf.get(..n).unwrap_or_default());
-                if tail.len() > TAIL {
-                    tail.drain(..tail.len() - TAIL);
-                }
-            }
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => break true,
-            Err(_) => break false,
-        }
-    };
-    if !open && let Some(fd) = output.take() {
-        let _ = epoll.delete(&fd);
-    }
-}
-
-/// The last non-empty line of a check's output.
-fn last_line(tail: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(tail);
-    text.lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .map(|l| l.chars().take(200).collect())
 }
 
 #[cfg(test)]

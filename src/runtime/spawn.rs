@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::libc;
 
-use crate::config::ServiceSpec;
+use crate::config::{Credentials, ServiceSpec};
 
 /// Marks every inherited descriptor above 2 close-on-exec and returns them,
 /// so that only the main command gets them back. Must run before corral
@@ -56,6 +56,9 @@ pub struct Extras {
     pub env: Vec<(String, String)>,
     /// A descriptor to place at a fixed number (the s6 readiness fd).
     pub fd: Option<(OwnedFd, RawFd)>,
+    /// Run as this identity instead of the service's (an action's own
+    /// `user`/`group`).
+    pub credentials: Option<Credentials>,
 }
 
 /// Where a child's stdout or stderr goes: a descriptor of corral's (a
@@ -78,8 +81,9 @@ pub fn spawn_service(
 }
 
 /// Runs `argv` the way `spec`'s service runs: same user, groups,
-/// environment and working directory, in a session of its own. Used for
-/// the service itself and for its exec checks.
+/// environment and working directory, in a session of its own (or as
+/// `extras.credentials`). Used for the service itself and for its helpers
+/// (exec checks, actions: see `helpers`).
 ///
 /// The child is made with clone(CLONE_VM | CLONE_VFORK), as posix_spawn
 /// does: it borrows corral's memory instead of copying its page tables, and
@@ -100,8 +104,9 @@ pub fn spawn_as(
         .first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let cannot = |e: io::Error| io::Error::new(e.kind(), format!("cannot execute {program}: {e}"));
+    let credentials = extras.credentials.as_ref().or(spec.credentials.as_ref());
     let mut overrides: Vec<(&str, &str)> = Vec::new();
-    if let Some(c) = &spec.credentials {
+    if let Some(c) = credentials {
         if let Some(home) = &c.home {
             overrides.push(("HOME", home));
         }
@@ -127,10 +132,7 @@ pub fn spawn_as(
             Some(d) => Some(CString::new(d.as_os_str().as_bytes()).map_err(|e| cannot(e.into()))?),
             None => None,
         },
-        ids: spec
-            .credentials
-            .as_ref()
-            .map(|c| (c.uid, c.gid, c.groups.clone())),
+        ids: credentials.map(|c| (c.uid, c.gid, c.groups.clone())),
         stdin: File::open("/dev/null").map_err(cannot)?.into(),
         stdout,
         stderr,

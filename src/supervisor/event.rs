@@ -1,6 +1,8 @@
 //! What the supervisor is told (`Event`, past-tense facts) and what it asks
 //! the runtime to do (`Action`, imperatives). Plain data, no behaviour.
 
+use std::time::Duration;
+
 use nix::sys::signal::Signal;
 
 use crate::proto::LastExit;
@@ -122,6 +124,50 @@ pub enum Event {
         run: u64,
         message: Notice,
     },
+    /// `svctl action`: run one action of a service.
+    ActionRequested(ActionRequest),
+    /// An `Action::StartAction` succeeded.
+    ActionSpawned { run: u64, pid: Pid },
+    /// An `Action::StartAction` failed before the command ran.
+    ActionSpawnFailed { run: u64, error: String },
+}
+
+/// `svctl action SERVICE NAME ARGS...`, from the svctl connection `client`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRequest {
+    pub client: u64,
+    pub id: ServiceId,
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+/// Why corral ended an action's run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Its `timeout` passed.
+    TimedOut,
+    /// corral is shutting down.
+    Shutdown,
+}
+
+/// How an action request ended, for the client that asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionOutcome {
+    /// Not run: an unknown action or bad arguments (`bad_request`), or not
+    /// now (the service is down, a run is in progress, shutdown).
+    Refused { message: String, bad_request: bool },
+    /// A signal action: sent.
+    Signalled { message: String },
+    /// The command could not be started.
+    NotStarted { message: String },
+    /// The command of run `run` ended.
+    Exited {
+        run: u64,
+        label: String,
+        status: ExitStatus,
+        timeout: Duration,
+        ending: Option<Ending>,
+    },
 }
 
 /// The outcome of one check. `run` is the service's start count when the
@@ -189,6 +235,18 @@ pub enum Action {
     Unregister(ServiceId),
     /// Service `id` has a new definition: apply its `[log]` settings.
     Reconfigure(ServiceId),
+    /// Run action `name` of service `id` with `args` (a command action);
+    /// answer with `ActionSpawned` or `ActionSpawnFailed`.
+    StartAction {
+        run: u64,
+        /// The svctl connection its output streams to.
+        client: u64,
+        id: ServiceId,
+        name: String,
+        args: Vec<String>,
+    },
+    /// Tell the client that asked for an action how it ended.
+    ActionDone { client: u64, outcome: ActionOutcome },
     /// Tell whatever supervises corral (its NOTIFY_SOCKET, as podman
     /// --sdnotify=container or systemd pass it) this sd_notify(3) message,
     /// if it asked to be told.

@@ -151,6 +151,7 @@ impl Supervisor {
                 }
             }
             Some(Owner::Service(id)) => self.on_service_exit(id, pid, status, now, out),
+            Some(Owner::Action(run)) => self.on_action_exit(run, status, now, out),
         }
     }
 
@@ -292,6 +293,7 @@ impl Supervisor {
         for id in due {
             self.on_due(id, now, out);
         }
+        self.on_action_deadlines(now, out);
         match self.phase {
             Phase::Stopping { deadline, forced } if deadline <= now => {
                 if forced {

@@ -13,6 +13,7 @@
 //! shutdown), `view` (status and progress, read-only); `policy` and
 //! `health` are the arithmetic.
 
+mod actions;
 pub mod event;
 pub mod health;
 mod lifecycle;
@@ -34,7 +35,11 @@ use tracing::{debug, info, warn};
 use crate::config::probes::{Kind, OnUnhealthy, ReadyMethod};
 use crate::config::{Config, ServiceSpec};
 use crate::proto::ServiceStatus;
-pub use event::{Action, Event, ExitStatus, Notice, Pid, ProbeResult, Purpose, ServiceId};
+pub use actions::KILL_AFTER;
+pub use event::{
+    Action, ActionOutcome, ActionRequest, Ending, Event, ExitStatus, Notice, Pid, ProbeResult,
+    Purpose, ServiceId,
+};
 use health::{HealthCheck, HealthStatus};
 use policy::Verdict;
 use roster::{Deps, Roster};
@@ -266,6 +271,8 @@ enum Startup {
 enum Owner {
     Service(ServiceId),
     Main,
+    /// The command of an action's run.
+    Action(u64),
 }
 
 /// Progress of an svctl request towards its goal.
@@ -312,6 +319,8 @@ pub struct Supervisor {
     clock: Clock,
     /// Boot was handled: schedules are armed from then on.
     booted: bool,
+    /// Actions in progress.
+    runs: actions::Runs,
 }
 
 impl Supervisor {
@@ -348,6 +357,7 @@ impl Supervisor {
             exit_by: None,
             clock: Clock { mono: now, wall },
             booted: false,
+            runs: actions::Runs::default(),
         }
     }
 
@@ -440,6 +450,11 @@ impl Supervisor {
                     self.request_run(id, now, &mut out);
                 }
             }
+            Event::ActionRequested(req) => self.on_action_requested(req, now, &mut out),
+            Event::ActionSpawned { run, pid } => self.on_action_spawned(run, pid, now, &mut out),
+            Event::ActionSpawnFailed { run, error } => {
+                self.on_action_spawn_failed(run, error, &mut out)
+            }
         }
         self.settle_schedules(now, &mut out);
         self.reconcile(now, &mut out);
@@ -469,7 +484,12 @@ impl Supervisor {
             .iter()
             .filter(|_| self.phase == Phase::Up)
             .filter_map(|s| s.schedule.as_ref().and_then(Schedule::deadline));
-        services.chain(phase).chain(startup).chain(schedules).min()
+        services
+            .chain(phase)
+            .chain(startup)
+            .chain(schedules)
+            .chain(self.runs.deadline())
+            .min()
     }
 
     /// The earliest wall-clock time a cron job is due, for a timer that
@@ -581,7 +601,9 @@ impl Supervisor {
             self.check_startup(now, out);
         }
         if let Phase::Stopping { forced, .. } = self.phase {
-            let all_down = !main_active && self.services.iter().all(|s| !s.state.is_active());
+            let all_down = !main_active
+                && self.services.iter().all(|s| !s.state.is_active())
+                && self.runs.is_empty();
             if all_down {
                 let (signal, until, killed) = if forced {
                     (Signal::SIGKILL, now + self.settings.kill_wait, true)

@@ -134,6 +134,7 @@ impl Supervisor {
                         format!("service {}", o.spec.name)
                     }),
                 Owner::Main => "the main command".to_string(),
+                Owner::Action(_) => "an action's command".to_string(),
             };
             let reason = format!("pid {pid} is already supervised as {whose}");
             self.on_adopt_failed(id, run, &reason, now);

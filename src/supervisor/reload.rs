@@ -357,10 +357,14 @@ impl Supervisor {
             let Some(s) = self.services.get(id) else {
                 continue;
             };
+            // An action's output is relayed as its service's: a removed
+            // service stays until its actions are over.
+            let acting = self.runs.running(id, None);
             let step = match (&s.state, s.removing, s.next_spec.is_some()) {
                 (State::Running { .. }, false, true) if s.want_up => Step::Stop,
                 (_, false, false) => continue,
                 (state, _, _) if state.is_active() => continue,
+                (_, true, _) if acting => continue,
                 (_, true, _) => Step::Remove,
                 (_, false, true) => Step::Swap,
             };

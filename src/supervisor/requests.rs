@@ -151,6 +151,7 @@ impl Supervisor {
             forced: false,
         };
         self.exit_by = Some(now + self.settings.shutdown_budget);
+        self.end_actions((now + KILL_AFTER).min(now + services_budget), out);
         self.startup = Startup::Done;
         for s in self.services.iter_mut() {
             s.want_up = false;
@@ -180,6 +181,7 @@ impl Supervisor {
                 signal: Signal::SIGKILL,
             });
         }
+        self.kill_actions(out);
         for s in self.services.iter_mut() {
             s.want_up = false;
             if let Some(pid) = s.state.pid() {
@@ -264,6 +266,11 @@ impl Supervisor {
                 Main::Running { pid } => Some(format!("the main command (pid {pid})")),
                 _ => None,
             })
+            .chain(
+                self.runs
+                    .iter()
+                    .filter_map(|r| Some(format!("{} (pid {})", r.label, r.step.pid()?))),
+            )
             .collect();
         warn!(
             "shutdown budget spent; not reaped after SIGKILL: {}; exiting anyway",

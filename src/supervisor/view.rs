@@ -153,9 +153,45 @@ impl Supervisor {
                     dropped_lines: 0,
                     file_lost_lines: 0,
                     schedule: self.schedule_status(s),
+                    actions: s.spec.actions.iter().map(|a| a.name.clone()).collect(),
                 })
             })
             .collect()
+    }
+
+    /// `svctl actions`: the actions of `ids` (all services when empty),
+    /// by service name, then in the order of their files.
+    pub fn action_list(&self, ids: &[ServiceId]) -> Vec<crate::proto::ActionInfo> {
+        let all: Vec<ServiceId>;
+        let ids = if ids.is_empty() {
+            all = self.services.ids_by_name();
+            &all
+        } else {
+            ids
+        };
+        let mut list = Vec::new();
+        for &id in ids {
+            let Some(s) = self.services.get(id) else {
+                continue;
+            };
+            for a in &s.spec.actions {
+                list.push(crate::proto::ActionInfo {
+                    service: s.spec.name.clone(),
+                    name: a.name.clone(),
+                    description: a.description.clone(),
+                    kind: a.kind_word().to_string(),
+                    when: a.when.word().to_string(),
+                    timeout_ms: match a.does {
+                        crate::config::actions::Does::Command { .. } => {
+                            Some(a.timeout.as_millis() as u64)
+                        }
+                        crate::config::actions::Does::Signal { .. } => None,
+                    },
+                    running: self.runs.running(id, Some(&a.name)),
+                });
+            }
+        }
+        list
     }
 
     /// Why a service is where it is, for status.

@@ -42,7 +42,13 @@ fn control_group_may_only_look() -> TestResult {
     let out = svctl_as(NOBODY, NOBODY, &[], Some(&c.socket), &[], &["status", "db"]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("running"));
-    for look in [&["health"][..], &["logs", "db"], &["wait", "db"]] {
+    for look in [
+        &["health"][..],
+        &["logs", "db"],
+        &["wait", "db"],
+        &["actions"],
+        &["inspect"],
+    ] {
         let out = svctl_as(NOBODY, NOBODY, &[], Some(&c.socket), &[], look);
         assert!(out.status.success(), "{look:?}: {out:?}");
     }
@@ -51,13 +57,14 @@ fn control_group_may_only_look() -> TestResult {
         &["stop", "db"][..],
         &["restart", "db"],
         &["signal", "HUP", "db"],
+        &["action", "db", "validate"],
         &["shutdown"],
     ] {
         let out = svctl_as(NOBODY, NOBODY, &[], Some(&c.socket), &[], touch);
         assert_eq!(out.status.code(), Some(4), "{touch:?}: {out:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr)
-                .contains("may only use status, logs, health, wait and inspect"),
+                .contains("may only use status, logs, health, wait, inspect and actions"),
             "{out:?}"
         );
     }

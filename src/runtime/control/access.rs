@@ -54,13 +54,15 @@ pub fn read_only(verb: &Verb) -> bool {
         | Verb::Logs { .. }
         | Verb::Health
         | Verb::Wait { .. }
-        | Verb::Inspect => true,
+        | Verb::Inspect
+        | Verb::Actions { .. } => true,
         Verb::Start { .. }
         | Verb::Stop { .. }
         | Verb::Restart { .. }
         | Verb::Run { .. }
         | Verb::Signal { .. }
         | Verb::Reload { .. }
+        | Verb::Action { .. }
         | Verb::Shutdown => false,
     }
 }

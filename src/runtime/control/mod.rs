@@ -27,7 +27,9 @@ use crate::config::units::parse_signal;
 use crate::logs::Stream;
 use crate::logs::ring::Entry;
 use crate::logs::time::rfc3339;
-use crate::proto::{ErrorKind, LogLine, Request, Response, ServiceStatus, Verb, decode_request};
+use crate::proto::{
+    Chunk, ErrorKind, LogLine, Request, Response, ServiceStatus, Verb, decode_request,
+};
 use crate::supervisor::{Event, Goal, Progress, ServiceId, Supervisor};
 use access::{Access, Policy};
 pub use requests::Plan;
@@ -66,6 +68,8 @@ struct Client {
     /// `svctl logs -f`: stays open after its answer, for these services
     /// (all when empty).
     follows: Option<Vec<ServiceId>>,
+    /// `svctl action`: stays open for the action's output until its end.
+    streaming: bool,
     /// What the peer may do; `None`: refused, answered and closed.
     access: Option<Access>,
     /// Who the peer is (uid, pid), for messages.
@@ -184,6 +188,7 @@ impl Control {
                             output: Vec::new(),
                             answered: false,
                             follows: None,
+                            streaming: false,
                             access: granted,
                             peer: peer.map(|p| (p.uid, p.pid)),
                             request_by: Instant::now() + REQUEST_TIMEOUT,
@@ -412,7 +417,7 @@ impl Control {
                 }
             }
         }
-        if c.follows.is_some() {
+        if c.follows.is_some() || c.streaming {
             // Everything written: back to watching for the hang-up only.
             let mut hangup_only = EpollEvent::new(EpollFlags::empty(), token(Kind::Client, id));
             let _ = epoll.modify(&c.stream, &mut hangup_only);
@@ -525,6 +530,46 @@ impl Control {
             c.output.extend_from_slice(&line);
             self.flush(id, epoll);
         }
+    }
+}
+
+impl Control {
+    /// The client's connection stays open for an action's output, which
+    /// `stream` sends, until `end_stream` answers how it ended.
+    pub fn begin_stream(&mut self, client: u64) {
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.streaming = true;
+        }
+    }
+
+    /// Sends a piece of an action's output.
+    pub fn stream(&mut self, client: u64, stream: Stream, bytes: &[u8], epoll: &Epoll) {
+        let Some(c) = self.clients.get_mut(&client).filter(|c| c.streaming) else {
+            return;
+        };
+        let name = match stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        };
+        let mut line =
+            serde_json::to_vec(&Response::Output(Chunk::new(name, bytes))).unwrap_or_default();
+        line.push(b'\n');
+        c.output.extend_from_slice(&line);
+        self.flush(client, epoll);
+    }
+
+    /// Bytes written for the client that it has not read yet; `None` once
+    /// it is gone.
+    pub fn unsent(&self, client: u64) -> Option<usize> {
+        self.clients.get(&client).map(|c| c.output.len())
+    }
+
+    /// The last answer of a stream; the connection closes once it is out.
+    pub fn end_stream(&mut self, client: u64, response: Response, epoll: &Epoll) {
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.streaming = false;
+        }
+        self.reply(client, response, epoll);
     }
 }
 

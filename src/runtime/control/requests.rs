@@ -34,7 +34,7 @@ impl Control {
                 return Plan::reply(Response::error(
                     ErrorKind::Denied,
                     format!(
-                        "permission denied: {who} is in the control group, which may only use status, logs, health, wait and inspect"
+                        "permission denied: {who} is in the control group, which may only use status, logs, health, wait, inspect and actions"
                     ),
                 ));
             }
@@ -47,7 +47,7 @@ impl Control {
                     ErrorKind::Denied,
                     format!(
                         "permission denied: {who} may not use corral's control socket; root and uid {} may, \
-                         members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait, inspect)",
+                         members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait, inspect, actions)",
                         self.policy.own_uid
                     ),
                 ));
@@ -61,7 +61,9 @@ impl Control {
             | Verb::Run { names, .. }
             | Verb::Signal { names, .. }
             | Verb::Wait { names, .. }
+            | Verb::Actions { names }
             | Verb::Logs { names, .. } => names.clone(),
+            Verb::Action { service, .. } => vec![service.clone()],
             Verb::Shutdown | Verb::Health | Verb::Reload { .. } | Verb::Inspect => Vec::new(),
         };
         let ids = match resolve(sup, &names) {
@@ -84,6 +86,9 @@ impl Control {
             Verb::Status { .. } => Plan::reply(Response::Ok {
                 services: status(sup, out, &ids, now),
                 message: None,
+            }),
+            Verb::Actions { .. } => Plan::reply(Response::Actions {
+                actions: sup.action_list(&ids),
             }),
             Verb::Inspect => Plan::reply(Response::Inspect(Box::new(crate::proto::Inspect {
                 images: facts.images.clone(),
@@ -141,6 +146,35 @@ impl Control {
                 }),
                 reload: None,
             },
+            Verb::Action { name, args, .. } => {
+                let Some(&id) = ids.first() else {
+                    return needs_names();
+                };
+                let known = sup.services().get(id).map(|s| &s.spec);
+                if let Some(spec) = known.filter(|s| s.action(&name).is_none()) {
+                    let names: Vec<&str> = spec.actions.iter().map(|a| a.name.as_str()).collect();
+                    let listed = if names.is_empty() {
+                        "it has none".to_string()
+                    } else {
+                        format!("its actions: {}", names.join(", "))
+                    };
+                    return Plan::reply(Response::error(
+                        ErrorKind::BadRequest,
+                        format!("{} has no action `{name}` ({listed})", spec.name),
+                    ));
+                }
+                self.begin_stream(client);
+                Plan {
+                    event: Some(Event::ActionRequested(crate::supervisor::ActionRequest {
+                        client,
+                        id,
+                        name,
+                        args,
+                    })),
+                    reply: None,
+                    reload: None,
+                }
+            }
             // The runtime reads the directory; see `Runtime::reload`.
             Verb::Reload {
                 dry_run,
@@ -416,6 +450,8 @@ fn verb_name(verb: &Verb) -> &'static str {
         Verb::Health => "health",
         Verb::Logs { .. } => "logs",
         Verb::Reload { .. } => "reload",
+        Verb::Action { .. } => "action",
+        Verb::Actions { .. } => "actions",
     }
 }
 
