@@ -325,6 +325,23 @@ fn fish() -> String {
          end\n    \
          svctl $socket --timeout 2s status --names 2>/dev/null\n\
          end\n\n\
+         function __svctl_args\n    \
+         # The words after the verb, options and their values left out.\n    \
+         set -l skip 0\n    \
+         set -l verb 0\n    \
+         for w in (commandline -opc)[2..-1]\n        \
+         if test $skip = 1\n            \
+         set skip 0\n        \
+         else if contains -- $w --socket --timeout -n --lines\n            \
+         set skip 1\n        \
+         else if string match -q -- '-*' $w\n        \
+         else if test $verb = 0\n            \
+         set verb 1\n        \
+         else\n            \
+         echo $w\n        \
+         end\n    \
+         end\n\
+         end\n\n\
          function __svctl_actions\n    \
          set -l words (commandline -opc)\n    \
          set -l socket\n    \
@@ -333,7 +350,7 @@ fn fish() -> String {
          set socket --socket $words[(math $i + 1)]\n        \
          end\n    \
          end\n    \
-         svctl $socket --timeout 2s actions --names $words[-1] 2>/dev/null\n\
+         svctl $socket --timeout 2s actions --names (__svctl_args)[1] 2>/dev/null\n\
          end\n\n\
          complete -c svctl -f\n\
          complete -c svctl -l socket -r -F -d 'control socket'\n\
@@ -368,22 +385,22 @@ fn fish() -> String {
             )),
             Args::SignalThenNames => {
                 out.push_str(&format!(
-                    "complete -c svctl -n '{seen}; and test (count (commandline -opc)) -le 2' -a '{}'\n",
+                    "complete -c svctl -n '{seen}; and test (count (__svctl_args)) -eq 0' -a '{}'\n",
                     SIGNALS.join(" ")
                 ));
                 out.push_str(&format!(
-                    "complete -c svctl -n '{seen}; and test (count (commandline -opc)) -gt 2' -a '(__svctl_services)'\n"
+                    "complete -c svctl -n '{seen}; and test (count (__svctl_args)) -gt 0' -a '(__svctl_services)'\n"
                 ));
             }
             Args::ServiceThenAction => {
                 out.push_str(&format!(
-                    "complete -c svctl -n '{seen}; and test (count (commandline -opc)) -le 2' -a '(__svctl_services)'\n"
+                    "complete -c svctl -n '{seen}; and test (count (__svctl_args)) -eq 0' -a '(__svctl_services)'\n"
                 ));
                 out.push_str(&format!(
-                    "complete -c svctl -n '{seen}; and test (count (commandline -opc)) -eq 3' -a '(__svctl_actions)'\n"
+                    "complete -c svctl -n '{seen}; and test (count (__svctl_args)) -eq 1' -a '(__svctl_actions)'\n"
                 ));
                 out.push_str(&format!(
-                    "complete -c svctl -n '{seen}; and test (count (commandline -opc)) -gt 3' -F\n"
+                    "complete -c svctl -n '{seen}; and test (count (__svctl_args)) -gt 1' -F\n"
                 ));
             }
         }

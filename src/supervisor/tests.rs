@@ -1044,7 +1044,25 @@ fn daemonizing_service_is_adopted_from_its_pidfile() {
 /// a tick leaves no deadline due (the old busy loop), and nothing panics.
 mod table {
     use super::*;
+    use crate::config::actions::{ActionSpec, DEFAULT_TIMEOUT, Does, When};
     use crate::config::probes::{Kind, Probe, ReadyMethod, ReadySpec};
+
+    /// The services of the table, each with an action that may run in any
+    /// state (so the Action column starts one everywhere).
+    fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
+        let mut s = super::spec(name, requires);
+        s.actions = vec![ActionSpec {
+            name: "a".into(),
+            description: None,
+            does: Does::Command {
+                argv: vec!["/bin/true".into()],
+                credentials: None,
+            },
+            timeout: DEFAULT_TIMEOUT,
+            when: When::Any,
+        }];
+        s
+    }
 
     /// The rows: a state name and how to get `s` (slot 0) into it.
     fn rows() -> Vec<(&'static str, Sim)> {
@@ -1182,6 +1200,23 @@ mod table {
                 },
             ),
             ("Run", Event::RunRequested(vec![s])),
+            (
+                "Action",
+                Event::ActionRequested(ActionRequest {
+                    client: 1,
+                    id: s,
+                    name: "a".into(),
+                    args: Vec::new(),
+                }),
+            ),
+            ("ActionSpawned", Event::ActionSpawned { run: 0, pid: 9100 }),
+            (
+                "ActionSpawnFailed",
+                Event::ActionSpawnFailed {
+                    run: 0,
+                    error: "EAGAIN".into(),
+                },
+            ),
         ]
     }
 
@@ -1218,19 +1253,20 @@ mod table {
     /// What follows, row by row; the columns are `events` in order: Boot,
     /// Spawned, SpawnFailed, MainSpawned, MainSpawnFailed, Reaped,
     /// NoChildren, Tick, SIGHUP, Start, Stop, Restart, Signal, Shutdown,
-    /// Adopted, AdoptFailed, ProbeDone, Notified, Run.
+    /// Adopted, AdoptFailed, ProbeDone, Notified, Run, Action,
+    /// ActionSpawned, ActionSpawnFailed. Actions never move the service.
     #[rustfmt::skip]
-    const EXPECTED: &[(&str, [&str; 19])] = &[
-        (STOPPED,  [STOPPED, STOPPING, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, READY, STOPPED, READY, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED]),
-        (STARTING, [STARTING, READY, STARTING, STARTING, STOPPED, STARTING, STARTING, STARTING, STARTING, STARTING, STOPPED, STARTING, STARTING, STOPPED, STARTING, STARTING, STARTING, STARTING, STARTING]),
-        (SPAWNING, [SPAWNING, READY, BACKOFF, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING]),
-        (WAITING,  [WAITING, WAITING, WAITING, WAITING, STOPPING, BACKOFF, WAITING, STOPPING, WAITING, WAITING, STOPPING, STOPPING, WAITING, STOPPING, WAITING, WAITING, READY, WAITING, WAITING]),
-        (READY,    [READY, READY, READY, READY, STOPPING, BACKOFF, READY, READY, READY, READY, STOPPING, STOPPING, READY, STOPPING, READY, READY, READY, READY, READY]),
-        (ADOPTING, [ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, READY, ADOPTING, ADOPTING, ADOPTING, ADOPTING]),
-        (STOPPING, [STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPED, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING]),
-        (BACKOFF,  [BACKOFF, READY, BACKOFF, BACKOFF, STOPPED, BACKOFF, BACKOFF, READY, BACKOFF, READY, STOPPED, READY, BACKOFF, STOPPED, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF]),
-        (FAILED,   [FAILED, WAITING, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, WAITING, FAILED, WAITING, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, WAITING]),
-        (EXITED,   [EXITED, READY, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, READY, EXITED, READY, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED]),
+    const EXPECTED: &[(&str, [&str; 22])] = &[
+        (STOPPED,  [STOPPED, STOPPING, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, READY, STOPPED, READY, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED]),
+        (STARTING, [STARTING, READY, STARTING, STARTING, STOPPED, STARTING, STARTING, STARTING, STARTING, STARTING, STOPPED, STARTING, STARTING, STOPPED, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING]),
+        (SPAWNING, [SPAWNING, READY, BACKOFF, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING]),
+        (WAITING,  [WAITING, WAITING, WAITING, WAITING, STOPPING, BACKOFF, WAITING, STOPPING, WAITING, WAITING, STOPPING, STOPPING, WAITING, STOPPING, WAITING, WAITING, READY, WAITING, WAITING, WAITING, WAITING, WAITING]),
+        (READY,    [READY, READY, READY, READY, STOPPING, BACKOFF, READY, READY, READY, READY, STOPPING, STOPPING, READY, STOPPING, READY, READY, READY, READY, READY, READY, READY, READY]),
+        (ADOPTING, [ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, READY, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING]),
+        (STOPPING, [STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPED, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING]),
+        (BACKOFF,  [BACKOFF, READY, BACKOFF, BACKOFF, STOPPED, BACKOFF, BACKOFF, READY, BACKOFF, READY, STOPPED, READY, BACKOFF, STOPPED, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF]),
+        (FAILED,   [FAILED, WAITING, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, WAITING, FAILED, WAITING, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, WAITING, FAILED, FAILED, FAILED]),
+        (EXITED,   [EXITED, READY, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, READY, EXITED, READY, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED]),
     ];
 
     #[test]
@@ -1274,14 +1310,36 @@ mod table {
                     }
                 }
                 for (pid, owner) in &sim.sup.pids {
-                    if let Owner::Service(id) = owner {
-                        let holder = sim.sup.services().get(*id).and_then(|s| s.state.pid());
-                        assert_eq!(
-                            holder,
-                            Some(*pid),
-                            "{row} x {name}: pid {pid} held by no state"
-                        );
+                    match owner {
+                        Owner::Service(id) => {
+                            let holder = sim.sup.services().get(*id).and_then(|s| s.state.pid());
+                            assert_eq!(
+                                holder,
+                                Some(*pid),
+                                "{row} x {name}: pid {pid} held by no state"
+                            );
+                        }
+                        Owner::Action(run) => assert!(
+                            sim.sup
+                                .runs
+                                .iter()
+                                .any(|r| r.run == *run && r.step.pid() == Some(*pid)),
+                            "{row} x {name}: action pid {pid} held by no run"
+                        ),
+                        Owner::Main => {}
                     }
+                }
+                for r in sim.sup.runs.iter() {
+                    if let Some(pid) = r.step.pid() {
+                        assert_eq!(sim.sup.pids.get(&pid), Some(&Owner::Action(r.run)));
+                    }
+                }
+                // An action request always gets its answer or its run.
+                if *name == "Action" {
+                    assert!(
+                        !sim.sup.runs.is_empty(),
+                        "{row} x Action: a when = \"any\" action did not start"
+                    );
                 }
                 got.push(word(&sim));
                 seen.push((row, *name));
@@ -1289,7 +1347,7 @@ mod table {
             let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
             assert_eq!(got, expected, "row {row}");
         }
-        assert_eq!(seen.len(), 10 * 19, "every pair walked");
+        assert_eq!(seen.len(), 10 * 22, "every pair walked");
     }
 
     fn rows_again(name: &str) -> Sim {
@@ -1459,4 +1517,5 @@ fn status_lists_by_name_and_says_seconds() {
     assert_eq!(super::view::seconds(Duration::from_millis(250)), "250 ms");
 }
 
+mod actions;
 mod schedules;

@@ -4,6 +4,7 @@
 //! every skip; with CORRAL_IT_REQUIRE=1 (CI) a skip is a failure.
 
 mod access;
+mod actions;
 mod harness;
 mod lifecycle;
 mod load;
@@ -43,6 +44,7 @@ fn main() {
     tests.extend(schedules::TESTS);
     tests.extend(load::TESTS);
     tests.extend(tooling::TESTS);
+    tests.extend(actions::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)

@@ -146,7 +146,10 @@ fn completion_setup(name: &str) -> (Corral, String) {
     let c = Setup::new(
         name,
         &[
-            ("web", "command = [\"sleep\", \"1000\"]\n"),
+            (
+                "web",
+                "command = [\"sleep\", \"1000\"]\n[actions.validate]\nrun = \"true\"\n[actions.reload]\nsignal = \"HUP\"\n",
+            ),
             ("db", "command = [\"sleep\", \"1000\"]\n"),
             ("worker", "command = [\"sleep\", \"1000\"]\n"),
         ],
@@ -235,6 +238,14 @@ fn bash_and_fish_complete_verbs_options_and_running_services() -> TestResult {
         ["db"]
     );
     assert!(complete(&["svctl", "--socket", &sock, "health", ""]).is_empty());
+    assert_eq!(
+        complete(&["svctl", "--socket", &sock, "action", "w"]),
+        ["web", "worker"]
+    );
+    assert_eq!(
+        complete(&["svctl", "--socket", &sock, "action", "web", ""]),
+        ["reload", "validate"]
+    );
     // With no corral to ask, no names (and no error on the terminal).
     assert!(complete(&["svctl", "--socket", "/nonexistent/sock", "stop", ""]).is_empty());
 
@@ -266,6 +277,12 @@ fn bash_and_fish_complete_verbs_options_and_running_services() -> TestResult {
     assert!(options.iter().any(|w| w == "--names"), "{options:?}");
     let signals = complete("svctl signal US");
     assert!(signals.iter().any(|w| w == "USR1"), "{signals:?}");
+    let mut actions = complete(&format!("svctl --socket {sock} action web "));
+    actions.sort();
+    assert_eq!(actions, ["reload", "validate"]);
+    let mut names = complete(&format!("svctl --socket {sock} signal HUP "));
+    names.sort();
+    assert_eq!(names, ["db", "web", "worker"]);
     Ok(())
 }
 
@@ -336,6 +353,11 @@ zpty -d z
     );
     let options = driver("svctl logs --");
     assert!(options.contains("--follow"), "{options}");
+    let actions = driver(&format!("svctl --socket {sock} action web "));
+    assert!(
+        actions.contains("reload") && actions.contains("validate"),
+        "{actions}"
+    );
     Ok(())
 }
 
@@ -357,7 +379,13 @@ fn inspect_shows_the_images_in_order_the_run_and_the_services() -> TestResult {
     .unwrap();
     let state = tmp.path("state");
     let start = |state: &Path| {
-        Setup::new("inspect", &[("web", "command = [\"sleep\", \"1000\"]\n")])
+        Setup::new(
+            "inspect",
+            &[(
+                "web",
+                "command = [\"sleep\", \"1000\"]\nuser = \"nobody\"\n[actions.validate]\nrun = \"true\"\n",
+            )],
+        )
             .env("CORRAL_METADATA_DIR", &meta.display().to_string())
             .env("CORRAL_STATE_DIR", &state.display().to_string())
             .main(&["sleep", "1000"])
@@ -383,11 +411,20 @@ fn inspect_shows_the_images_in_order_the_run_and_the_services() -> TestResult {
     assert_eq!(r["corral_version"], env!("CARGO_PKG_VERSION"));
     assert!(r["uptime_ms"].is_u64() && r["hostname"].is_string(), "{r}");
     assert_eq!(doc["services"][0]["name"], "web");
+    assert_eq!(doc["services"][0]["user"], "nobody");
+    assert_eq!(
+        doc["services"][0]["actions"],
+        serde_json::json!(["validate"])
+    );
     // The report for people names the same things.
     let out = c.svctl(&["inspect"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("from       debian-base 12.8") && text.contains("image      rbldnsd 0.998"),
+        "{text}"
+    );
+    assert!(
+        text.contains("web: runs as nobody; actions validate"),
         "{text}"
     );
     drop(c);
