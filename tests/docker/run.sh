@@ -22,7 +22,7 @@ cleanup() {
   docker ps -aq --filter "label=$label" | xargs -r docker rm -f >/dev/null 2>&1
   # The images this run built (about 1.5 GB with the builder stage); only
   # the debootstrapped bases stay, so repeated runs do not fill the disk.
-  docker rmi -f "$img" corral-e2e:daemons corral-e2e:example corral-e2e:acng >/dev/null 2>&1
+  docker rmi -f "$img" corral-e2e:daemons corral-e2e:example corral-e2e:acng corral-e2e:unbound >/dev/null 2>&1
   [ -s "$work/built-images" ] && xargs -r docker rmi < "$work/built-images" >/dev/null 2>&1
   rm -rf "$work"
 }
@@ -103,6 +103,19 @@ acng_image() {
   docker build -q --build-arg BASE="$base" -t corral-e2e:acng "$ctx" > "$work/acng-build.log" 2>&1 \
     || { tail -15 "$work/acng-build.log" >&2; return 1; }
   echo corral-e2e:acng
+}
+
+# examples/unbound: the resolver with validate, update and reload actions,
+# built from its own Dockerfile the same way.
+unbound_image() {
+  local base; base=$(debian_image bookworm "unbound,curl,ca-certificates,busybox") || return 1
+  local ctx=$work/unbound
+  mkdir -p "$ctx"
+  cp -r examples/unbound/Dockerfile examples/unbound/unbound.conf examples/unbound/services.d "$ctx/"
+  cp target/x86_64-unknown-linux-gnu/release/corral "$ctx/corral"
+  docker build -q --build-arg BASE="$base" -t corral-e2e:unbound "$ctx" > "$work/unbound-build.log" 2>&1 \
+    || { tail -15 "$work/unbound-build.log" >&2; return 1; }
+  echo corral-e2e:unbound
 }
 
 # --- helpers ---------------------------------------------------------------
@@ -313,10 +326,43 @@ apt_cacher_ng_with_schedules_instead_of_cron() {
   [ "$(docker inspect -f '{{.State.ExitCode}}' "$c")" = 0 ] || fail "exit code $(docker inspect -f '{{.State.ExitCode}}' "$c")"
 }
 
+unbound_actions_validate_update_reload() {
+  local image; image=$(unbound_image) || fail "building examples/unbound failed"
+  local c; c=$(run_d unbound "$image") || fail "docker run"
+  docker exec "$c" svctl wait --timeout 20s unbound >/dev/null 2>&1 \
+    || fail "unbound ready: $(docker exec "$c" svctl status 2>&1); $(docker logs "$c" 2>&1 | tail -5)"
+  local out
+  out=$(docker exec "$c" svctl actions 2>&1)
+  for a in validate update reload; do echo "$out" | grep -q "^unbound  *$a " || fail "actions lists no $a: $out"; done
+  out=$(docker exec "$c" svctl action unbound validate 2>&1) || fail "validate: $out"
+  echo "$out" | grep -q "no errors in /etc/unbound/unbound.conf" || fail "validate said: $out"
+  # A sinkhole entry: an answer no resolver on the network would give.
+  docker exec "$c" sh -c 'printf "local-zone: \"blocked.example.\" redirect\nlocal-data: \"blocked.example. A 10.9.8.7\"\n" > /tmp/good.conf; echo "not a list" > /tmp/bad.conf'
+  # A bad list is refused by unbound-checkconf and leaves the installed one.
+  out=$(docker exec "$c" svctl action unbound update file:///tmp/bad.conf 2>&1) && fail "a bad list was installed: $out"
+  echo "$out" | grep -q "the installed one is unchanged" || fail "bad list: $out"
+  [ -z "$(docker exec "$c" cat /var/lib/unbound/blocklist.conf)" ] || fail "the installed list changed"
+  out=$(docker exec "$c" svctl action unbound update file:///tmp/good.conf 2>&1) || fail "update: $out"
+  echo "$out" | grep -q "installed 1 blocked zones" || fail "update said: $out"
+  # Not applied until the daemon is told: then the sinkhole answers.
+  docker exec "$c" busybox nslookup blocked.example 127.0.0.1 2>&1 | grep -q 10.9.8.7 && fail "blocked before the reload"
+  out=$(docker exec "$c" svctl action unbound reload 2>&1) || fail "reload: $out"
+  until_true 10 sh -c "docker exec $c busybox nslookup blocked.example 127.0.0.1 2>&1 | grep -q 10.9.8.7" \
+    || fail "not blocked after the reload: $(docker exec "$c" busybox nslookup blocked.example 127.0.0.1 2>&1)"
+  local logs; logs=$(docker logs "$c" 2>&1)
+  echo "$logs" | grep -q '^unbound/update | installed 1 blocked zones' || fail "no marked line in docker logs: $(echo "$logs" | tail -8)"
+  echo "$logs" | grep -q 'unbound/reload: sent SIGHUP' || fail "reload not logged: $(echo "$logs" | tail -8)"
+  [ "$(docker exec "$c" svctl status --json unbound | grep -o '"restarts":0')" ] || fail "unbound restarted"
+  local t1 t2; t1=$(date +%s%N); docker stop "$c" >/dev/null; t2=$(date +%s%N)
+  echo "    docker stop took $(( (t2 - t1) / 1000000 )) ms"
+  [ "$(docker inspect -f '{{.State.ExitCode}}' "$c")" = 0 ] || fail "exit code $(docker inspect -f '{{.State.ExitCode}}' "$c")"
+}
+
 # --- runner ----------------------------------------------------------------
 all=(three_services stubborn_service_is_killed_in_time main_command_exit_codes exec_orphans_are_reaped
      healthcheck_follows_svctl_health random_uid_and_read_only_root ctrl_c_reaches_the_foreground_command
-     real_daemons_nginx_and_cron dockerfile_example_builds_and_runs apt_cacher_ng_with_schedules_instead_of_cron)
+     real_daemons_nginx_and_cron dockerfile_example_builds_and_runs apt_cacher_ng_with_schedules_instead_of_cron
+     unbound_actions_validate_update_reload)
 selected=("${@:-${all[@]}}")
 [ $# -gt 0 ] || selected=("${all[@]}")
 t0=$(date +%s)
