@@ -114,6 +114,17 @@ impl ServiceSpec {
     pub fn action(&self, name: &str) -> Option<&ActionSpec> {
         self.actions.iter().find(|a| a.name == name)
     }
+
+    /// What to say to `svctl action` naming an action it does not have.
+    pub fn no_such_action(&self, name: &str) -> String {
+        let known: Vec<&str> = self.actions.iter().map(|a| a.name.as_str()).collect();
+        let known = if known.is_empty() {
+            "it has none".to_string()
+        } else {
+            format!("its actions: {}", known.join(", "))
+        };
+        format!("{} has no action `{name}` ({known})", self.name)
+    }
 }
 
 /// Most `env` entries a service may have; real ones have a few dozen.

@@ -129,17 +129,7 @@ impl Supervisor {
         let service = s.spec.name.clone();
         let label = format!("{service}/{}", req.name);
         let Some(spec) = s.spec.action(&req.name) else {
-            let known: Vec<&str> = s.spec.actions.iter().map(|a| a.name.as_str()).collect();
-            let known = if known.is_empty() {
-                "it has none".to_string()
-            } else {
-                format!("its actions: {}", known.join(", "))
-            };
-            return refuse(
-                out,
-                format!("{service} has no action `{}` ({known})", req.name),
-                true,
-            );
+            return refuse(out, s.spec.no_such_action(&req.name), true);
         };
         if self.phase != Phase::Up {
             return refuse(out, "corral is shutting down".into(), false);

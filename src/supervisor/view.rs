@@ -97,14 +97,8 @@ impl Supervisor {
 
     /// Status of the given services (all when `ids` is empty).
     pub fn status(&self, ids: &[ServiceId], now: Instant) -> Vec<ServiceStatus> {
-        let all: Vec<ServiceId>;
-        let ids = if ids.is_empty() {
-            all = self.services.ids_by_name();
-            &all
-        } else {
-            ids
-        };
-        ids.iter()
+        self.chosen(ids)
+            .iter()
             .filter_map(|&id| {
                 let s = self.services.get(id)?;
                 let since = match &s.state {
@@ -162,15 +156,8 @@ impl Supervisor {
     /// `svctl actions`: the actions of `ids` (all services when empty),
     /// by service name, then in the order of their files.
     pub fn action_list(&self, ids: &[ServiceId]) -> Vec<crate::proto::ActionInfo> {
-        let all: Vec<ServiceId>;
-        let ids = if ids.is_empty() {
-            all = self.services.ids_by_name();
-            &all
-        } else {
-            ids
-        };
         let mut list = Vec::new();
-        for &id in ids {
+        for id in self.chosen(ids) {
             let Some(s) = self.services.get(id) else {
                 continue;
             };
@@ -192,6 +179,15 @@ impl Supervisor {
             }
         }
         list
+    }
+
+    /// `ids`, or every service by name when it is empty.
+    fn chosen(&self, ids: &[ServiceId]) -> Vec<ServiceId> {
+        if ids.is_empty() {
+            self.services.ids_by_name()
+        } else {
+            ids.to_vec()
+        }
     }
 
     /// Why a service is where it is, for status.

@@ -22,6 +22,18 @@ pub const TESTS: &[Test] = crate::tests![
     actions_are_listed_with_their_descriptions,
 ];
 
+/// `svctl ARGS` started, its stdout and stderr pipes to read as it runs.
+fn svctl_running(c: &Corral, args: &[&str]) -> std::process::Child {
+    Command::new(svctl_link())
+        .arg("--socket")
+        .arg(&c.socket)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn text(out: &std::process::Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -97,14 +109,7 @@ fn output_streams_live_and_stderr_stays_apart() -> TestResult {
     .start();
     c.wait_socket();
     c.wait_state("web", "running", 5 * SECOND);
-    let mut child = Command::new(svctl_link())
-        .arg("--socket")
-        .arg(&c.socket)
-        .args(["action", "web", "slow"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = svctl_running(&c, &["action", "web", "slow"]);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
@@ -148,13 +153,7 @@ fn binary_output_reaches_a_slow_reader_whole() -> TestResult {
     .start();
     c.wait_socket();
     c.wait_state("db", "running", 5 * SECOND);
-    let mut child = Command::new(svctl_link())
-        .arg("--socket")
-        .arg(&c.socket)
-        .args(["action", "db", "dump"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = svctl_running(&c, &["action", "db", "dump"]);
     // A reader that is late: corral holds the action's pipe meanwhile.
     std::thread::sleep(Duration::from_millis(1500));
     assert!(child.try_wait().unwrap().is_none(), "cat could not finish");
@@ -344,13 +343,7 @@ fn refusals_say_why_with_their_exit_codes() -> TestResult {
     let out = c.svctl(&["action", "off", "seed"]);
     assert_eq!(text(&out).0, "seeded\n", "{out:?}");
     // One run at a time: a second is refused while the first goes on.
-    let mut first = Command::new(svctl_link())
-        .arg("--socket")
-        .arg(&c.socket)
-        .args(["action", "web", "long"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut first = svctl_running(&c, &["action", "web", "long"]);
     let mut line = String::new();
     BufReader::new(first.stdout.as_mut().unwrap())
         .read_line(&mut line)
@@ -422,14 +415,7 @@ fn shutdown_during_an_action_ends_it_within_the_budget() -> TestResult {
     .start();
     c.wait_socket();
     c.wait_state("web", "running", 5 * SECOND);
-    let mut child = Command::new(svctl_link())
-        .arg("--socket")
-        .arg(&c.socket)
-        .args(["action", "web", "backup"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = svctl_running(&c, &["action", "web", "backup"]);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();

@@ -152,15 +152,9 @@ impl Control {
                 };
                 let known = sup.services().get(id).map(|s| &s.spec);
                 if let Some(spec) = known.filter(|s| s.action(&name).is_none()) {
-                    let names: Vec<&str> = spec.actions.iter().map(|a| a.name.as_str()).collect();
-                    let listed = if names.is_empty() {
-                        "it has none".to_string()
-                    } else {
-                        format!("its actions: {}", names.join(", "))
-                    };
                     return Plan::reply(Response::error(
                         ErrorKind::BadRequest,
-                        format!("{} has no action `{name}` ({listed})", spec.name),
+                        spec.no_such_action(&name),
                     ));
                 }
                 self.begin_stream(client);
