@@ -41,7 +41,12 @@ fn run_services(dir: &Path, named: bool) -> i32 {
         );
         return 0;
     }
-    match config::load_dir(dir, Missing::Error) {
+    let loaded = config::load_dir(dir, Missing::Error).and_then(|mut c| {
+        // As corral would start now, with this environment.
+        config::environ::resolve(&mut c, |k| std::env::var(k).ok())?;
+        Ok(c)
+    });
+    match loaded {
         Ok(config) => {
             for w in &config.warnings {
                 eprintln!("warning: {w}");

@@ -5,6 +5,7 @@
 
 pub mod actions;
 mod checker;
+pub mod environ;
 pub mod logcfg;
 pub mod metadata;
 pub mod model;
@@ -838,6 +839,88 @@ stop_timeout = "2s"
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn enabled_env_and_user_env_resolve_from_corrals_environment() {
+        let files = [
+            (
+                "cron.toml",
+                "run = \"x\"\nenabled = false\nenabled_env = \"ENABLE_CRON\"\n",
+            ),
+            (
+                "app.toml",
+                "run = \"x\"\nuser = \"app\"\ngroup = \"www\"\nuser_env = \"APP_UID\"\nenv_file = [\"/run/a.env\", \"-/run/b.env\"]\nenv_from_file = { DB_PASSWORD = \"/run/secrets/db\" }\n",
+            ),
+        ];
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let mut c = load(&files).unwrap();
+        environ::resolve(
+            &mut c,
+            env(&[("ENABLE_CRON", "Yes"), ("APP_UID", "1001:100")]),
+        )
+        .unwrap();
+        let (app, cron) = (&c.services[0], &c.services[1]);
+        assert!(cron.enabled, "ENABLE_CRON=Yes enables it");
+        let cr = app.credentials.as_ref().unwrap();
+        assert_eq!((cr.uid, cr.gid), (Some(1001), 100));
+        assert_eq!(cr.groups.first(), Some(&100), "{:?}", cr.groups);
+        // The name and HOME stay the image user's.
+        assert_eq!(cr.user_name.as_deref(), Some("app"));
+        assert_eq!(cr.home.as_deref(), Some("/home/app"));
+        assert_eq!(
+            app.env_files,
+            [
+                environ::EnvFile {
+                    path: "/run/a.env".into(),
+                    optional: false
+                },
+                environ::EnvFile {
+                    path: "/run/b.env".into(),
+                    optional: true
+                }
+            ]
+        );
+        assert_eq!(
+            app.env_from_files,
+            [("DB_PASSWORD".to_string(), PathBuf::from("/run/secrets/db"))]
+        );
+        // Unset: as written.
+        let mut c = load(&files).unwrap();
+        environ::resolve(&mut c, env(&[])).unwrap();
+        assert!(!c.services[1].enabled);
+        assert_eq!(c.services[0].credentials.as_ref().unwrap().uid, Some(1000));
+        // Bad values: errors naming the variable and the line, not the value.
+        let mut c = load(&files).unwrap();
+        let errs = environ::resolve(
+            &mut c,
+            env(&[("ENABLE_CRON", "maybe-s3cret"), ("APP_UID", "root-s3cret")]),
+        )
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(text.iter().all(|t| !t.contains("s3cret")), "{text:?}");
+        assert!(
+            text.iter().any(|t| {
+                t.ends_with(
+            "app.toml:4: APP_UID (user_env of app) must be a uid or uid:gid, e.g. 1001 or 1001:1001"
+        )
+            }),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains(
+                "cron.toml:3: ENABLE_CRON (enabled_env of cron) must be 1, true, yes or on"
+            )),
+            "{text:?}"
+        );
     }
 
     #[test]

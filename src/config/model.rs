@@ -12,6 +12,7 @@ use toml::{Spanned, Value};
 
 use super::actions::{self, ActionSpec};
 use super::checker::Checker;
+use super::environ::{self, EnvFile, FromEnv};
 use super::logcfg;
 use super::probes::{self, HealthSpec, Kind, ReadySpec};
 use super::raw::RawService;
@@ -82,6 +83,16 @@ pub struct ServiceSpec {
     pub credentials: Option<Credentials>,
     /// Variables set on top of corral's own environment.
     pub env: Vec<(String, String)>,
+    /// Files of variables, read at each start (below `env_from_file`).
+    pub env_files: Vec<EnvFile>,
+    /// Variables holding a file's content, read at each start (below
+    /// `env`).
+    pub env_from_files: Vec<(String, PathBuf)>,
+    /// A variable of corral's environment that overrides `enabled`.
+    pub enabled_env: Option<FromEnv>,
+    /// A variable of corral's environment with the uid (and gid) to use
+    /// instead of `user`'s.
+    pub user_env: Option<FromEnv>,
     pub working_dir: Option<PathBuf>,
     /// The command daemonizes: after it exits 0, supervise the process
     /// whose pid this file holds.
@@ -284,6 +295,31 @@ pub fn validate(
         }
     }
 
+    let env_files = raw
+        .env_file
+        .as_ref()
+        .map(|f| environ::env_files(&mut c, f))
+        .unwrap_or_default();
+    let env_from_files = raw
+        .env_from_file
+        .as_ref()
+        .map(|f| environ::env_from_files(&mut c, f))
+        .unwrap_or_default();
+    let enabled_env = raw
+        .enabled_env
+        .as_ref()
+        .and_then(|e| environ::from_env(&mut c, "enabled_env", e));
+    let user_env = raw
+        .user_env
+        .as_ref()
+        .and_then(|e| environ::from_env(&mut c, "user_env", e));
+    if let (Some(u), None) = (&raw.user_env, &raw.user) {
+        c.error(
+            u,
+            "user_env replaces the ids of `user`: set user too (who the service runs as when the variable is not set)",
+        );
+    }
+
     let pidfile = raw.pidfile.as_ref().map(|f| {
         let p = PathBuf::from(f.get_ref());
         if f.get_ref().contains('\0') {
@@ -402,6 +438,10 @@ pub fn validate(
         argv,
         credentials,
         env,
+        env_files,
+        env_from_files,
+        enabled_env,
+        user_env,
         working_dir,
         pidfile,
         requires,

@@ -401,6 +401,30 @@ pub(super) const SERVICE: &[Key] = &[
         "added to the environment; overrides corral's and HOME, USER, LOGNAME",
     ),
     key(
+        "env_file",
+        Want::StrList,
+        Some("[]"),
+        "files of KEY=VALUE lines read at each start (a leading - : may be missing); env overrides them",
+    ),
+    key(
+        "env_from_file",
+        Want::StrMap,
+        Some("{}"),
+        "variables whose value is a file's content, read at each start (Docker and Kubernetes secrets)",
+    ),
+    key(
+        "enabled_env",
+        Want::Str,
+        None,
+        "a variable of corral's environment: 1/true/yes/on enables the service, 0/false/no/off disables it",
+    ),
+    key(
+        "user_env",
+        Want::Str,
+        None,
+        "a variable of corral's environment holding UID or UID:GID, used instead of user's ids (a volume's owner)",
+    ),
+    key(
         "working_dir",
         Want::Str,
         None,

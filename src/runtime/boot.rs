@@ -23,6 +23,9 @@ impl Source {
     /// error in it.
     pub(crate) fn load(&self) -> Result<config::Config, Vec<config::ConfigError>> {
         config::load_dir(&self.dir, self.missing).and_then(|mut c| {
+            // enabled_env and user_env, before the identity check sees the
+            // ids user_env gives.
+            config::environ::resolve(&mut c, |k| std::env::var(k).ok())?;
             let warnings = config::check_identity(&mut c, self.own_uid, self.ignore_user)?;
             c.warnings.extend(warnings);
             Ok(c)

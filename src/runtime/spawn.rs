@@ -115,6 +115,9 @@ pub fn spawn_as(
             overrides.push(("LOGNAME", name));
         }
     }
+    // Read at each start: a rotated secret applies on the next one.
+    let from_files = file_environment(spec)?;
+    overrides.extend(from_files.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     overrides.extend(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     overrides.extend(extras.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let env = environment(std::env::vars_os(), &overrides).map_err(cannot)?;
@@ -142,6 +145,39 @@ pub fn spawn_as(
         nofile: original_nofile(),
     };
     launch(&plan).map_err(cannot)
+}
+
+/// The variables of `env_file` (in order) and then `env_from_file`. An
+/// error names the file and what is wrong, never a value.
+fn file_environment(spec: &ServiceSpec) -> io::Result<Vec<(String, String)>> {
+    use crate::config::environ::{MAX_FILE, parse_env_file, secret_value};
+    use crate::files::{Links, read_regular};
+    let failed = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let mut vars = Vec::new();
+    for f in &spec.env_files {
+        // Kubernetes mounts secrets and ConfigMaps as symbolic links.
+        let bytes = match read_regular(&f.path, MAX_FILE, Links::Follow) {
+            Ok(b) => b,
+            Err(e) if f.optional && e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(failed(format!("env_file {}: {e}", f.path.display()))),
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| failed(format!("env_file {}: not UTF-8 text", f.path.display())))?;
+        let parsed = parse_env_file(&text)
+            .map_err(|why| failed(format!("env_file {}: {why}", f.path.display())))?;
+        vars.extend(parsed);
+    }
+    for (name, path) in &spec.env_from_files {
+        let value = read_regular(path, MAX_FILE, Links::Follow)
+            .map_err(|e| failed(format!("env_from_file {name}: {}: {e}", path.display())))
+            .and_then(|b| {
+                secret_value(b).map_err(|why| {
+                    failed(format!("env_from_file {name}: {} {why}", path.display()))
+                })
+            })?;
+        vars.push((name.clone(), value));
+    }
+    Ok(vars)
 }
 
 /// Everything the child needs, prepared before the clone.

@@ -5,6 +5,7 @@
 
 mod access;
 mod actions;
+mod environ;
 mod harness;
 mod lifecycle;
 mod load;
@@ -45,6 +46,7 @@ fn main() {
     tests.extend(load::TESTS);
     tests.extend(tooling::TESTS);
     tests.extend(actions::TESTS);
+    tests.extend(environ::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)
