@@ -28,6 +28,7 @@ pub mod files;
 pub mod graph;
 pub mod logging;
 pub mod logs;
+pub mod prepare;
 pub mod proto;
 pub mod runtime;
 pub mod supervisor;

@@ -1,6 +1,6 @@
 //! Entry point: chooses between the daemon, `corral check`, `schema`,
-//! `completions` and the svctl client by argv[0] and subcommand, and turns
-//! the result into an exit code.
+//! `completions`, the svctl client and the prepare helper by argv[0] and
+//! subcommand, and turns the result into an exit code.
 
 use corral::cli::{self, Command};
 
@@ -16,6 +16,9 @@ fn main() {
     let rest = args.get(1..).unwrap_or_default();
     let code = if invoked_as == "svctl" {
         corral::ctl::main(rest)
+    } else if rest.first().map(String::as_str) == Some("__prepare") {
+        // A service's [[prepare]] steps, in a helper corral started.
+        corral::prepare::main()
     } else {
         match cli::parse(rest, |k| std::env::var(k).ok()) {
             Ok(Command::Run(opts)) => corral::runtime::boot::run(opts),

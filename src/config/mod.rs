@@ -11,6 +11,7 @@ pub mod metadata;
 pub mod model;
 #[doc(hidden)]
 pub mod mutate;
+pub mod prepare;
 pub mod probes;
 pub mod raw;
 pub mod schedule;
@@ -669,6 +670,7 @@ stop_timeout = "2s"
             "schedule" => {
                 vec!["run = \"x\"\ntype = \"oneshot\"\n[schedule]\nevery = \"1m\"\n".into()]
             }
+            "prepare" => vec!["run = \"x\"\n[[prepare]]\nmkdir = \"/run/x\"\n".into()],
             "actions" => vec![
                 "run = \"x\"\n[actions.a]\nrun = \"true\"\n".into(),
                 "run = \"x\"\n[actions.a]\nsignal = \"HUP\"\n".into(),
@@ -696,7 +698,7 @@ stop_timeout = "2s"
                     each(k.name, inner, checked);
                     continue;
                 }
-                if let Want::Map(inner) = k.want {
+                if let Want::Map(inner) | Want::TableList(inner) = k.want {
                     each(k.name, inner, checked);
                 }
                 let Some(default) = k.default else { continue };
@@ -728,7 +730,9 @@ stop_timeout = "2s"
         fn each(table: &str, keys: &[Key]) {
             for k in keys {
                 match k.want {
-                    Want::Table(inner) | Want::Map(inner) => each(k.name, inner),
+                    Want::Table(inner) | Want::Map(inner) | Want::TableList(inner) => {
+                        each(k.name, inner)
+                    }
                     Want::Choice(choices) => {
                         let base = bases(table).remove(0);
                         for c in choices {

@@ -115,6 +115,8 @@ pub struct ServiceSpec {
     pub schedule: Option<ScheduleSpec>,
     /// What `svctl action` can do with it, by name.
     pub actions: Vec<ActionSpec>,
+    /// Set-up steps run before each start.
+    pub prepare: Vec<super::prepare::Step>,
 }
 
 impl ServiceSpec {
@@ -415,6 +417,12 @@ pub fn validate(
         );
     }
 
+    let prepare = raw
+        .prepare
+        .as_deref()
+        .map(|steps| super::prepare::steps(&mut c, steps, users, warnings))
+        .unwrap_or_default();
+
     let actions = raw
         .actions
         .as_ref()
@@ -457,6 +465,7 @@ pub fn validate(
         no_new_privs: raw.no_new_privs.unwrap_or(true),
         schedule,
         actions,
+        prepare,
     })
 }
 

@@ -13,6 +13,7 @@ use toml::{Spanned, Value};
 
 use super::actions::RawActions;
 use super::logcfg::RawLog;
+use super::prepare::RawStep;
 use super::probes::{RawHealth, RawReady};
 use super::schedule::RawSchedule;
 
@@ -49,6 +50,7 @@ pub struct RawService {
     pub log: Option<Spanned<RawLog>>,
     pub no_new_privs: Option<bool>,
     pub schedule: Option<Spanned<RawSchedule>>,
+    pub prepare: Option<Vec<Spanned<RawStep>>>,
     pub actions: Option<Spanned<RawActions>>,
 }
 

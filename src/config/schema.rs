@@ -69,10 +69,19 @@ fn named_tables(keys: &[Key]) -> Map<String, Value> {
     m
 }
 
+/// An array of tables (`[[prepare]]`), each with `keys`.
+fn table_list(keys: &[Key]) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("type".into(), json!("array"));
+    m.insert("items".into(), Value::Object(object(keys)));
+    m
+}
+
 fn property(k: &Key) -> Map<String, Value> {
     let mut m = match k.want {
         Want::Table(inner) => object(inner),
         Want::Map(inner) => named_tables(inner),
+        Want::TableList(inner) => table_list(inner),
         want => value(want),
     };
     m.insert("description".into(), json!(k.about));
@@ -107,6 +116,7 @@ fn value(want: Want) -> Map<String, Value> {
         Want::GroupOrFlag => json!({"type": ["string", "integer", "boolean"]}),
         Want::Table(inner) => Value::Object(object(inner)),
         Want::Map(inner) => Value::Object(named_tables(inner)),
+        Want::TableList(inner) => Value::Object(table_list(inner)),
     };
     match v {
         Value::Object(m) => m,
@@ -127,7 +137,7 @@ mod tests {
     fn walk(keys: &[Key], each: &mut impl FnMut(&Key)) {
         for k in keys {
             each(k);
-            if let Want::Table(inner) | Want::Map(inner) = k.want {
+            if let Want::Table(inner) | Want::Map(inner) | Want::TableList(inner) = k.want {
                 walk(inner, each);
             }
         }

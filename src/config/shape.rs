@@ -39,6 +39,8 @@ pub(super) enum Want {
     Table(&'static [Key]),
     /// Named tables, each with these keys (`[actions.NAME]`).
     Map(&'static [Key]),
+    /// An array of tables, each with these keys (`[[prepare]]`).
+    TableList(&'static [Key]),
 }
 
 /// One key of a service file: what it takes, what a file without it gets,
@@ -331,6 +333,52 @@ pub(super) const ACTION: &[Key] = &[
     ),
 ];
 
+/// `{ from = "...", to = "..." }` of copy and render.
+pub(super) const FROM_TO: &[Key] = &[
+    key("from", Want::Str, None, "absolute path of the source"),
+    key("to", Want::Str, None, "absolute path of the result"),
+];
+
+/// Every key of one `[[prepare]]` step.
+pub(super) const PREPARE: &[Key] = &[
+    key(
+        "mkdir",
+        Want::Str,
+        None,
+        "make this directory (and its parents); an existing one gets mode and owner, its contents untouched",
+    ),
+    key(
+        "chown",
+        Want::Str,
+        None,
+        "give this tree to owner: not following symbolic links, not crossing file systems, only what differs",
+    ),
+    key(
+        "copy",
+        Want::Table(FROM_TO),
+        None,
+        "copy from into to (modes and symbolic links kept) only when to is missing or empty",
+    ),
+    key(
+        "render",
+        Want::Table(FROM_TO),
+        None,
+        "write to from the template from: ${VAR}, ${VAR:-default} and $$ replaced from the service's environment",
+    ),
+    key(
+        "mode",
+        Want::Str,
+        None,
+        "octal mode of mkdir (default \"0755\") or render (default \"0644\")",
+    ),
+    key(
+        "owner",
+        Want::Str,
+        None,
+        "\"root\", \"user\" or \"user:group\" (default: the service's user and group)",
+    ),
+];
+
 /// Every key of an image metadata file (`metadata.d/NN-name.toml`).
 pub(super) const METADATA: &[Key] = &[
     key("name", Want::Str, None, "the image's name, e.g. rbldnsd"),
@@ -533,6 +581,12 @@ pub(super) const SERVICE: &[Key] = &[
         "oneshots: run at these times instead of once at boot (a cron schedule without a cron daemon)",
     ),
     key(
+        "prepare",
+        Want::TableList(PREPARE),
+        Some("[]"),
+        "steps run before each start, as root: [[prepare]] tables with mkdir, chown, copy or render",
+    ),
+    key(
         "actions",
         Want::Map(ACTION),
         Some("{}"),
@@ -594,10 +648,45 @@ fn table(
                 errors.push(source.error(line, format!("unknown key `{shown}`: {hint}")));
             }
             Some((_, Want::Table(inner))) => match value.get_ref() {
-                DeValue::Table(sub) => table(source, &format!("{name}."), sub, inner, errors),
-                other => errors.push(source.error(
+                DeValue::Table(sub) => table(source, &format!("{shown}."), sub, inner, errors),
+                // A table of tables is written [name]; a nested one inline.
+                other if prefix.is_empty() => errors.push(source.error(
                     line,
                     format!("`{shown}` must be a table ([{name}]), not {}", what(other)),
+                )),
+                other => errors.push(source.error(
+                    line,
+                    format!(
+                        "`{shown}` must be a table ({{ {} }}), not {}",
+                        inner
+                            .iter()
+                            .map(|k| format!("{} = ...", k.name))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        what(other)
+                    ),
+                )),
+            },
+            Some((_, Want::TableList(inner))) => match value.get_ref() {
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            DeValue::Table(t) => {
+                                table(source, &format!("{name}."), t, inner, errors)
+                            }
+                            other => errors.push(source.error(
+                                line,
+                                format!(
+                                    "`{shown}` must be tables ([[{name}]]), not {}",
+                                    what(other)
+                                ),
+                            )),
+                        }
+                    }
+                }
+                other => errors.push(source.error(
+                    line,
+                    format!("`{shown}` must be tables ([[{name}]]), not {}", what(other)),
                 )),
             },
             Some((_, Want::Map(inner))) => match value.get_ref() {
@@ -658,6 +747,9 @@ fn mismatch(key: &str, want: Want, value: &Spanned<DeValue<'_>>) -> Option<Strin
             .as_table()
             .is_some_and(|t| t.values().all(|e| e.get_ref().is_str())),
         Want::Table(_) | Want::Map(_) => v.is_table(),
+        Want::TableList(_) => v
+            .as_array()
+            .is_some_and(|a| a.iter().all(|e| e.get_ref().is_table())),
     };
     if ok {
         return None;
@@ -675,6 +767,7 @@ fn mismatch(key: &str, want: Want, value: &Spanned<DeValue<'_>>) -> Option<Strin
         Want::StrMap => "a table of strings, e.g. { TZ = \"UTC\" }",
         Want::GroupOrFlag => "a group name or number, or true (signal the process group)",
         Want::Table(_) | Want::Map(_) => "a table",
+        Want::TableList(_) => "tables ([[...]])",
     };
     let hint = match (key, v) {
         ("command", DeValue::String(_)) => {
@@ -761,6 +854,14 @@ mod tests {
         assert_eq!(
             fields("run = \"x\"\n[actions.a]\nbogus = 1\n"),
             names(ACTION)
+        );
+        assert_eq!(
+            fields("run = \"x\"\n[[prepare]]\nbogus = 1\n"),
+            names(PREPARE)
+        );
+        assert_eq!(
+            fields("run = \"x\"\n[[prepare]]\ncopy = { bogus = 1 }\n"),
+            names(FROM_TO)
         );
     }
 

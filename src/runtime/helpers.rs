@@ -33,6 +33,10 @@ use crate::supervisor::{Event, ExitStatus, ProbeResult, Purpose, ServiceId};
 /// Bytes of a check's output kept: enough for its last lines.
 const TAIL: usize = 4096;
 
+/// corral's own binary, for the prepare helper: the running one, even if
+/// the file was replaced since.
+const SELF: &str = "/proc/self/exe";
+
 /// Who a helper works for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {
@@ -44,6 +48,8 @@ enum Job {
     },
     /// An action's run (the supervisor knows it by pid).
     Action,
+    /// The `[[prepare]]` steps of a service's next start.
+    Prepare { id: ServiceId },
 }
 
 /// A check's output: the read end (watched) and what it said last.
@@ -199,27 +205,98 @@ impl Helpers {
     pub fn on_exit(&mut self, pid: i32, status: ExitStatus, epoll: &Epoll) -> Option<Event> {
         let helper = self.running.remove(&pid)?;
         self.tails.retain(|_, p| *p != pid);
-        let Job::Check { id, purpose, run } = helper.job else {
-            return None;
-        };
         let mut tail = helper.tail?;
         // What it wrote just before exiting may not have been read yet.
         tail.drain(epoll);
         if let Some(fd) = &tail.fd {
             let _ = epoll.delete(fd);
         }
-        let output = match (status.success(), last_line(&tail.bytes)) {
-            (_, Some(line)) => line,
-            (true, None) => "exit code 0".to_string(),
-            (false, None) => status.to_string(),
+        let said = last_line(&tail.bytes);
+        match helper.job {
+            Job::Check { id, purpose, run } => Some(Event::ProbeDone(ProbeResult {
+                id,
+                run,
+                purpose,
+                ok: status.success(),
+                output: match (status.success(), said) {
+                    (_, Some(line)) => line,
+                    (true, None) => "exit code 0".to_string(),
+                    (false, None) => status.to_string(),
+                },
+            })),
+            Job::Prepare { id } => Some(Event::PrepareDone {
+                id,
+                pid,
+                ok: status.success(),
+                reason: match said {
+                    Some(line) if !status.success() => line,
+                    _ => format!("the prepare helper ended: {status}"),
+                },
+            }),
+            Job::Action => None,
+        }
+    }
+
+    /// Starts the `[[prepare]]` helper of service `id`: corral itself
+    /// (`__prepare`), as corral, with the service's environment and the
+    /// steps in `payload`. Its notes go to the log marked
+    /// `service/prepare`; its last line on stderr is the reason of a
+    /// failure. The result comes from `on_exit`.
+    pub fn start_prepare(
+        &mut self,
+        id: ServiceId,
+        spec: &ServiceSpec,
+        payload: String,
+        output: &mut Output,
+        epoll: &Epoll,
+    ) -> Result<i32, String> {
+        let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let token_id = self.next_tail;
+        self.next_tail = (self.next_tail + 1) & 0xffff_ffff_ffff;
+        fcntl(&rd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .and_then(|_| {
+                epoll.add(
+                    &rd,
+                    EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Helper, token_id)),
+                )
+            })
+            .map_err(|e| format!("cannot watch the helper's output: {e}"))?;
+        let (relay, out) = output
+            .open_labelled(
+                id,
+                Stream::Stdout,
+                Some(format!("{}/prepare", spec.name)),
+                None,
+                epoll,
+            )
+            .map_err(|e| format!("cannot create output pipes: {e}"))?;
+        let argv = [SELF.to_string(), "__prepare".to_string()];
+        let extras = Extras {
+            env: vec![(crate::prepare::PAYLOAD_VAR.to_string(), payload)],
+            as_corral: true,
+            ..Extras::default()
         };
-        Some(Event::ProbeDone(ProbeResult {
-            id,
-            run,
-            purpose,
-            ok: status.success(),
-            output,
-        }))
+        match spawn_as(spec, &argv, Target::Fd(out), Target::Fd(wr), extras) {
+            Ok(pid) => {
+                self.tails.insert(token_id, pid);
+                self.running.insert(
+                    pid,
+                    Helper {
+                        job: Job::Prepare { id },
+                        tail: Some(Tail {
+                            fd: Some(rd),
+                            bytes: Vec::new(),
+                        }),
+                    },
+                );
+                Ok(pid)
+            }
+            Err(e) => {
+                let _ = epoll.delete(&rd);
+                output.discard(relay, epoll);
+                Err(e.to_string())
+            }
+        }
     }
 
     /// Abandons the exec check of `id` for `purpose`, if one runs: SIGKILL
@@ -229,7 +306,7 @@ impl Helpers {
             Job::Check {
                 id: i, purpose: p, ..
             } if i == id && p == purpose => Some(*pid),
-            Job::Check { .. } | Job::Action => None,
+            Job::Check { .. } | Job::Action | Job::Prepare { .. } => None,
         });
         if let Some(pid) = found {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
@@ -275,5 +352,5 @@ fn last_line(tail: &[u8]) -> Option<String> {
     text.lines()
         .map(str::trim)
         .rfind(|l| !l.is_empty())
-        .map(|l| l.chars().take(200).collect())
+        .map(|l| l.chars().take(400).collect())
 }

@@ -464,6 +464,13 @@ impl Runtime {
     fn perform(&mut self, action: Action) {
         match action {
             Action::Spawn(id) => self.spawns.push_back(id),
+            Action::Prepare(id) => {
+                let event = match self.start_prepare(id) {
+                    Ok(pid) => Event::PrepareSpawned { id, pid },
+                    Err(error) => Event::PrepareSpawnFailed { id, error },
+                };
+                self.queue.push_back(event);
+            }
             Action::SpawnMain => {
                 let argv = self.main_argv.as_deref().unwrap_or_default();
                 let event =
@@ -610,6 +617,45 @@ impl Runtime {
                 Event::SpawnFailed { id, error }
             }
         }
+    }
+}
+
+impl Runtime {
+    /// Starts the helper that runs service `id`'s `[[prepare]]` steps,
+    /// their owners resolved now (`user_env` included).
+    fn start_prepare(&mut self, id: ServiceId) -> Result<i32, String> {
+        use crate::config::prepare::Owner;
+        let s = self
+            .sup
+            .services()
+            .get(id)
+            .ok_or("the service is gone (reloaded away)")?;
+        let spec = &s.spec;
+        let own = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        let service_owner = spec
+            .credentials
+            .as_ref()
+            .map_or(own, |c| (c.uid.unwrap_or(own.0), c.gid));
+        let payload = crate::prepare::Payload {
+            file: spec.source.path.display().to_string(),
+            steps: spec
+                .prepare
+                .iter()
+                .map(|step| {
+                    let ids = match step.owner {
+                        Owner::Service => service_owner,
+                        Owner::Ids { uid, gid } => (uid, gid),
+                    };
+                    (step.clone(), ids)
+                })
+                .collect(),
+        };
+        let json = serde_json::to_string(&payload).map_err(|e| e.to_string())?;
+        self.helpers
+            .start_prepare(id, spec, json, &mut self.output, &self.epoll)
     }
 }
 

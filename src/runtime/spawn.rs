@@ -59,6 +59,9 @@ pub struct Extras {
     /// Run as this identity instead of the service's (an action's own
     /// `user`/`group`).
     pub credentials: Option<Credentials>,
+    /// Run as corral itself, in `/`: the prepare helper, which makes the
+    /// service's directories (its working directory among them).
+    pub as_corral: bool,
 }
 
 /// Where a child's stdout or stderr goes: a descriptor of corral's (a
@@ -104,7 +107,11 @@ pub fn spawn_as(
         .first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let cannot = |e: io::Error| io::Error::new(e.kind(), format!("cannot execute {program}: {e}"));
-    let credentials = extras.credentials.as_ref().or(spec.credentials.as_ref());
+    let credentials = if extras.as_corral {
+        None
+    } else {
+        extras.credentials.as_ref().or(spec.credentials.as_ref())
+    };
     let mut overrides: Vec<(&str, &str)> = Vec::new();
     if let Some(c) = credentials {
         if let Some(home) = &c.home {
@@ -131,9 +138,12 @@ pub fn spawn_as(
         candidates: candidates(program, path.as_deref()).map_err(cannot)?,
         argv: cstrings(argv.iter().map(String::as_str)).map_err(cannot)?,
         env,
-        dir: match &spec.working_dir {
-            Some(d) => Some(CString::new(d.as_os_str().as_bytes()).map_err(|e| cannot(e.into()))?),
-            None => None,
+        dir: match (&spec.working_dir, extras.as_corral) {
+            (_, true) => Some(CString::new("/").map_err(|e| cannot(e.into()))?),
+            (Some(d), false) => {
+                Some(CString::new(d.as_os_str().as_bytes()).map_err(|e| cannot(e.into()))?)
+            }
+            (None, false) => None,
         },
         ids: credentials.map(|c| (c.uid, c.gid, c.groups.clone())),
         stdin: File::open("/dev/null").map_err(cannot)?.into(),

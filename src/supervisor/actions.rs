@@ -138,6 +138,7 @@ impl Supervisor {
             State::Running { pid, .. } => Some(pid),
             State::Stopped
             | State::Starting
+            | State::Preparing { .. }
             | State::Spawning
             | State::Adopting { .. }
             | State::Stopping { .. }

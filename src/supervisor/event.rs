@@ -124,6 +124,18 @@ pub enum Event {
         run: u64,
         message: Notice,
     },
+    /// An `Action::Prepare` started its helper.
+    PrepareSpawned { id: ServiceId, pid: Pid },
+    /// An `Action::Prepare` could not start its helper.
+    PrepareSpawnFailed { id: ServiceId, error: String },
+    /// The prepare helper `pid` of service `id` exited: every step done
+    /// (`ok`), or why not.
+    PrepareDone {
+        id: ServiceId,
+        pid: Pid,
+        ok: bool,
+        reason: String,
+    },
     /// `svctl action`: run one action of a service.
     ActionRequested(ActionRequest),
     /// An `Action::StartAction` succeeded.
@@ -208,6 +220,9 @@ pub struct Notice {
 pub enum Action {
     /// Start the service's process; answer with `Spawned` or `SpawnFailed`.
     Spawn(ServiceId),
+    /// Run the service's `[[prepare]]` steps in a helper; answer with
+    /// `PrepareSpawned` or `PrepareSpawnFailed`, then `PrepareDone`.
+    Prepare(ServiceId),
     /// Start the main command; answer with `MainSpawned` or `MainSpawnFailed`.
     SpawnMain,
     /// kill(2) one process.

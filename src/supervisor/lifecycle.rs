@@ -21,6 +21,7 @@ impl Supervisor {
             State::Spawning
             | State::Stopped
             | State::Starting
+            | State::Preparing { .. }
             | State::Backoff { .. }
             | State::Failed { .. }
             | State::Exited => {}
@@ -80,7 +81,6 @@ impl Supervisor {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        let up = self.phase == Phase::Up;
         let Some(s) = self.services.get_mut(id) else {
             return;
         };
@@ -89,6 +89,7 @@ impl Supervisor {
             // Only a spawn in flight can fail; anything else is stale.
             State::Stopped
             | State::Starting
+            | State::Preparing { .. }
             | State::Running { .. }
             | State::Adopting { .. }
             | State::Stopping { .. }
@@ -99,6 +100,23 @@ impl Supervisor {
                 return;
             }
         }
+        self.start_failed(id, error, now, out);
+    }
+
+    /// A start failed before the service's program ran (it could not be
+    /// executed, a prepare step failed): a quick failure for the restart
+    /// policy, a failed run for a oneshot.
+    pub(super) fn start_failed(
+        &mut self,
+        id: ServiceId,
+        error: &str,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let up = self.phase == Phase::Up;
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
         warn!("{}: cannot start: {error}", s.spec.name);
         let reason = format!("cannot start: {error}");
         // A run that never got a process still counts, with why.
@@ -234,6 +252,7 @@ impl Supervisor {
             // The pid table only holds running processes.
             other @ (State::Stopped
             | State::Starting
+            | State::Preparing { .. }
             | State::Spawning
             | State::Adopting { .. }
             | State::Backoff { .. }
@@ -266,7 +285,15 @@ impl Supervisor {
             Kind::Oneshot { optional: true, .. } => {
                 warn!("{name}: optional oneshot failed ({reason}); what requires it starts anyway")
             }
-            Kind::Oneshot { .. } if s.spec.enabled && s.starts == 1 && self.phase == Phase::Up => {
+            // Its run at boot: the first process, or none at all (it
+            // could not be executed, a prepare step failed) while startup
+            // is still pending.
+            Kind::Oneshot { .. }
+                if s.spec.enabled
+                    && (s.starts == 1
+                        || (s.starts == 0 && matches!(self.startup, Startup::Pending { .. })))
+                    && self.phase == Phase::Up =>
+            {
                 tracing::error!(
                     "{name}: required oneshot failed ({reason}); stopping the container (exit code {EXIT_ONESHOT_FAILED}); \
                      set optional = true in its file to carry on instead"
@@ -459,6 +486,7 @@ impl Supervisor {
             // No deadline in these states.
             State::Stopped
             | State::Starting
+            | State::Preparing { .. }
             | State::Spawning
             | State::Failed { .. }
             | State::Exited => {}

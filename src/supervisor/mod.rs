@@ -18,6 +18,7 @@ pub mod event;
 pub mod health;
 mod lifecycle;
 pub mod policy;
+mod prepare;
 mod readiness;
 pub mod reload;
 mod requests;
@@ -190,6 +191,7 @@ impl Service {
             | (
                 State::Stopped
                 | State::Starting
+                | State::Preparing { .. }
                 | State::Spawning
                 | State::Adopting { .. }
                 | State::Stopping { .. }
@@ -211,6 +213,7 @@ impl Service {
             }
             | State::Stopped
             | State::Starting
+            | State::Preparing { .. }
             | State::Spawning
             | State::Adopting { .. }
             | State::Stopping { .. }
@@ -450,6 +453,20 @@ impl Supervisor {
                     self.request_run(id, now, &mut out);
                 }
             }
+            Event::PrepareSpawned { id, pid } => self.on_prepare_spawned(id, pid, &mut out),
+            Event::PrepareSpawnFailed { id, error } => self.on_prepare_failed(
+                id,
+                None,
+                &format!("cannot run the prepare steps: {error}"),
+                now,
+                &mut out,
+            ),
+            Event::PrepareDone {
+                id,
+                pid,
+                ok,
+                reason,
+            } => self.on_prepare_done(id, pid, ok, &reason, now, &mut out),
             Event::ActionRequested(req) => self.on_action_requested(req, now, &mut out),
             Event::ActionSpawned { run, pid } => self.on_action_spawned(run, pid, now, &mut out),
             Event::ActionSpawnFailed { run, error } => {
@@ -570,6 +587,23 @@ impl Supervisor {
             }
             match s.state {
                 State::Starting | State::Backoff { .. } => set_state(s, State::Stopped, now),
+                // The steps are not the service: killed at once. Once the
+                // helper runs, that is (a pending one is killed when it
+                // reports its pid).
+                State::Preparing {
+                    pid: Some(pid),
+                    killed: false,
+                } => {
+                    out.push(Action::SignalGroup {
+                        pgid: pid,
+                        signal: Signal::SIGKILL,
+                    });
+                    s.state = State::Preparing {
+                        pid: Some(pid),
+                        killed: true,
+                    };
+                }
+                State::Preparing { .. } => {}
                 State::Running { .. } => {
                     // Dependents stop first; during shutdown the main
                     // command goes before every service.
@@ -594,8 +628,20 @@ impl Supervisor {
                     continue;
                 };
                 if s.want_up && s.state == State::Starting && can_start {
-                    set_state(s, State::Spawning, now);
-                    out.push(Action::Spawn(id));
+                    if s.spec.prepare.is_empty() {
+                        set_state(s, State::Spawning, now);
+                        out.push(Action::Spawn(id));
+                    } else {
+                        set_state(
+                            s,
+                            State::Preparing {
+                                pid: None,
+                                killed: false,
+                            },
+                            now,
+                        );
+                        out.push(Action::Prepare(id));
+                    }
                 }
             }
             self.check_startup(now, out);

@@ -91,6 +91,7 @@ impl Supervisor {
                 Purpose::Ready | Purpose::Health,
                 State::Stopped
                 | State::Starting
+                | State::Preparing { .. }
                 | State::Spawning
                 | State::Adopting { .. }
                 | State::Stopping { .. }

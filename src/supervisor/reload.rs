@@ -127,6 +127,8 @@ pub fn differences(old: &ServiceSpec, new: &ServiceSpec) -> (Vec<&'static str>, 
         ("log", old.log != new.log && inherit(old) == inherit(new)),
         ("schedule", old.schedule != new.schedule),
         ("actions", old.actions != new.actions),
+        // The next start runs the new steps.
+        ("prepare", old.prepare != new.prepare),
     ] {
         if differs {
             in_place.push(key);

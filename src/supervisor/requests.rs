@@ -95,6 +95,7 @@ impl Supervisor {
                 }
                 State::Stopping { then, .. } => *then = AfterStop::Start,
                 State::Starting
+                | State::Preparing { .. }
                 | State::Spawning
                 | State::Adopting { .. }
                 | State::Running { .. } => {}

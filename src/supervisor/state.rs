@@ -14,6 +14,10 @@ pub enum State {
     Stopped,
     /// Wanted up, waiting for the services it requires to be running.
     Starting,
+    /// Its `[[prepare]]` steps run in a helper (`pid`, once started)
+    /// before the spawn; `killed` once a stop sent the helper SIGKILL.
+    /// Shown as `starting`.
+    Preparing { pid: Option<Pid>, killed: bool },
     /// `Action::Spawn` issued; the runtime's answer is pending. Shown as
     /// `starting`. Guards against spawning twice.
     Spawning,
@@ -85,7 +89,10 @@ impl State {
     pub fn word(&self) -> &'static str {
         match self {
             State::Stopped => "stopped",
-            State::Starting | State::Spawning | State::Adopting { .. } => "starting",
+            State::Starting
+            | State::Preparing { .. }
+            | State::Spawning
+            | State::Adopting { .. } => "starting",
             State::Running { .. } => "running",
             State::Stopping { .. } => "stopping",
             State::Backoff { .. } => "backoff",
@@ -120,6 +127,7 @@ impl State {
             } => health.as_ref().and_then(HealthCheck::deadline),
             State::Stopped
             | State::Starting
+            | State::Preparing { .. }
             | State::Spawning
             | State::Failed { .. }
             | State::Exited => None,
@@ -130,8 +138,10 @@ impl State {
     pub fn pid(&self) -> Option<Pid> {
         match self {
             State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
+            // The prepare helper is not the service's process.
             State::Stopped
             | State::Starting
+            | State::Preparing { .. }
             | State::Spawning
             | State::Adopting { .. }
             | State::Backoff { .. }
@@ -145,7 +155,8 @@ impl State {
     pub fn is_active(&self) -> bool {
         matches!(
             self,
-            State::Spawning
+            State::Preparing { .. }
+                | State::Spawning
                 | State::Adopting { .. }
                 | State::Running { .. }
                 | State::Stopping { .. }

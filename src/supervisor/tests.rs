@@ -41,6 +41,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
         no_new_privs: true,
         schedule: None,
         actions: Vec::new(),
+        prepare: Vec::new(),
     }
 }
 
@@ -1125,6 +1126,22 @@ mod table {
         let mut sim = boot(vec![never], true);
         sim.exit("s", ExitStatus::Code(0));
         rows.push(("exited", sim));
+        // Its prepare helper runs (pid 800).
+        let mut prepared = spec("s", &[]);
+        prepared.prepare = vec![crate::config::prepare::Step {
+            verb: crate::config::prepare::Verb::Mkdir {
+                path: "/run/s".into(),
+                mode: 0o755,
+            },
+            owner: crate::config::prepare::Owner::Service,
+            line: 1,
+        }];
+        let mut sim = boot(vec![prepared], true);
+        sim.run(Event::PrepareSpawned {
+            id: sid(0),
+            pid: 800,
+        });
+        rows.push(("preparing", sim));
         rows
     }
 
@@ -1133,6 +1150,10 @@ mod table {
         let s = sid(0);
         let svc = sim.sup.services().get(s).unwrap();
         let (pid, run) = (svc.state.pid().unwrap_or(4242), svc.starts);
+        let helper = match svc.state {
+            State::Preparing { pid: Some(p), .. } => p,
+            _ => 4343,
+        };
         vec![
             ("Boot", Event::Boot),
             ("Spawned", Event::Spawned { id: s, pid: 9000 }),
@@ -1214,6 +1235,23 @@ mod table {
                 }),
             ),
             ("ActionSpawned", Event::ActionSpawned { run: 0, pid: 9100 }),
+            ("PrepareSpawned", Event::PrepareSpawned { id: s, pid: 9200 }),
+            (
+                "PrepareSpawnFailed",
+                Event::PrepareSpawnFailed {
+                    id: s,
+                    error: "EAGAIN".into(),
+                },
+            ),
+            (
+                "PrepareDone",
+                Event::PrepareDone {
+                    id: s,
+                    pid: helper,
+                    ok: true,
+                    reason: String::new(),
+                },
+            ),
             (
                 "ActionSpawnFailed",
                 Event::ActionSpawnFailed {
@@ -1238,6 +1276,7 @@ mod table {
             } => "running, ready".into(),
             State::Spawning => "spawning".into(),
             State::Adopting { .. } => "adopting".into(),
+            State::Preparing { .. } => "preparing".into(),
             other => other.word().into(),
         }
     }
@@ -1253,24 +1292,28 @@ mod table {
     const BACKOFF: &str = "backoff";
     const FAILED: &str = "failed";
     const EXITED: &str = "exited";
+    const PREPARING: &str = "preparing";
 
     /// What follows, row by row; the columns are `events` in order: Boot,
     /// Spawned, SpawnFailed, MainSpawned, MainSpawnFailed, Reaped,
     /// NoChildren, Tick, SIGHUP, Start, Stop, Restart, Signal, Shutdown,
     /// Adopted, AdoptFailed, ProbeDone, Notified, Run, Action,
-    /// ActionSpawned, ActionSpawnFailed. Actions never move the service.
+    /// ActionSpawned, PrepareSpawned, PrepareSpawnFailed, PrepareDone,
+    /// ActionSpawnFailed. Actions never move the service; prepare events
+    /// move only a preparing one.
     #[rustfmt::skip]
-    const EXPECTED: &[(&str, [&str; 22])] = &[
-        (STOPPED,  [STOPPED, STOPPING, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, READY, STOPPED, READY, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED]),
-        (STARTING, [STARTING, READY, STARTING, STARTING, STOPPED, STARTING, STARTING, STARTING, STARTING, STARTING, STOPPED, STARTING, STARTING, STOPPED, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING]),
-        (SPAWNING, [SPAWNING, READY, BACKOFF, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING]),
-        (WAITING,  [WAITING, WAITING, WAITING, WAITING, STOPPING, BACKOFF, WAITING, STOPPING, WAITING, WAITING, STOPPING, STOPPING, WAITING, STOPPING, WAITING, WAITING, READY, WAITING, WAITING, WAITING, WAITING, WAITING]),
-        (READY,    [READY, READY, READY, READY, STOPPING, BACKOFF, READY, READY, READY, READY, STOPPING, STOPPING, READY, STOPPING, READY, READY, READY, READY, READY, READY, READY, READY]),
-        (ADOPTING, [ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, READY, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING]),
-        (STOPPING, [STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPED, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING]),
-        (BACKOFF,  [BACKOFF, READY, BACKOFF, BACKOFF, STOPPED, BACKOFF, BACKOFF, READY, BACKOFF, READY, STOPPED, READY, BACKOFF, STOPPED, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF]),
-        (FAILED,   [FAILED, WAITING, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, WAITING, FAILED, WAITING, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, WAITING, FAILED, FAILED, FAILED]),
-        (EXITED,   [EXITED, READY, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, READY, EXITED, READY, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED]),
+    const EXPECTED: &[(&str, [&str; 25])] = &[
+        (STOPPED,  [STOPPED, STOPPING, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, READY, STOPPED, READY, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED, STOPPED]),
+        (STARTING, [STARTING, READY, STARTING, STARTING, STOPPED, STARTING, STARTING, STARTING, STARTING, STARTING, STOPPED, STARTING, STARTING, STOPPED, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING, STARTING]),
+        (SPAWNING, [SPAWNING, READY, BACKOFF, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING, SPAWNING]),
+        (WAITING,  [WAITING, WAITING, WAITING, WAITING, STOPPING, BACKOFF, WAITING, STOPPING, WAITING, WAITING, STOPPING, STOPPING, WAITING, STOPPING, WAITING, WAITING, READY, WAITING, WAITING, WAITING, WAITING, WAITING, WAITING, WAITING, WAITING]),
+        (READY,    [READY, READY, READY, READY, STOPPING, BACKOFF, READY, READY, READY, READY, STOPPING, STOPPING, READY, STOPPING, READY, READY, READY, READY, READY, READY, READY, READY, READY, READY, READY]),
+        (ADOPTING, [ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, READY, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING, ADOPTING]),
+        (STOPPING, [STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPED, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING, STOPPING]),
+        (BACKOFF,  [BACKOFF, READY, BACKOFF, BACKOFF, STOPPED, BACKOFF, BACKOFF, READY, BACKOFF, READY, STOPPED, READY, BACKOFF, STOPPED, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF, BACKOFF]),
+        (FAILED,   [FAILED, WAITING, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, WAITING, FAILED, WAITING, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED, WAITING, FAILED, FAILED, FAILED, FAILED, FAILED, FAILED]),
+        (EXITED,   [EXITED, READY, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, READY, EXITED, READY, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED, EXITED]),
+        (PREPARING, [PREPARING, READY, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, PREPARING, READY, PREPARING]),
     ];
 
     #[test]
@@ -1351,7 +1394,7 @@ mod table {
             let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
             assert_eq!(got, expected, "row {row}");
         }
-        assert_eq!(seen.len(), 10 * 22, "every pair walked");
+        assert_eq!(seen.len(), 11 * 25, "every pair walked");
     }
 
     fn rows_again(name: &str) -> Sim {
@@ -1522,4 +1565,5 @@ fn status_lists_by_name_and_says_seconds() {
 }
 
 mod actions;
+mod prepare;
 mod schedules;

@@ -218,6 +218,10 @@ impl Supervisor {
                 seconds(until.saturating_duration_since(now))
             )),
             State::Failed { reason } => Some(reason.clone()),
+            State::Preparing { .. } => Some(format!(
+                "running its {} prepare step(s)",
+                s.spec.prepare.len()
+            )),
             State::Stopping {
                 then: AfterStop::Start,
                 ..
@@ -271,7 +275,8 @@ impl Supervisor {
             State::Running { ready, .. } => matches!(ready, Readiness::Ready { .. }),
             State::Failed { .. } | State::Exited | State::Stopped => true,
             State::Starting => self.blocker(id).is_some(),
-            State::Spawning
+            State::Preparing { .. }
+            | State::Spawning
             | State::Adopting { .. }
             | State::Stopping { .. }
             | State::Backoff { .. } => false,
@@ -312,6 +317,7 @@ impl Supervisor {
             },
             State::Stopped
             | State::Starting
+            | State::Preparing { .. }
             | State::Spawning
             | State::Running { .. }
             | State::Adopting { .. }
