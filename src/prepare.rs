@@ -182,6 +182,33 @@ fn push_components(todo: &mut Vec<OsString>, p: &Path) {
     todo.extend(parts.into_iter().rev());
 }
 
+/// Why a directory entry could not be opened as a directory.
+enum NotDir {
+    Missing,
+    Link,
+    Other,
+    Failed(String),
+}
+
+/// Opens entry `name` of `dir` as a directory, never through a link.
+fn child_dir(dir: &OwnedFd, name: &OsStr) -> Result<OwnedFd, NotDir> {
+    match openat(dir, name, dir_flags(), Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::ENOENT) => Err(NotDir::Missing),
+        // O_NOFOLLOW with O_DIRECTORY reports a link as ELOOP or ENOTDIR.
+        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+            match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) if is(&st, SFlag::S_IFLNK) => Err(NotDir::Link),
+                Ok(_) => Err(NotDir::Other),
+                Err(e) => Err(NotDir::Failed(errno(e))),
+            }
+        }
+        Err(e) => Err(NotDir::Failed(errno(e))),
+    }
+}
+
+const LINK: &str = "is a symbolic link; corral does not follow it";
+
 fn open_abs(p: &Path) -> Result<OwnedFd, String> {
     // Only ever a prefix already walked safely.
     openat(AT_FDCWD, p, dir_flags(), Mode::empty()).map_err(errno)
@@ -221,11 +248,12 @@ fn mkdir(path: &Path, mode: u32, owner: Owner) -> Result<Option<String>, String>
         Err(Errno::EEXIST) => false,
         Err(e) => return Err(errno(e)),
     };
-    let fd = match openat(&dir, name.as_os_str(), dir_flags(), Mode::empty()) {
+    let fd = match child_dir(&dir, &name) {
         Ok(fd) => fd,
-        Err(Errno::ELOOP) => return Err("is a symbolic link; corral does not follow it".into()),
-        Err(Errno::ENOTDIR) => return Err("exists and is not a directory".into()),
-        Err(e) => return Err(errno(e)),
+        Err(NotDir::Link) => return Err(LINK.into()),
+        Err(NotDir::Other) => return Err("exists and is not a directory".into()),
+        Err(NotDir::Missing) => return Err("vanished while being made".into()),
+        Err(NotDir::Failed(e)) => return Err(e),
     };
     let changed = settle(&fd, Some(mode), owner)?;
     Ok(match (created, changed) {
@@ -249,14 +277,15 @@ struct Tally {
 fn chown(path: &Path, owner: Owner) -> Result<Option<String>, String> {
     let (parent, name) = split(path)?;
     let dir = open_dir(&parent, false)?;
-    let top = match openat(&dir, name.as_os_str(), dir_flags(), Mode::empty()) {
+    let top = match child_dir(&dir, &name) {
         Ok(fd) => fd,
-        Err(Errno::ELOOP) => return Err("is a symbolic link; corral does not follow it".into()),
-        Err(Errno::ENOTDIR) => {
-            // A single file: its owner, not following a link.
+        Err(NotDir::Link) => return Err(LINK.into()),
+        // A single file: its owner.
+        Err(NotDir::Other) => {
             return chown_entry(&dir, &name, owner).map(|c| c.then(|| "owner set".to_string()));
         }
-        Err(e) => return Err(errno(e)),
+        Err(NotDir::Missing) => return Err("does not exist".into()),
+        Err(NotDir::Failed(e)) => return Err(e),
     };
     let dev = fstat(&top).map_err(errno)?.st_dev;
     let mut tally = Tally::default();
@@ -335,10 +364,10 @@ fn walk_chown(
         if is(&st, SFlag::S_IFDIR) {
             // O_NOFOLLOW: a directory swapped for a link since the stat
             // is not entered.
-            match openat(dir, name.as_os_str(), dir_flags(), Mode::empty()) {
+            match child_dir(dir, &name) {
                 Ok(sub) => walk_chown(&sub, dev, owner, tally, depth + 1)?,
-                Err(Errno::ELOOP | Errno::ENOTDIR | Errno::ENOENT) => {}
-                Err(e) => return Err(errno(e)),
+                Err(NotDir::Link | NotDir::Other | NotDir::Missing) => {}
+                Err(NotDir::Failed(e)) => return Err(e),
             }
         }
     }
@@ -356,18 +385,14 @@ fn copy(from: &Path, to: &Path, owner: Owner) -> Result<Option<String>, String> 
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(e) => return Err(errno(e)),
     }
-    let dst = match openat(&dir, name.as_os_str(), dir_flags(), Mode::empty()) {
+    let dst = match child_dir(&dir, &name) {
         Ok(fd) => fd,
-        Err(Errno::ELOOP) => {
-            return Err(format!(
-                "{} is a symbolic link; corral does not follow it",
-                to.display()
-            ));
-        }
-        Err(Errno::ENOTDIR) => {
+        Err(NotDir::Link) => return Err(format!("{} {LINK}", to.display())),
+        Err(NotDir::Other) => {
             return Err(format!("{} exists and is not a directory", to.display()));
         }
-        Err(e) => return Err(errno(e)),
+        Err(NotDir::Missing) => return Err(format!("{} vanished while being made", to.display())),
+        Err(NotDir::Failed(e)) => return Err(e),
     };
     if !entries(&dst)?.is_empty() {
         return Ok(Some(format!("skipped: {} is not empty", to.display())));

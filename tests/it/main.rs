@@ -11,6 +11,7 @@ mod lifecycle;
 mod load;
 mod logs;
 mod pid1;
+mod prepare;
 mod ready;
 mod reload;
 mod schedules;
@@ -47,6 +48,7 @@ fn main() {
     tests.extend(tooling::TESTS);
     tests.extend(actions::TESTS);
     tests.extend(environ::TESTS);
+    tests.extend(prepare::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)
