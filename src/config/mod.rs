@@ -1030,7 +1030,8 @@ stop_timeout = "2s"
         let seeds: Vec<Vec<u8>> = [
             &include_bytes!("../../services.d.example/app.toml")[..],
             include_bytes!("../../services.d.example/db.toml"),
-            include_bytes!("../../services.d.example/setup.toml"),
+            include_bytes!("../../services.d.example/migrate.toml"),
+            include_bytes!("../../examples/unbound/services.d/unbound.toml"),
             include_bytes!("../../services.d.example/ticker.toml"),
             b"command = [\"/x\"]\nuser = 5\ngroup = \"nogroup\"\nrequires = [\"a\", \"b\"]\nenv = { A = \"1\" }\nstop_signal = 15\n[ready]\ntcp = \"127.0.0.1:80\"\n[health]\nexec = [\"true\"]\n[log]\nfile = \"/var/log/x\"\nmax_size = \"1MiB\"\n",
         ]

@@ -161,11 +161,11 @@ pub(super) fn steps(
             Verb::Chown { path }
         } else if let Some(ft) = &s.copy {
             no_mode(c, "copy (it keeps the template's modes)");
-            let from = absolute(c, &at, "copy.from", &ft.get_ref().from, ft);
+            let from = source(c, &at, "copy.from", &ft.get_ref().from, ft);
             let to = absolute(c, &at, "copy.to", &ft.get_ref().to, ft);
             Verb::Copy { from, to }
         } else if let Some(ft) = &s.render {
-            let from = absolute(c, &at, "render.from", &ft.get_ref().from, ft);
+            let from = source(c, &at, "render.from", &ft.get_ref().from, ft);
             let to = absolute(c, &at, "render.to", &ft.get_ref().to, ft);
             Verb::Render {
                 from,
@@ -214,6 +214,16 @@ fn absolute<T>(c: &mut Checker<'_>, at: &str, key: &str, text: &str, span: &Span
         );
     }
     PathBuf::from(text)
+}
+
+/// A `from`: absolute, or relative to the service file's directory, so
+/// templates can ship beside the service files.
+fn source<T>(c: &mut Checker<'_>, at: &str, key: &str, text: &str, span: &Spanned<T>) -> PathBuf {
+    if text.starts_with('/') || text.contains('\0') || text.is_empty() {
+        return absolute(c, at, key, text, span);
+    }
+    let dir = c.source.path.parent().unwrap_or(std::path::Path::new("."));
+    std::path::absolute(dir.join(text)).unwrap_or_else(|_| dir.join(text))
 }
 
 /// `root`, `user`, `user:group` or numbers, to ids.

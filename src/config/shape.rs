@@ -335,7 +335,12 @@ pub(super) const ACTION: &[Key] = &[
 
 /// `{ from = "...", to = "..." }` of copy and render.
 pub(super) const FROM_TO: &[Key] = &[
-    key("from", Want::Str, None, "absolute path of the source"),
+    key(
+        "from",
+        Want::Str,
+        None,
+        "the source: an absolute path, or one relative to the service file's directory",
+    ),
     key("to", Want::Str, None, "absolute path of the result"),
 ];
 
