@@ -928,6 +928,55 @@ stop_timeout = "2s"
     }
 
     #[test]
+    fn prepare_steps_resolve_and_missing_sources_are_warned_about() {
+        use super::prepare::{Owner, Verb};
+        let dir = Dir::new(&[(
+            "app.toml",
+            "run = \"x\"\nuser = \"app\"\n\
+             [[prepare]]\nmkdir = \"/run/app\"\nmode = \"0750\"\nowner = \"root\"\n\
+             [[prepare]]\nrender = { from = \"templates/app.conf.in\", to = \"/run/app/app.conf\" }\n\
+             [[prepare]]\nchown = \"/var/lib/app\"\nowner = \"www:app\"\n",
+        )]);
+        let users = UserDb {
+            users: parse_passwd(
+                "root:x:0:0::/root:/bin/sh\nwww:x:33:33::/var/www:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+            ),
+            groups: parse_group("root:x:0:\napp:x:1000:\n"),
+        };
+        let c = load_dir_with(&dir.0, Missing::Error, &users).unwrap();
+        let steps = &c.services[0].prepare;
+        assert_eq!(
+            steps[0].verb,
+            Verb::Mkdir {
+                path: "/run/app".into(),
+                mode: 0o750
+            }
+        );
+        assert_eq!(steps[0].owner, Owner::Ids { uid: 0, gid: 0 });
+        assert_eq!(steps[0].line, 3);
+        // A relative `from` is the service file's directory's.
+        assert_eq!(
+            steps[1].verb,
+            Verb::Render {
+                from: dir.0.join("templates/app.conf.in"),
+                to: "/run/app/app.conf".into(),
+                mode: 0o644
+            }
+        );
+        assert_eq!(steps[1].owner, Owner::Service);
+        assert_eq!(steps[2].owner, Owner::Ids { uid: 33, gid: 1000 });
+        // The template is not there: a warning with its line, not an error.
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("app.toml:7: [[prepare]] step 2:")
+                    && w.contains("templates/app.conf.in does not exist here")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
     fn nothing_may_require_a_scheduled_job() {
         let errs = load(&[
             (

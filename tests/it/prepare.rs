@@ -215,8 +215,38 @@ fn a_link_planted_in_a_chowned_tree_is_not_followed() -> TestResult {
     assert_eq!(owner(&shadow), (0, 0), "the link was followed");
     assert_eq!(owner(&etc), (0, 0), "the link to a directory was followed");
     assert_eq!(owner(&etc.join("passwd")), (0, 0));
-    // A tree that is itself a link is refused.
     drop(c);
+    // Now the real one, the stand-ins having shown the walk is safe (and a
+    // guard puts /etc/shadow back should it ever not be).
+    let real = Path::new("/etc/shadow");
+    if real.exists() {
+        struct Restore((u32, u32));
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let (u, g) = self.0;
+                let _ = std::os::unix::fs::lchown("/etc/shadow", Some(u), Some(g));
+            }
+        }
+        let before = owner(real);
+        let _restore = Restore(before);
+        std::os::unix::fs::symlink(real, data.join("etc-shadow")).unwrap();
+        let c = Setup::new(
+            "prep-link-real",
+            &[(
+                "app",
+                &format!(
+                    "run = \"exec sleep 1000\"\nuser = \"nobody\"\n[[prepare]]\nchown = \"{}\"\n",
+                    data.display()
+                ),
+            )],
+        )
+        .start();
+        c.wait_socket();
+        c.wait_state("app", "running", 5 * SECOND);
+        assert_eq!(owner(&data.join("etc-shadow")), (NOBODY, ng));
+        assert_eq!(owner(real), before, "/etc/shadow changed hands");
+    }
+    // A tree that is itself a link is refused.
     let link = tmp.path("data-link");
     std::os::unix::fs::symlink(&etc, &link).unwrap();
     let c = Setup::new(
