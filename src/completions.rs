@@ -96,6 +96,12 @@ pub const VERBS: &[VerbInfo] = &[
         about: "the actions of all or the named services",
     },
     VerbInfo {
+        name: "events",
+        options: &["--json"],
+        args: Args::Names,
+        about: "every change of the services from now on, a line each",
+    },
+    VerbInfo {
         name: "health",
         options: &[],
         args: Args::Nothing,

@@ -14,6 +14,7 @@ use crate::config::units::parse_duration;
 use crate::proto::{ErrorKind, PROTOCOL_VERSION, Request, Response, ServiceStatus, Verb};
 
 mod action;
+mod events;
 mod render;
 use render::{actions_table, inspect_report, table};
 
@@ -67,6 +68,9 @@ verbs:
   actions [--json|--names] [NAME...]
                               the actions of all or the named services (--names:
                               only the actions' names, a line each)
+  events [--json] [NAME...]   every state change, start, exit, readiness, health
+                              verdict, scheduled run, reload and action from now on,
+                              a line each, until interrupted
   health                      exit 0 iff every enabled service is up, ready, healthy
                               and every oneshot succeeded (for HEALTHCHECK, probes)
   reload [--dry-run]          re-read the services directory and apply what changed
@@ -113,6 +117,15 @@ pub fn main(args: &[String]) -> i32 {
     }
     if let Verb::Action { .. } = inv.verb {
         return action::run(&inv.socket, inv.discovered, &inv.verb, inv.deadline);
+    }
+    if let Verb::Events { .. } = inv.verb {
+        return events::run(
+            &inv.socket,
+            inv.discovered,
+            &inv.verb,
+            inv.json,
+            inv.deadline,
+        );
     }
     let tty_out = std::io::stdout().is_terminal();
     let tty_err = std::io::stderr().is_terminal();
@@ -161,7 +174,10 @@ pub fn main(args: &[String]) -> i32 {
         }
         // Only `logs` asks for lines and `action` for output; neither
         // comes here.
-        Response::Logs { .. } | Response::Output(_) | Response::Exited { .. } => EXIT_FAILED,
+        Response::Logs { .. }
+        | Response::Output(_)
+        | Response::Exited { .. }
+        | Response::Event(_) => EXIT_FAILED,
         Response::Actions { actions } => {
             if inv.names_only {
                 for a in &actions {
@@ -430,7 +446,8 @@ fn logs(socket: &std::path::Path, discovered: bool, verb: &Verb, timeout: Durati
                 | Response::Inspect(_)
                 | Response::Actions { .. }
                 | Response::Output(_)
-                | Response::Exited { .. },
+                | Response::Exited { .. }
+                | Response::Event(_),
             ))
             | Ok(None) => return EXIT_OK,
             Err(e) => {
@@ -559,6 +576,7 @@ fn parse(
             }
         }
         "actions" => Verb::Actions { names },
+        "events" => Verb::Events { names },
         "health" if names.is_empty() => Verb::Health,
         "inspect" if names.is_empty() => Verb::Inspect,
         "inspect" => {
@@ -572,10 +590,10 @@ fn parse(
     if json
         && !matches!(
             verb,
-            Verb::Status { .. } | Verb::Inspect | Verb::Actions { .. }
+            Verb::Status { .. } | Verb::Inspect | Verb::Actions { .. } | Verb::Events { .. }
         )
     {
-        return Err("--json goes with status, inspect and actions".into());
+        return Err("--json goes with status, inspect, actions and events".into());
     }
     if names_only && !matches!(verb, Verb::Status { .. } | Verb::Actions { .. }) {
         return Err("--names goes with status and actions".into());
@@ -602,7 +620,8 @@ fn parse(
         | Verb::Health
         | Verb::Inspect
         | Verb::Action { .. }
-        | Verb::Actions { .. } => timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
+        | Verb::Actions { .. }
+        | Verb::Events { .. } => timeout.unwrap_or(DEFAULT_ANSWER_TIMEOUT),
     };
     Ok(Some(Invocation {
         discovered: socket.is_none(),

@@ -88,6 +88,56 @@ pub enum Verb {
         #[serde(default)]
         names: Vec<String>,
     },
+    /// Every event from now on (of these services; all when empty) until
+    /// the client goes away: one `Event` answer each.
+    Events {
+        #[serde(default)]
+        names: Vec<String>,
+    },
+}
+
+/// One line of `svctl events`: when, which service (none for a reload),
+/// what happened, and the details that kind of event has. Stable,
+/// documented in README.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventLine {
+    /// RFC 3339, UTC.
+    pub time: String,
+    #[serde(default)]
+    pub service: Option<String>,
+    /// `state`, `started`, `exited`, `ready`, `health`, `run`, `skipped`,
+    /// `added`, `removed`, `reload` or `action`.
+    pub event: String,
+    /// `state`: the state words before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `started`, `exited`: the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// `exited`: how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<LastExit>,
+    /// `ready`: how long the process took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_ms: Option<u64>,
+    /// `health`: the verdict and the last check's line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// `action`: its name and exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// `reload`: the plan, a line each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<String>>,
+    /// Why, where there is more to say (a state's note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One action in `svctl actions`.
@@ -259,6 +309,8 @@ pub enum Response {
     },
     /// Output of a running action, as it comes.
     Output(Chunk),
+    /// `events`: one event, as it happens.
+    Event(Box<EventLine>),
     /// The action is over: svctl exits with `code` (the action's exit
     /// code, 128+N when a signal killed it, 124 when it timed out), saying
     /// `message` if there is one.
@@ -381,6 +433,9 @@ mod tests {
                 args: vec!["--strict".into(), "a b".into()],
             },
             Verb::Actions { names: vec![] },
+            Verb::Events {
+                names: vec!["web".into()],
+            },
         ];
         for verb in verbs {
             let req = Request {

@@ -62,7 +62,8 @@ pub(super) fn run(socket: &Path, discovered: bool, verb: &Verb, timeout: Duratio
                 Response::Ok { .. }
                 | Response::Logs { .. }
                 | Response::Inspect(_)
-                | Response::Actions { .. },
+                | Response::Actions { .. }
+                | Response::Event(_),
             )) => {
                 eprintln!("svctl: unexpected answer from corral to an action");
                 return EXIT_FAILED;

@@ -93,6 +93,26 @@ impl Runtime {
             self.forward_taps();
             self.action_clients.remove(run);
         }
+        let ran = match &outcome {
+            ActionOutcome::Exited { label, status, .. } => {
+                Some((label.clone(), status.as_exit_code()))
+            }
+            ActionOutcome::Signalled { message } => {
+                Some((message.split(':').next().unwrap_or_default().to_string(), 0))
+            }
+            ActionOutcome::Refused { .. } | ActionOutcome::NotStarted { .. } => None,
+        };
+        if let Some((label, code)) = ran
+            && let Some((service, action)) = label.split_once('/')
+        {
+            self.publish(crate::proto::EventLine {
+                service: Some(service.to_string()),
+                event: "action".into(),
+                action: Some(action.to_string()),
+                code: Some(code),
+                ..super::event_line()
+            });
+        }
         let response = match outcome {
             ActionOutcome::Refused {
                 message,

@@ -303,6 +303,9 @@ impl Runtime {
             self.output.following = c.has_followers();
         }
         self.forward_taps();
+        // Listeners hear changes from the moment they connected.
+        let listening = self.control.as_ref().is_some_and(Control::has_listeners);
+        self.sup.set_listening(listening);
         // corral's own messages go through the same non-blocking sink.
         let own = crate::logging::take_captured();
         if !own.is_empty() {
@@ -567,6 +570,7 @@ impl Runtime {
                 self.queue.push_back(event);
             }
             Action::ActionDone { client, outcome } => self.action_done(client, outcome),
+            Action::Publish(line) => self.publish(*line),
             Action::Exit(code) => self.exit = Some(code),
         }
     }
@@ -620,7 +624,22 @@ impl Runtime {
     }
 }
 
+/// An event line stamped now, to fill in.
+fn event_line() -> crate::proto::EventLine {
+    crate::proto::EventLine {
+        time: crate::logs::time::rfc3339(std::time::SystemTime::now()),
+        ..crate::proto::EventLine::default()
+    }
+}
+
 impl Runtime {
+    /// Sends an event to `svctl events` listeners.
+    fn publish(&mut self, line: crate::proto::EventLine) {
+        if let Some(c) = &mut self.control {
+            c.publish(&line, &self.epoll);
+        }
+    }
+
     /// Starts the helper that runs service `id`'s `[[prepare]]` steps,
     /// their owners resolved now (`user_env` included).
     fn start_prepare(&mut self, id: ServiceId) -> Result<i32, String> {

@@ -103,9 +103,15 @@ impl Runtime {
     ) {
         let mut actions = Vec::new();
         let (plan, goals) = self.sup.reload(config, now, &mut actions);
+        let lines = plan.lines();
+        self.publish(crate::proto::EventLine {
+            event: "reload".into(),
+            plan: Some(lines.clone()),
+            ..super::event_line()
+        });
         for action in actions {
             self.perform(action);
         }
-        (plan.lines(), goals)
+        (lines, goals)
     }
 }

@@ -262,6 +262,8 @@ pub enum Action {
     },
     /// Tell the client that asked for an action how it ended.
     ActionDone { client: u64, outcome: ActionOutcome },
+    /// Tell `svctl events` listeners (see `journal`).
+    Publish(Box<crate::proto::EventLine>),
     /// Tell whatever supervises corral (its NOTIFY_SOCKET, as podman
     /// --sdnotify=container or systemd pass it) this sd_notify(3) message,
     /// if it asked to be told.

@@ -16,6 +16,7 @@
 mod actions;
 pub mod event;
 pub mod health;
+mod journal;
 mod lifecycle;
 pub mod policy;
 mod prepare;
@@ -324,6 +325,8 @@ pub struct Supervisor {
     booted: bool,
     /// Actions in progress.
     runs: actions::Runs,
+    /// What `svctl events` listeners last saw.
+    journal: journal::Journal,
 }
 
 impl Supervisor {
@@ -361,6 +364,7 @@ impl Supervisor {
             clock: Clock { mono: now, wall },
             booted: false,
             runs: actions::Runs::default(),
+            journal: journal::Journal::default(),
         }
     }
 
@@ -475,6 +479,14 @@ impl Supervisor {
         }
         self.settle_schedules(now, &mut out);
         self.reconcile(now, &mut out);
+        if self.journal.listening() {
+            let time = crate::logs::time::rfc3339(std::time::SystemTime::from(wall));
+            out.extend(
+                self.journal_lines(&time)
+                    .into_iter()
+                    .map(|l| Action::Publish(Box::new(l))),
+            );
+        }
         out
     }
 

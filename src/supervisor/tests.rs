@@ -1565,5 +1565,6 @@ fn status_lists_by_name_and_says_seconds() {
 }
 
 mod actions;
+mod journal;
 mod prepare;
 mod schedules;

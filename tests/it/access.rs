@@ -64,7 +64,7 @@ fn control_group_may_only_look() -> TestResult {
         assert_eq!(out.status.code(), Some(4), "{touch:?}: {out:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr)
-                .contains("may only use status, logs, health, wait, inspect and actions"),
+                .contains("may only use status, logs, health, wait, inspect, actions and events"),
             "{out:?}"
         );
     }

@@ -6,6 +6,7 @@
 mod access;
 mod actions;
 mod environ;
+mod events;
 mod harness;
 mod lifecycle;
 mod load;
@@ -49,6 +50,7 @@ fn main() {
     tests.extend(actions::TESTS);
     tests.extend(environ::TESTS);
     tests.extend(prepare::TESTS);
+    tests.extend(events::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)

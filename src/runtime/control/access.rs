@@ -55,7 +55,8 @@ pub fn read_only(verb: &Verb) -> bool {
         | Verb::Health
         | Verb::Wait { .. }
         | Verb::Inspect
-        | Verb::Actions { .. } => true,
+        | Verb::Actions { .. }
+        | Verb::Events { .. } => true,
         Verb::Start { .. }
         | Verb::Stop { .. }
         | Verb::Restart { .. }

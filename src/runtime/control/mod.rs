@@ -70,6 +70,9 @@ struct Client {
     follows: Option<Vec<ServiceId>>,
     /// `svctl action`: stays open for the action's output until its end.
     streaming: bool,
+    /// `svctl events`: stays open for the events of these services (all
+    /// when empty) until the client goes away.
+    watches: Option<Vec<String>>,
     /// What the peer may do; `None`: refused, answered and closed.
     access: Option<Access>,
     /// Who the peer is (uid, pid), for messages.
@@ -189,6 +192,7 @@ impl Control {
                             answered: false,
                             follows: None,
                             streaming: false,
+                            watches: None,
                             access: granted,
                             peer: peer.map(|p| (p.uid, p.pid)),
                             request_by: Instant::now() + REQUEST_TIMEOUT,
@@ -417,7 +421,7 @@ impl Control {
                 }
             }
         }
-        if c.follows.is_some() || c.streaming {
+        if c.follows.is_some() || c.streaming || c.watches.is_some() {
             // Everything written: back to watching for the hang-up only.
             let mut hangup_only = EpollEvent::new(EpollFlags::empty(), token(Kind::Client, id));
             let _ = epoll.modify(&c.stream, &mut hangup_only);
@@ -506,23 +510,8 @@ impl Control {
             }
             if c.output.len() > FOLLOW_LIMIT {
                 warn!("svctl logs -f reads too slowly; cutting it off");
-                // The front may be the rest of a line partly written:
-                // finish that line, so the message starts a line of its own.
-                let partial = c
-                    .output
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(0, |p| p + 1);
-                c.output.truncate(partial);
                 c.follows = None;
-                self.reply(
-                    id,
-                    Response::error(
-                        ErrorKind::Failed,
-                        "cut off: reading too slowly to keep up with the logs",
-                    ),
-                    epoll,
-                );
+                self.cut_off(id, "the logs", epoll);
                 continue;
             }
             let mut line = serde_json::to_vec(&Response::Logs { lines }).unwrap_or_default();
@@ -570,6 +559,73 @@ impl Control {
             c.streaming = false;
         }
         self.reply(client, response, epoll);
+    }
+}
+
+impl Control {
+    /// Ends a stream whose reader fell `FOLLOW_LIMIT` behind, saying so.
+    fn cut_off(&mut self, id: u64, what: &str, epoll: &Epoll) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            // The front may be the rest of a line partly written: finish
+            // that line, so the message starts a line of its own.
+            let partial = c
+                .output
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(0, |p| p + 1);
+            c.output.truncate(partial);
+        }
+        self.reply(
+            id,
+            Response::error(
+                ErrorKind::Failed,
+                format!("cut off: reading too slowly to keep up with {what}"),
+            ),
+            epoll,
+        );
+    }
+
+    /// Whether any client listens to events.
+    pub fn has_listeners(&self) -> bool {
+        self.clients.values().any(|c| c.watches.is_some())
+    }
+
+    /// Sends an event to every listener that wants it. One that falls
+    /// `FOLLOW_LIMIT` behind is cut off: events never wait for a reader.
+    pub fn publish(&mut self, line: &crate::proto::EventLine, epoll: &Epoll) {
+        let ids: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| {
+                c.watches.as_ref().is_some_and(|names| {
+                    names.is_empty()
+                        || line
+                            .service
+                            .as_ref()
+                            .is_some_and(|s| names.iter().any(|n| n == s))
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let mut bytes =
+            serde_json::to_vec(&Response::Event(Box::new(line.clone()))).unwrap_or_default();
+        bytes.push(b'\n');
+        for id in ids {
+            let Some(c) = self.clients.get_mut(&id) else {
+                continue;
+            };
+            if c.output.len() > FOLLOW_LIMIT {
+                warn!("svctl events reads too slowly; cutting it off");
+                c.watches = None;
+                self.cut_off(id, "the events", epoll);
+                continue;
+            }
+            c.output.extend_from_slice(&bytes);
+            self.flush(id, epoll);
+        }
     }
 }
 

@@ -34,7 +34,7 @@ impl Control {
                 return Plan::reply(Response::error(
                     ErrorKind::Denied,
                     format!(
-                        "permission denied: {who} is in the control group, which may only use status, logs, health, wait, inspect and actions"
+                        "permission denied: {who} is in the control group, which may only use status, logs, health, wait, inspect, actions and events"
                     ),
                 ));
             }
@@ -47,7 +47,7 @@ impl Control {
                     ErrorKind::Denied,
                     format!(
                         "permission denied: {who} may not use corral's control socket; root and uid {} may, \
-                         members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait, inspect, actions)",
+                         members of CORRAL_CONTROL_GROUP may look (status, logs, health, wait, inspect, actions, events)",
                         self.policy.own_uid
                     ),
                 ));
@@ -62,6 +62,7 @@ impl Control {
             | Verb::Signal { names, .. }
             | Verb::Wait { names, .. }
             | Verb::Actions { names }
+            | Verb::Events { names }
             | Verb::Logs { names, .. } => names.clone(),
             Verb::Action { service, .. } => vec![service.clone()],
             Verb::Shutdown | Verb::Health | Verb::Reload { .. } | Verb::Inspect => Vec::new(),
@@ -90,6 +91,18 @@ impl Control {
             Verb::Actions { .. } => Plan::reply(Response::Actions {
                 actions: sup.action_list(&ids),
             }),
+            Verb::Events { names } => {
+                // Names were checked above; a service a reload adds later
+                // under one of them is heard too.
+                if let Some(c) = self.clients.get_mut(&client) {
+                    c.watches = Some(names);
+                }
+                Plan {
+                    event: None,
+                    reply: None,
+                    reload: None,
+                }
+            }
             Verb::Inspect => Plan::reply(Response::Inspect(Box::new(crate::proto::Inspect {
                 images: facts.images.clone(),
                 runtime: facts.runtime(now),
@@ -446,6 +459,7 @@ fn verb_name(verb: &Verb) -> &'static str {
         Verb::Reload { .. } => "reload",
         Verb::Action { .. } => "action",
         Verb::Actions { .. } => "actions",
+        Verb::Events { .. } => "events",
     }
 }
 
