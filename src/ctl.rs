@@ -325,6 +325,23 @@ pub(crate) fn send(
     Ok(BufReader::new(stream))
 }
 
+/// Sends `verb` and returns the reader of a stream of answers that come
+/// when they come (an action's output, events): no read timeout once the
+/// request is in. A failure is printed; `Err` is svctl's exit code.
+pub(crate) fn open_stream(
+    socket: &std::path::Path,
+    discovered: bool,
+    verb: &Verb,
+    timeout: Duration,
+) -> Result<BufReader<UnixStream>, i32> {
+    let reader = send(socket, discovered, verb, timeout).map_err(|e| {
+        eprintln!("svctl: {}", e.message);
+        e.code
+    })?;
+    let _ = reader.get_ref().set_read_timeout(None);
+    Ok(reader)
+}
+
 /// A Unix stream connection made within `timeout`. connect(2) on a Unix
 /// socket waits while the listener's backlog is full (a stopped corral)
 /// for as long as the socket's send timeout (unix(7)): set that first.

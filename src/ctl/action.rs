@@ -7,21 +7,17 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use super::{EXIT_FAILED, error_code, read_response, send, shown};
+use super::{EXIT_FAILED, error_code, open_stream, read_response, shown};
 use crate::proto::{Response, Verb};
 
 /// Runs the action; returns svctl's exit code.
 pub(super) fn run(socket: &Path, discovered: bool, verb: &Verb, timeout: Duration) -> i32 {
-    let mut reader = match send(socket, discovered, verb, timeout) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("svctl: {}", e.message);
-            return e.code;
-        }
-    };
     // The action's own `timeout` bounds it, and corral answers when it
     // ends: wait as long as it runs.
-    let _ = reader.get_ref().set_read_timeout(None);
+    let mut reader = match open_stream(socket, discovered, verb, timeout) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     // A reader that went away (`| head`) gets nothing more, but svctl

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use super::{EXIT_FAILED, EXIT_OK, error_code, read_response, send, shown};
+use super::{EXIT_FAILED, EXIT_OK, error_code, open_stream, read_response, shown};
 use crate::proto::{EventLine, LastExit, Response, Verb};
 
 pub(super) fn run(
@@ -17,15 +17,11 @@ pub(super) fn run(
     json: bool,
     timeout: Duration,
 ) -> i32 {
-    let mut reader = match send(socket, discovered, verb, timeout) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("svctl: {}", e.message);
-            return e.code;
-        }
-    };
     // Events come when they happen: wait as long as it takes.
-    let _ = reader.get_ref().set_read_timeout(None);
+    let mut reader = match open_stream(socket, discovered, verb, timeout) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
     loop {

@@ -94,17 +94,7 @@ impl Helpers {
         epoll: &Epoll,
     ) -> Result<(), String> {
         self.cancel_check(id, purpose);
-        let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
-        let token_id = self.next_tail;
-        self.next_tail = (self.next_tail + 1) & 0xffff_ffff_ffff;
-        fcntl(&rd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-            .and_then(|_| {
-                epoll.add(
-                    &rd,
-                    EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Helper, token_id)),
-                )
-            })
-            .map_err(|e| format!("cannot watch the check's output: {e}"))?;
+        let (token_id, rd, wr) = self.tail_pipe(epoll)?;
         let spawned = wr.try_clone().and_then(|wr2| {
             spawn_as(
                 spec,
@@ -190,6 +180,24 @@ impl Helpers {
         }
     }
 
+    /// A pipe whose read end (non-blocking, watched under a fresh token)
+    /// keeps a helper's last words; the write end, blocking, is the
+    /// helper's.
+    fn tail_pipe(&mut self, epoll: &Epoll) -> Result<(u64, OwnedFd, OwnedFd), String> {
+        let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let token_id = self.next_tail;
+        self.next_tail = (self.next_tail + 1) & 0xffff_ffff_ffff;
+        fcntl(&rd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .and_then(|_| {
+                epoll.add(
+                    &rd,
+                    EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Helper, token_id)),
+                )
+            })
+            .map_err(|e| format!("cannot watch the helper's output: {e}"))?;
+        Ok((token_id, rd, wr))
+    }
+
     /// A check's output pipe is readable (or closed).
     pub fn on_readable(&mut self, token_id: u64, epoll: &Epoll) {
         let Some(pid) = self.tails.get(&token_id) else {
@@ -250,17 +258,7 @@ impl Helpers {
         output: &mut Output,
         epoll: &Epoll,
     ) -> Result<i32, String> {
-        let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
-        let token_id = self.next_tail;
-        self.next_tail = (self.next_tail + 1) & 0xffff_ffff_ffff;
-        fcntl(&rd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-            .and_then(|_| {
-                epoll.add(
-                    &rd,
-                    EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Helper, token_id)),
-                )
-            })
-            .map_err(|e| format!("cannot watch the helper's output: {e}"))?;
+        let (token_id, rd, wr) = self.tail_pipe(epoll)?;
         let (relay, out) = output
             .open_labelled(
                 id,
