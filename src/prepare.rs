@@ -13,7 +13,7 @@
 //! `openat`), so swapping a directory for a link mid-walk leads nowhere.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -180,6 +180,55 @@ fn push_components(todo: &mut Vec<OsString>, p: &Path) {
         })
         .collect();
     todo.extend(parts.into_iter().rev());
+}
+
+/// Reads a regular file of at most `limit` bytes that others may control
+/// (a secret or environment file in a volume), as root: no link is followed
+/// unless root owns it (Kubernetes secret mounts are root's links), no
+/// directory on the way is entered through one, a FIFO never blocks.
+pub fn read_untrusted(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileTypeExt;
+    let fail = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let (parent, name) = split(&path).map_err(fail)?;
+        let dir = open_dir(&parent, false).map_err(fail)?;
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        match openat(&dir, name.as_os_str(), flags, Mode::empty()) {
+            Ok(fd) => {
+                let file = std::fs::File::from(fd);
+                let meta = file.metadata()?;
+                if !meta.file_type().is_file() || meta.file_type().is_fifo() {
+                    return Err(fail("is not a regular file".into()));
+                }
+                if meta.len() > limit {
+                    return Err(fail(format!("is larger than {limit} bytes")));
+                }
+                let mut bytes = Vec::new();
+                file.take(limit + 1).read_to_end(&mut bytes)?;
+                return Ok(bytes);
+            }
+            Err(Errno::ELOOP) => {
+                let st = fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(io::Error::from)?;
+                if st.st_uid != 0 {
+                    return Err(fail(format!(
+                        "is a symbolic link owned by uid {}; corral follows only root's here",
+                        st.st_uid
+                    )));
+                }
+                let target =
+                    PathBuf::from(readlinkat(&dir, name.as_os_str()).map_err(io::Error::from)?);
+                path = if target.is_absolute() {
+                    target
+                } else {
+                    parent.join(target)
+                };
+            }
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+    Err(fail("too many symbolic links".into()))
 }
 
 /// Why a directory entry could not be opened as a directory.

@@ -161,14 +161,20 @@ pub fn spawn_as(
 /// error names the file and what is wrong, never a value.
 fn file_environment(spec: &ServiceSpec) -> io::Result<Vec<(String, String)>> {
     use crate::config::environ::{MAX_FILE, parse_env_file, secret_value};
-    use crate::files::{Links, read_regular};
+    // As root, from paths a service's user may control (a volume).
+    use crate::prepare::read_untrusted;
     let failed = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
     let mut vars = Vec::new();
     for f in &spec.env_files {
-        // Kubernetes mounts secrets and ConfigMaps as symbolic links.
-        let bytes = match read_regular(&f.path, MAX_FILE, Links::Follow) {
+        let bytes = match read_untrusted(&f.path, MAX_FILE) {
             Ok(b) => b,
-            Err(e) if f.optional && e.kind() == io::ErrorKind::NotFound => continue,
+            Err(_)
+                if f.optional
+                    && std::fs::symlink_metadata(&f.path)
+                        .is_err_and(|e| e.kind() == io::ErrorKind::NotFound) =>
+            {
+                continue;
+            }
             Err(e) => return Err(failed(format!("env_file {}: {e}", f.path.display()))),
         };
         let text = String::from_utf8(bytes)
@@ -178,7 +184,7 @@ fn file_environment(spec: &ServiceSpec) -> io::Result<Vec<(String, String)>> {
         vars.extend(parsed);
     }
     for (name, path) in &spec.env_from_files {
-        let value = read_regular(path, MAX_FILE, Links::Follow)
+        let value = read_untrusted(path, MAX_FILE)
             .map_err(|e| failed(format!("env_from_file {name}: {}: {e}", path.display())))
             .and_then(|b| {
                 secret_value(b).map_err(|why| {

@@ -61,6 +61,11 @@ fn a_missing_env_file_fails_the_start_without_leaking_values() -> TestResult {
     require_pid_namespace()?;
     let tmp = TempDir::new("envbad");
     let bad = tmp.write("bad.env", "TOKEN=hunter2\nhunter2-on-a-line-of-its-own\n");
+    // A secret path in a volume the service's user controls, made a link
+    // to a root-only file: corral (root) must not read it for them.
+    let root_only = tmp.write("root-only", "hunter2-root\n");
+    std::os::unix::fs::symlink(&root_only, tmp.path("planted")).unwrap();
+    std::os::unix::fs::lchown(tmp.path("planted"), Some(65534), Some(65534)).unwrap();
     let c = Setup::new(
         "envbad",
         &[
@@ -69,6 +74,13 @@ fn a_missing_env_file_fails_the_start_without_leaking_values() -> TestResult {
                 &format!(
                     "run = \"exec sleep 1000\"\nenv_file = [\"{}\"]\n",
                     tmp.path("nope.env").display()
+                ),
+            ),
+            (
+                "planted",
+                &format!(
+                    "run = \"exec sleep 1000\"\nenv_from_file = {{ TOKEN = \"{}\" }}\n",
+                    tmp.path("planted").display()
                 ),
             ),
             (
@@ -84,7 +96,9 @@ fn a_missing_env_file_fails_the_start_without_leaking_values() -> TestResult {
     c.wait_socket();
     wait_until("both start failures", 5 * SECOND, || {
         let err = c.stderr();
-        err.contains("nope.env: No such file") && err.contains("bad.env: line 2: not KEY=VALUE")
+        err.contains("nope.env: No such file")
+            && err.contains("bad.env: line 2: not KEY=VALUE")
+            && err.contains("planted: is a symbolic link owned by uid 65534")
     });
     assert!(!c.stderr().contains("hunter2"), "{}", c.stderr());
     let gone = c.service("gone");
