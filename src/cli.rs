@@ -38,8 +38,39 @@ pub fn fallback_socket(uid: u32, xdg_runtime_dir: Option<&str>) -> PathBuf {
     }
 }
 
+/// Where `--metrics` / `CORRAL_METRICS` asks the metrics endpoint to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsAddr {
+    Tcp(std::net::SocketAddr),
+    /// A Unix socket at this absolute path.
+    Unix(PathBuf),
+}
+
+impl MetricsAddr {
+    /// `127.0.0.1:9090`, `[::]:9090` or `/run/corral/metrics.sock`.
+    pub fn parse(text: &str) -> Result<MetricsAddr, String> {
+        if text.starts_with('/') {
+            return Ok(MetricsAddr::Unix(PathBuf::from(text)));
+        }
+        text.parse().map(MetricsAddr::Tcp).map_err(|_| {
+            format!(
+                "{text:?} is not a metrics address: write IP:PORT (127.0.0.1:9090, 0.0.0.0:9090, [::]:9090) or an absolute path for a Unix socket"
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for MetricsAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetricsAddr::Tcp(a) => write!(f, "http://{a}/metrics"),
+            MetricsAddr::Unix(p) => write!(f, "{} (GET /metrics)", p.display()),
+        }
+    }
+}
+
 pub const USAGE: &str = "\
-usage: corral [--services DIR] [--socket PATH] [--] [CMD [ARGS...]]
+usage: corral [--services DIR] [--socket PATH] [--metrics ADDR] [--] [CMD [ARGS...]]
        corral check [--services DIR]
        corral schema                       (JSON Schema of a service file)
        corral completions bash|zsh|fish    (svctl completion script)
@@ -48,6 +79,10 @@ usage: corral [--services DIR] [--socket PATH] [--] [CMD [ARGS...]]
 Runs as PID 1: starts the services of DIR (default /etc/corral/services.d,
 env CORRAL_SERVICES_DIR), then CMD if given, reaps zombies, forwards signals,
 and stops everything in reverse dependency order on SIGTERM or SIGINT.
+
+--metrics ADDR (env CORRAL_METRICS) serves Prometheus metrics at
+http://ADDR/metrics: IP:PORT, or an absolute path for a Unix socket. Off
+unless given.
 
 environment: CORRAL_SERVICES_DIR, CORRAL_SOCKET, CORRAL_CONTROL_GROUP, CORRAL_LOG (error, warn,
 info, debug), CORRAL_SHUTDOWN_TIMEOUT (default 8s), CORRAL_START_TIMEOUT
@@ -75,6 +110,9 @@ pub struct RunOptions {
     /// Console format unless a service's `[log]` says otherwise.
     pub log_format: Format,
     pub log_timestamps: bool,
+    /// `--metrics` / `CORRAL_METRICS`: where to serve metrics; none by
+    /// default.
+    pub metrics: Option<MetricsAddr>,
 }
 
 /// What the invocation asks for.
@@ -106,6 +144,9 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
     let mut socket = env("CORRAL_SOCKET")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
+    let mut metrics = env("CORRAL_METRICS")
+        .filter(|s| !s.is_empty())
+        .map(|v| (v, "CORRAL_METRICS"));
     let mut check = false;
     let mut main = None;
     let mut i = 0;
@@ -124,6 +165,10 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
             }
             "--socket" => {
                 socket = Some(PathBuf::from(value(i)?));
+                i += 1;
+            }
+            "--metrics" => {
+                metrics = Some((value(i)?, "--metrics"));
                 i += 1;
             }
             "--" => {
@@ -154,6 +199,9 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
             }
             s if s.starts_with("--socket=") => {
                 socket = Some(PathBuf::from(&s["--socket=".len()..]))
+            }
+            s if s.starts_with("--metrics=") => {
+                metrics = Some((s["--metrics=".len()..].to_string(), "--metrics"))
             }
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             _ if check => return Err(format!("corral check takes no argument `{arg}`")),
@@ -196,7 +244,12 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         Some("1" | "true" | "yes") => true,
         Some(v) => return Err(format!("CORRAL_LOG_TIMESTAMPS={v:?}: use 1 or 0")),
     };
+    let metrics = match metrics {
+        None => None,
+        Some((v, from)) => Some(MetricsAddr::parse(&v).map_err(|e| format!("{from}: {e}"))?),
+    };
     Ok(Command::Run(RunOptions {
+        metrics,
         services_dir,
         services_named,
         socket_named: socket.is_some(),
@@ -279,6 +332,24 @@ mod tests {
                 named: true,
             })
         );
+        let metrics = |k: &str| (k == "CORRAL_METRICS").then(|| "[::]:9100".to_string());
+        match parse(&[], metrics) {
+            Ok(Command::Run(o)) => {
+                assert_eq!(
+                    o.metrics,
+                    Some(MetricsAddr::Tcp("[::]:9100".parse().unwrap()))
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(run(&[]).metrics, None, "off unless asked");
+        assert_eq!(
+            run(&["--metrics=/run/m.sock"]).metrics,
+            Some(MetricsAddr::Unix("/run/m.sock".into()))
+        );
+        let e = parse(&args(&["--metrics", "localhost:9090"]), |_| None).unwrap_err();
+        assert!(e.starts_with("--metrics: \"localhost:9090\" is not"), "{e}");
+        assert!(e.contains("IP:PORT"), "{e}");
         assert_eq!(
             parse(&args(&["ctl", "status"]), |_| None),
             Ok(Command::Ctl(args(&["status"])))

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod completions;
 pub mod config;
 pub mod ctl;
+pub mod exposition;
 pub mod files;
 pub mod graph;
 pub mod logging;

@@ -96,6 +96,29 @@ pub enum Verb {
     },
 }
 
+impl Verb {
+    /// The verb as it travels (`"verb": "status"`): a label for metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verb::Status { .. } => "status",
+            Verb::Start { .. } => "start",
+            Verb::Stop { .. } => "stop",
+            Verb::Restart { .. } => "restart",
+            Verb::Run { .. } => "run",
+            Verb::Signal { .. } => "signal",
+            Verb::Shutdown => "shutdown",
+            Verb::Wait { .. } => "wait",
+            Verb::Health => "health",
+            Verb::Inspect => "inspect",
+            Verb::Logs { .. } => "logs",
+            Verb::Reload { .. } => "reload",
+            Verb::Action { .. } => "action",
+            Verb::Actions { .. } => "actions",
+            Verb::Events { .. } => "events",
+        }
+    }
+}
+
 /// One line of `svctl events`: when, which service (none for a reload),
 /// what happened, and the details that kind of event has. Stable,
 /// documented in README.
@@ -418,6 +441,7 @@ mod tests {
                 timeout_ms: 9,
             },
             Verb::Health,
+            Verb::Inspect,
             Verb::Reload {
                 dry_run: true,
                 timeout_ms: 5,
@@ -443,6 +467,9 @@ mod tests {
                 verb,
             };
             let line = serde_json::to_vec(&req).unwrap();
+            // The metrics label is the name on the wire.
+            let wire: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(wire["verb"], req.verb.name());
             assert_eq!(decode_request(&line).unwrap(), req);
         }
     }

@@ -9,6 +9,7 @@ pub mod control;
 mod facts;
 mod helpers;
 pub mod logfile;
+mod metrics;
 pub mod notify;
 pub mod output;
 pub mod panic;
@@ -29,7 +30,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cli::RunOptions;
 use crate::config::probes::ReadyMethod;
@@ -69,6 +70,8 @@ pub(crate) enum Kind {
     Sink = 7,
     WallClock = 8,
     Helper = 9,
+    MetricsListener = 10,
+    MetricsClient = 11,
 }
 
 impl TryFrom<u64> for Kind {
@@ -86,6 +89,8 @@ impl TryFrom<u64> for Kind {
             7 => Kind::Sink,
             8 => Kind::WallClock,
             9 => Kind::Helper,
+            10 => Kind::MetricsListener,
+            11 => Kind::MetricsClient,
             other => return Err(other),
         })
     }
@@ -104,6 +109,8 @@ pub(crate) struct Runtime {
     epoll: Epoll,
     signals: Signals,
     control: Option<Control>,
+    /// The metrics endpoint, when asked for.
+    metrics: Option<metrics::Metrics>,
     output: Output,
     probes: Probes,
     /// Exec checks and actions in progress.
@@ -174,6 +181,21 @@ impl Runtime {
                 None
             }
         };
+        // Asked for explicitly, yet not worth refusing to run the services
+        // over: a port taken is logged, and corral runs on without it.
+        let metrics =
+            opts.metrics
+                .as_ref()
+                .and_then(|addr| match metrics::Metrics::bind(addr, &epoll) {
+                    Ok(m) => {
+                        info!("metrics at {addr}");
+                        Some(m)
+                    }
+                    Err(e) => {
+                        error!("metrics: cannot listen at {addr}: {e}; running without metrics");
+                        None
+                    }
+                });
         let mut output = Output::new(Global {
             format: opts.log_format,
             timestamps: opts.log_timestamps,
@@ -207,6 +229,7 @@ impl Runtime {
             epoll,
             signals,
             control,
+            metrics,
             output,
             probes: Probes::default(),
             helpers: helpers::Helpers::default(),
@@ -302,6 +325,9 @@ impl Runtime {
             c.broadcast(&fresh, &self.output, &self.epoll);
             self.output.following = c.has_followers();
         }
+        if let Some(m) = &mut self.metrics {
+            m.expire(Instant::now(), &self.epoll);
+        }
         self.forward_taps();
         // Listeners hear changes from the moment they connected.
         let listening = self.control.as_ref().is_some_and(Control::has_listeners);
@@ -323,6 +349,9 @@ impl Runtime {
         let deadline = [
             self.sup.next_deadline(),
             self.control.as_ref().and_then(Control::next_deadline),
+            self.metrics
+                .as_ref()
+                .and_then(metrics::Metrics::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -378,6 +407,12 @@ impl Runtime {
                 }
             }
             Kind::Client => self.on_client(id, flags),
+            Kind::MetricsListener => {
+                if let Some(m) = &mut self.metrics {
+                    m.accept(&self.epoll);
+                }
+            }
+            Kind::MetricsClient => self.on_scrape(id, flags),
             Kind::Pipe => self.output.on_readable(id, &self.epoll),
             Kind::Sink => self.output.on_writable(&self.epoll),
             Kind::WallClock => {
@@ -624,6 +659,24 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// A metrics connection is readable or writable; a complete request
+    /// for the metrics gets them as of now.
+    fn on_scrape(&mut self, id: u64, flags: EpollFlags) {
+        let Some(m) = &mut self.metrics else {
+            return;
+        };
+        if let Some(metrics::Ask::Metrics { body }) = m.on_ready(id, flags, &self.epoll) {
+            let text = crate::exposition::render(&metrics::snapshot(
+                &self.sup,
+                &self.output,
+                self.control.as_ref(),
+            ));
+            m.answer(id, text, body, &self.epoll);
+        }
+    }
+}
+
 /// An event line stamped now, to fill in.
 fn event_line() -> crate::proto::EventLine {
     crate::proto::EventLine {
@@ -754,6 +807,8 @@ mod tests {
             Kind::Sink,
             Kind::WallClock,
             Kind::Helper,
+            Kind::MetricsListener,
+            Kind::MetricsClient,
         ] {
             assert_eq!(untoken(token(kind, 12345)), Ok((kind, 12345)));
         }

@@ -84,6 +84,8 @@ struct ServiceLog {
     /// Lines the console never got: dropped (`on_full = "drop"`) or lost
     /// to a broken sink.
     dropped: u64,
+    /// Lines read from stdout and stderr (metrics).
+    lines: [u64; 2],
 }
 
 impl ServiceLog {
@@ -190,6 +192,7 @@ impl Output {
                 file: s.log.file.clone().map(|f| LogFile::new(f, file_owner(s))),
                 queued: [0, 0],
                 dropped: 0,
+                lines: [0; 2],
             },
         );
         self.width = self.width.max(s.name.len());
@@ -346,6 +349,11 @@ impl Output {
     }
 
     /// The ring of `service`, with its name.
+    /// Lines relayed from the service's stdout and stderr.
+    pub fn lines(&self, service: ServiceId) -> [u64; 2] {
+        self.services.get(&service).map_or([0; 2], |s| s.lines)
+    }
+
     pub fn ring(&self, service: ServiceId) -> Option<(&str, &Ring)> {
         self.services
             .get(&service)
@@ -441,6 +449,11 @@ impl Output {
                 .finish(|p| batch.take(svc, p.text, p.continued));
         }
         let Batch { console, lines, .. } = batch;
+        let [out, err] = &mut svc.lines;
+        *match stream {
+            Stream::Stdout => out,
+            Stream::Stderr => err,
+        } += lines;
         if let Some(f) = &mut svc.file
             && !console.is_empty()
         {

@@ -43,6 +43,7 @@ impl Supervisor {
         }
         self.pids.insert(pid, Owner::Service(id));
         s.starts += 1;
+        s.started_wall = Some(self.clock.wall);
         s.status_text = None;
         s.last_check = None;
         info!("{}: started, pid {pid}", s.spec.name);
@@ -118,6 +119,7 @@ impl Supervisor {
             return;
         };
         warn!("{}: cannot start: {error}", s.spec.name);
+        s.failures_total += 1;
         let reason = format!("cannot start: {error}");
         // A run that never got a process still counts, with why.
         if let Some(record) = &mut s.schedule {
@@ -158,7 +160,10 @@ impl Supervisor {
         out: &mut Vec<Action>,
     ) {
         match self.pids.remove(&pid) {
-            None => debug!("reaped orphan {pid} ({status})"),
+            None => {
+                self.orphans_reaped += 1;
+                debug!("reaped orphan {pid} ({status})")
+            }
             Some(Owner::Main) => {
                 info!("main command exited: {status}");
                 self.main = Main::Done {
@@ -186,6 +191,9 @@ impl Supervisor {
             return;
         };
         s.last_exit = Some(status);
+        if matches!(s.state, State::Running { .. }) && s.want_up && up && !status.success() {
+            s.failures_total += 1;
+        }
         let launcher_done = s.spec.pidfile.is_some()
             && status.success()
             && s.want_up
@@ -430,6 +438,7 @@ impl Supervisor {
                         }
                     };
                     warn!("{}: {reason}; stopping it", s.spec.name);
+                    s.failures_total += 1;
                     stop_for = Some(AfterStop::Fail(reason));
                 } else if let Some(r) = &s.spec.ready {
                     if due(check_until) {
@@ -476,6 +485,7 @@ impl Supervisor {
                         let why = format!("check timed out after {} ms", spec.timeout.as_millis());
                         if h.record(spec, false, why.clone(), now) {
                             warn!("{}: unhealthy: {why}", s.spec.name);
+                            s.failures_total += 1;
                             if spec.on_unhealthy == OnUnhealthy::Restart {
                                 stop_for = Some(AfterStop::Start);
                             }

@@ -123,6 +123,12 @@ pub struct Service {
     pub restarts: u32,
     /// Quick failures in a row, for backoff and the crash-loop budget.
     pub failures: u32,
+    /// Failures since boot, for metrics: starts that got no process,
+    /// processes that ended on their own with a failure status, readiness
+    /// (or a usable pidfile) not reached in time, turning unhealthy.
+    pub failures_total: u64,
+    /// When the current process started, by the wall clock (metrics).
+    pub started_wall: Option<jiff::Timestamp>,
     /// Processes started since boot; lets `restart` wait for a new one,
     /// and tells probe results of an earlier run apart.
     pub starts: u64,
@@ -158,6 +164,8 @@ impl Service {
             state: State::Stopped,
             restarts: 0,
             failures: 0,
+            failures_total: 0,
+            started_wall: None,
             starts: 0,
             last_exit: None,
             changed_at: now,
@@ -327,6 +335,9 @@ pub struct Supervisor {
     runs: actions::Runs,
     /// What `svctl events` listeners last saw.
     journal: journal::Journal,
+    /// Processes reaped that were no service's, action's or main's: the
+    /// orphans re-parented to corral (metrics).
+    orphans_reaped: u64,
 }
 
 impl Supervisor {
@@ -365,6 +376,7 @@ impl Supervisor {
             booted: false,
             runs: actions::Runs::default(),
             journal: journal::Journal::default(),
+            orphans_reaped: 0,
         }
     }
 

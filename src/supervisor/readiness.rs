@@ -61,6 +61,7 @@ impl Supervisor {
                 let Some(spec) = &s.spec.health else { return };
                 let was = h.status;
                 if h.record(spec, ok, output.clone(), now) {
+                    s.failures_total += 1;
                     warn!(
                         "{}: unhealthy after {} failed checks: {output}",
                         s.spec.name, h.failures
@@ -176,6 +177,7 @@ impl Supervisor {
             } else {
                 let why = format!("pidfile: {reason}");
                 warn!("{}: {why}", s.spec.name);
+                s.failures_total += 1;
                 let next = after_failure(s, None, Duration::ZERO, Some(why), now);
                 set_state(s, next, now);
             }

@@ -56,6 +56,10 @@ pub struct Schedule {
     pub runs: u64,
     /// Due times that did not run: overlap = "skip", missed = "skip".
     pub skipped: u64,
+    /// Runs that ended, by how: exit 0, or anything else (a failure
+    /// status, a signal, no process at all).
+    pub succeeded: u64,
+    pub failed: u64,
     /// A run is due right after the running one (overlap = "queue").
     pub queued: bool,
     /// The current (or last) run: when it started, by both clocks.
@@ -91,6 +95,8 @@ impl Schedule {
             next: None,
             runs: 0,
             skipped: 0,
+            succeeded: 0,
+            failed: 0,
             queued: false,
             started: None,
             running: false,
@@ -236,6 +242,11 @@ impl Schedule {
                     self.last_duration = Some(clock.mono.saturating_duration_since(mono));
                 }
                 self.last_exit = last_exit;
+                if last_exit.is_some_and(ExitStatus::success) {
+                    self.succeeded += 1;
+                } else {
+                    self.failed += 1;
+                }
                 std::mem::take(&mut self.queued)
             }
             (false, false) | (true, true) => false,
@@ -246,6 +257,7 @@ impl Schedule {
     /// only the reason.
     pub fn failed_to_start(&mut self, reason: &str, clock: Clock) {
         self.runs += 1;
+        self.failed += 1;
         self.last_run = Some(clock.wall);
         self.last_exit = None;
         self.last_duration = None;

@@ -1324,6 +1324,12 @@ mod table {
         for ((row, sim0), (expected_row, expected)) in rows.into_iter().zip(EXPECTED) {
             assert_eq!(row, *expected_row);
             assert_eq!(word(&sim0), row, "the row's setup reaches {row}");
+            // Every state has its place in the metrics' one-hot series.
+            let shown = sim0.sup.samples().first().map(|s| s.state);
+            assert!(
+                shown.is_some_and(|w| crate::exposition::STATE_WORDS.contains(&w)),
+                "{row} is shown as {shown:?}"
+            );
             let cols = events(&sim0);
             assert_eq!(cols.len(), expected.len());
             let mut got = Vec::new();
@@ -1567,4 +1573,5 @@ fn status_lists_by_name_and_says_seconds() {
 mod actions;
 mod journal;
 mod prepare;
+mod samples;
 mod schedules;

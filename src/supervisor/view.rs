@@ -116,11 +116,10 @@ impl Supervisor {
                     ),
                     _ => (s.is_up(), None),
                 };
-                let blocked = s.state == State::Starting && self.blocker(id).is_some();
                 let health = s.health();
                 Some(ServiceStatus {
                     name: s.spec.name.clone(),
-                    state: if blocked { "blocked" } else { s.state.word() }.to_string(),
+                    state: self.shown_state(id, s).to_string(),
                     pid: s.state.pid(),
                     // Uptime means something only while a process exists.
                     uptime_ms: s
@@ -151,6 +150,62 @@ impl Supervisor {
                 })
             })
             .collect()
+    }
+
+    /// The state word status shows: the state's, or `blocked` for a start
+    /// that waits on a requirement that is down for good.
+    fn shown_state(&self, id: ServiceId, s: &Service) -> &'static str {
+        if s.state == State::Starting && self.blocker(id).is_some() {
+            "blocked"
+        } else {
+            s.state.word()
+        }
+    }
+
+    /// What metrics show of every service, by name; the log counters are
+    /// the runtime's to fill in.
+    pub fn samples(&self) -> Vec<crate::exposition::ServiceSample> {
+        let unix = |t: jiff::Timestamp| t.as_nanosecond() as f64 / 1e9;
+        self.services
+            .ids_by_name()
+            .into_iter()
+            .filter_map(|id| {
+                let s = self.services.get(id)?;
+                let schedule = match (&s.spec.schedule, &s.schedule) {
+                    (Some(_), Some(record)) => Some(crate::exposition::ScheduleSample {
+                        next_run: (self.phase == Phase::Up)
+                            .then(|| record.next_wall(self.clock))
+                            .flatten()
+                            .map(unix),
+                        succeeded: record.succeeded,
+                        failed: record.failed,
+                        skipped: record.skipped,
+                    }),
+                    _ => None,
+                };
+                Some(crate::exposition::ServiceSample {
+                    name: s.spec.name.clone(),
+                    state: self.shown_state(id, s),
+                    up: s.is_up(),
+                    healthy: s.spec.health.as_ref().map(|_| {
+                        s.health()
+                            .is_some_and(|h| h.status == HealthStatus::Healthy)
+                    }),
+                    starts: s.starts,
+                    restarts: s.restarts.into(),
+                    failures: s.failures_total,
+                    start_time: s.state.pid().and(s.started_wall).map(unix),
+                    last_exit_code: s.last_exit.map(ExitStatus::as_exit_code),
+                    schedule,
+                    ..Default::default()
+                })
+            })
+            .collect()
+    }
+
+    /// Orphans reaped since boot.
+    pub fn orphans_reaped(&self) -> u64 {
+        self.orphans_reaped
     }
 
     /// `svctl actions`: the actions of `ids` (all services when empty),

@@ -126,12 +126,12 @@ fn a_crash_loop_and_a_reload_are_events() -> TestResult {
 
 fn a_listener_that_never_reads_is_cut_off() -> TestResult {
     require_pid_namespace()?;
-    // Fast churn: many events a second.
-    let c = Setup::new(
-        "events-slow",
-        &[("churn", "run = \"exit 1\"\nrestart_delay = \"1ms\"\nrestart_delay_max = \"1ms\"\nrestart_limit = 0\n")],
-    )
-    .start();
+    // Fast churn: many events a second, from several services so a busy
+    // machine still makes the megabyte in seconds.
+    let churn = "run = \"exit 1\"\nrestart_delay = \"1ms\"\nrestart_delay_max = \"1ms\"\nrestart_limit = 0\n";
+    let names: Vec<String> = (0..8).map(|i| format!("churn{i}")).collect();
+    let services: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), churn)).collect();
+    let c = Setup::new("events-slow", &services).start();
     c.wait_socket();
     // A raw client that asks and then never reads.
     use std::io::Write;

@@ -176,6 +176,12 @@ impl Setup {
         self
     }
 
+    /// Options for corral before any main command.
+    pub fn args(mut self, args: &[&str]) -> Setup {
+        self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
     /// `corral ... -- argv`
     pub fn main(mut self, argv: &[&str]) -> Setup {
         self.args.push("--".into());

@@ -11,6 +11,7 @@ mod harness;
 mod lifecycle;
 mod load;
 mod logs;
+mod metrics;
 mod pid1;
 mod prepare;
 mod ready;
@@ -51,6 +52,7 @@ fn main() {
     tests.extend(environ::TESTS);
     tests.extend(prepare::TESTS);
     tests.extend(events::TESTS);
+    tests.extend(metrics::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)

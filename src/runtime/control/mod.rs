@@ -135,6 +135,8 @@ pub struct Control {
     /// `throttle::EVERY`.
     refusals: Throttle,
     evictions: Throttle,
+    /// Requests read, by verb (`invalid`: not decodable), for metrics.
+    requests: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Control {
@@ -150,6 +152,7 @@ impl Control {
             policy,
             refusals: Throttle::default(),
             evictions: Throttle::default(),
+            requests: std::collections::BTreeMap::new(),
         }
     }
 
@@ -351,7 +354,10 @@ impl Control {
                 c.input = Vec::new();
                 let mut hangup_only = EpollEvent::new(EpollFlags::empty(), token(Kind::Client, id));
                 let _ = epoll.modify(&c.stream, &mut hangup_only);
-                match decode_request(&line) {
+                let decoded = decode_request(&line);
+                let verb = decoded.as_ref().map_or("invalid", |r| r.verb.name());
+                *self.requests.entry(verb).or_default() += 1;
+                match decoded {
                     Ok(req) => Input::Request(req),
                     Err(msg) => {
                         self.reply(id, Response::error(ErrorKind::BadRequest, msg), epoll);
@@ -428,6 +434,11 @@ impl Control {
         } else {
             self.drop_client(id, epoll);
         }
+    }
+
+    /// Requests read so far, by verb, sorted.
+    pub fn request_counts(&self) -> Vec<(&'static str, u64)> {
+        self.requests.iter().map(|(v, n)| (*v, *n)).collect()
     }
 
     /// Forgets a client and its waiter, closing the connection.
