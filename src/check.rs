@@ -84,6 +84,9 @@ fn run_services(dir: &Path, named: bool) -> i32 {
                         .collect();
                     println!("{}: {}; next runs: {}", s.name, sc.when, next.join(", "));
                 }
+                if let Some(r) = &s.runit {
+                    println!("{}", r.summary(&s.name));
+                }
                 if !s.actions.is_empty() {
                     let names: Vec<&str> = s.actions.iter().map(|a| a.name.as_str()).collect();
                     println!("{}: actions {}", s.name, names.join(", "));

@@ -14,6 +14,7 @@ pub mod mutate;
 pub mod prepare;
 pub mod probes;
 pub mod raw;
+pub mod runit;
 pub mod schedule;
 pub mod schema;
 mod shape;
@@ -160,6 +161,20 @@ pub fn load_dir_with(
         if file_name.starts_with('.') {
             continue;
         }
+        if path.is_dir() {
+            if runit::is_service_dir(&path) {
+                match load_runit(&path, &file_name, users, &mut warnings) {
+                    Ok(spec) => services.push(spec),
+                    Err(errs) => errors.extend(errs),
+                }
+            } else {
+                warnings.push(format!(
+                    "{}: ignored: a directory without an executable run file (a runit service directory has one)",
+                    path.display()
+                ));
+            }
+            continue;
+        }
         let Some(stem) = file_name.strip_suffix(".toml") else {
             warnings.push(format!(
                 "{}: ignored: service files end in .toml",
@@ -167,13 +182,6 @@ pub fn load_dir_with(
             ));
             continue;
         };
-        if path.is_dir() {
-            warnings.push(format!(
-                "{}: ignored: a directory, not a service file",
-                path.display()
-            ));
-            continue;
-        }
         match load_file(&path, stem, users, &mut warnings) {
             Ok(spec) => services.push(spec),
             Err(errs) => errors.extend(errs),
@@ -375,6 +383,48 @@ fn load_file(
     parse_service(path, name, &bytes, users, warnings)
 }
 
+/// The service of runit directory `dir`: its `run`, what else is there,
+/// and its `corral.toml` on top.
+fn load_runit(
+    dir: &Path,
+    name: &str,
+    users: &UserDb,
+    warnings: &mut Vec<String>,
+) -> Result<ServiceSpec, Vec<ConfigError>> {
+    let bare = Source::new(dir.join("run"), "");
+    check_name(name).map_err(|why| vec![bare.error(None, why)])?;
+    // The service runs in its directory, whatever corral's own is.
+    let dir = &std::path::absolute(dir).map_err(|e| vec![bare.error(None, e.to_string())])?;
+    let found = runit::inspect(dir, warnings).map_err(|e| vec![e])?;
+    let overlay = dir.join("corral.toml");
+    let (path, bytes) = if found.overlay {
+        let bytes =
+            crate::files::read_regular(&overlay, MAX_SERVICE_FILE, crate::files::Links::Follow)
+                .map_err(|e| {
+                    vec![Source::new(overlay.clone(), "").error(None, format!("cannot read: {e}"))]
+                })?;
+        (overlay, bytes)
+    } else {
+        (dir.join("run"), Vec::new())
+    };
+    let mut spec = parse_with(&path, name, &bytes, users, warnings, |raw, source| {
+        runit::apply(&found, raw, source)
+    })?;
+    // The envdir below, the overlay's `env` on top.
+    let mut env = found.env.clone();
+    env.retain(|(k, _)| !spec.env.iter().any(|(o, _)| o == k));
+    env.append(&mut spec.env);
+    spec.env = env;
+    spec.env_unset = found
+        .env_unset
+        .iter()
+        .filter(|u| !spec.env.iter().any(|(k, _)| k == *u))
+        .cloned()
+        .collect();
+    spec.runit = Some(Box::new(found));
+    Ok(spec)
+}
+
 /// Parses and validates the bytes of one service file named `name` at
 /// `path`. Never panics, whatever the bytes (fuzzed).
 pub fn parse_service(
@@ -383,6 +433,19 @@ pub fn parse_service(
     bytes: &[u8],
     users: &UserDb,
     warnings: &mut Vec<String>,
+) -> Result<ServiceSpec, Vec<ConfigError>> {
+    parse_with(path, name, bytes, users, warnings, |_, _| Ok(()))
+}
+
+/// `parse_service`, with `adjust` given the file as written before it is
+/// validated (a runit directory fills in what its files imply).
+fn parse_with(
+    path: &Path,
+    name: &str,
+    bytes: &[u8],
+    users: &UserDb,
+    warnings: &mut Vec<String>,
+    adjust: impl FnOnce(&mut raw::RawService, &Source) -> Result<(), Vec<ConfigError>>,
 ) -> Result<ServiceSpec, Vec<ConfigError>> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = Source::new(path.to_path_buf(), &String::from_utf8_lossy(bytes))
@@ -402,10 +465,11 @@ pub fn parse_service(
     {
         return Err(errors);
     }
-    let raw = raw::parse(text).map_err(|e| {
+    let mut raw = raw::parse(text).map_err(|e| {
         let line = e.span().map(|s| source.line_of(s.start));
         vec![source.error(line, e.message().trim_end().replace('\n', "; "))]
     })?;
+    adjust(&mut raw, &source)?;
     model::validate(name, &source, raw, users, warnings)
 }
 

@@ -83,6 +83,9 @@ pub struct ServiceSpec {
     pub credentials: Option<Credentials>,
     /// Variables set on top of corral's own environment.
     pub env: Vec<(String, String)>,
+    /// Variables of corral's environment the service does not get (a
+    /// runit envdir's empty files).
+    pub env_unset: Vec<String>,
     /// Files of variables, read at each start (below `env_from_file`).
     pub env_files: Vec<EnvFile>,
     /// Variables holding a file's content, read at each start (below
@@ -117,6 +120,8 @@ pub struct ServiceSpec {
     pub actions: Vec<ActionSpec>,
     /// Set-up steps run before each start.
     pub prepare: Vec<super::prepare::Step>,
+    /// Made from a runit service directory: what was found there.
+    pub runit: Option<Box<super::runit::RunitDir>>,
 }
 
 impl ServiceSpec {
@@ -446,6 +451,7 @@ pub fn validate(
         argv,
         credentials,
         env,
+        env_unset: Vec::new(),
         env_files,
         env_from_files,
         enabled_env,
@@ -466,6 +472,7 @@ pub fn validate(
         schedule,
         actions,
         prepare,
+        runit: None,
     })
 }
 

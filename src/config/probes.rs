@@ -115,7 +115,7 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_HEALTH_RETRIES: u32 = 3;
 
 /// `[ready]` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReady {
     pub notify: Option<Spanned<bool>>,

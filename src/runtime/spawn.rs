@@ -127,7 +127,8 @@ pub fn spawn_as(
     overrides.extend(from_files.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     overrides.extend(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     overrides.extend(extras.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let env = environment(std::env::vars_os(), &overrides).map_err(cannot)?;
+    let base = std::env::vars_os().filter(|(k, _)| !spec.env_unset.iter().any(|u| k == u.as_str()));
+    let env = environment(base, &overrides).map_err(cannot)?;
     let path = overrides
         .iter()
         .rev()

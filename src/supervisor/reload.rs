@@ -99,7 +99,7 @@ pub fn differences(old: &ServiceSpec, new: &ServiceSpec) -> (Vec<&'static str>, 
     for (key, differs) in [
         ("command", old.argv != new.argv),
         ("user", who(old) != who(new)),
-        ("env", old.env != new.env),
+        ("env", old.env != new.env || old.env_unset != new.env_unset),
         (
             "env_file",
             old.env_files != new.env_files || old.env_from_files != new.env_from_files,

@@ -19,6 +19,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
         argv: vec!["/bin/true".into()],
         credentials: None,
         env: Vec::new(),
+        env_unset: Vec::new(),
         env_files: Vec::new(),
         env_from_files: Vec::new(),
         enabled_env: None,
@@ -42,6 +43,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
         schedule: None,
         actions: Vec::new(),
         prepare: Vec::new(),
+        runit: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod pid1;
 mod prepare;
 mod ready;
 mod reload;
+mod runit;
 mod schedules;
 mod security;
 mod svctl;
@@ -53,6 +54,7 @@ fn main() {
     tests.extend(prepare::TESTS);
     tests.extend(events::TESTS);
     tests.extend(metrics::TESTS);
+    tests.extend(runit::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)

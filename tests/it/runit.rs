@@ -1,0 +1,191 @@
+//! runit service directories in the services directory, as phusion's and
+//! hand-made Debian images have them: `run` exec'd as it is, `down`,
+//! `env/` with chpst -e's rules, `check` as readiness, runsv's pause
+//! between restarts, a `corral.toml` on top, and `corral check` saying
+//! what it made of each.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::harness::*;
+
+pub const TESTS: &[Test] = crate::tests![
+    phusion_style_directories_run_as_they_are,
+    corral_check_lists_runit_directories_and_names_overlay_lines,
+];
+
+/// Writes an executable file.
+fn script(dir: &TempDir, rel: &str, text: &str) {
+    let p = dir.write(rel, text);
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn phusion_style_directories_run_as_they_are() -> TestResult {
+    require_pid_namespace()?;
+    let setup = Setup::new("runit", &[]);
+    let d = &setup.dir;
+    let flag = d.path("app-ready");
+    script(
+        d,
+        "services.d/memcached/run",
+        "#!/bin/sh\nexec 2>&1\necho \"memcached FOO=[$FOO] NL=[$NL] GONE=${GONE-unset} KEEP=$KEEP in $(pwd)\"\nexec sleep 1000\n",
+    );
+    d.write(
+        "services.d/memcached/env/FOO",
+        "spaced value \t \nsecond line\n",
+    );
+    std::fs::write(d.path("services.d/memcached/env/NL"), b"a\0b").unwrap();
+    d.write("services.d/memcached/env/GONE", "");
+    d.write("services.d/memcached/env/.hidden", "x");
+    std::fs::create_dir_all(d.path("services.d/memcached/supervise")).unwrap();
+    script(
+        d,
+        "services.d/cron/run",
+        "#!/bin/sh\necho cron up\nexec sleep 1000\n",
+    );
+    d.write("services.d/cron/down", "");
+    // The shebang decides: not a shell script.
+    script(
+        d,
+        "services.d/py/run",
+        "#!/usr/bin/python3\nimport os, time\nprint('py in', os.getcwd(), flush=True)\ntime.sleep(1000)\n",
+    );
+    script(d, "services.d/app/run", "#!/bin/sh\nexec sleep 1000\n");
+    script(
+        d,
+        "services.d/app/check",
+        &format!("#!/bin/sh\ntest -f {}\n", flag.display()),
+    );
+    script(d, "services.d/worker/run", "#!/bin/sh\nexec sleep 1000\n");
+    d.write("services.d/worker/corral.toml", "requires = [\"app\"]\n");
+    script(
+        d,
+        "services.d/flaky/run",
+        "#!/bin/sh\necho flaky once\nexit 1\n",
+    );
+    let c = setup.env("GONE", "from corral").env("KEEP", "kept").start();
+    c.wait_socket();
+    c.wait_state("memcached", "running", 5 * SECOND);
+    wait_until("memcached's line", 5 * SECOND, || {
+        c.stdout().contains("memcached FOO=")
+    });
+    let out = c.stdout();
+    let dir = c.services.join("memcached");
+    // The NUL became a newline, so the line comes as two.
+    assert!(
+        out.contains("memcached FOO=[spaced value] NL=[a\n")
+            && out.contains(&format!(
+                "memcached | b] GONE=unset KEEP=kept in {}",
+                dir.display()
+            )),
+        "{out}"
+    );
+    assert!(c.stderr().contains("ignored supervise/"), "{}", c.stderr());
+    wait_until("py's line", 5 * SECOND, || {
+        c.stdout()
+            .contains(&format!("py in {}", c.services.join("py").display()))
+    });
+
+    // down: not started at boot; svctl start starts it.
+    assert_eq!(c.service("cron")["state"], "stopped");
+    assert!(c.svctl(&["start", "cron"]).status.success());
+    assert_eq!(c.service("cron")["state"], "running");
+
+    // check is the readiness check: app waits for it, worker for app.
+    assert_eq!(c.service("app")["ready"], false);
+    assert_eq!(c.service("worker")["state"], "starting");
+    std::fs::write(&flag, "").unwrap();
+    c.wait_state("worker", "running", 5 * SECOND);
+    assert_eq!(c.service("app")["ready"], true);
+
+    // runsv's pace: a second between restarts, every time.
+    wait_until("flaky to have restarted twice", 10 * SECOND, || {
+        c.service("flaky")["restarts"].as_u64() >= Some(2)
+    });
+    let mut notes = Vec::new();
+    wait_until("flaky waiting to restart", 5 * SECOND, || {
+        let s = c.service("flaky");
+        let note = s["note"].as_str().unwrap_or("").to_string();
+        let hit = s["state"] == "backoff";
+        notes.push(note);
+        hit
+    });
+    let note = notes.last().unwrap();
+    let ms: f64 = note
+        .strip_prefix("restart in ")
+        .and_then(|n| {
+            n.strip_suffix(" ms")
+                .map(|v| v.parse().unwrap())
+                .or_else(|| {
+                    n.strip_suffix(" s")
+                        .map(|v| v.parse::<f64>().unwrap() * 1000.0)
+                })
+        })
+        .unwrap_or_else(|| panic!("{note}"));
+    assert!(ms <= 1000.0 && ms > 0.0, "{note}");
+    Ok(())
+}
+
+fn corral_check_lists_runit_directories_and_names_overlay_lines() -> TestResult {
+    let dir = TempDir::new("runit-check");
+    script(&dir, "s/web/run", "#!/bin/sh\nexec nginx\n");
+    dir.write("s/web/env/A", "1\n");
+    dir.write("s/web/down", "");
+    script(&dir, "s/web/check", "#!/bin/sh\ntrue\n");
+    dir.write("s/web/corral.toml", "stop_timeout = \"3s\"\n");
+    // Not executable: not a service, and said so.
+    dir.write("s/notes/run", "#!/bin/sh\n");
+    script(&dir, "s/finisher/run", "#!/bin/sh\nexec sleep 1\n");
+    script(&dir, "s/finisher/finish", "#!/bin/sh\n");
+    let check = |d: &str| {
+        Command::new(corral_bin())
+            .args(["check", "--services"])
+            .arg(dir.path(d))
+            .output()
+            .unwrap()
+    };
+    let out = check("s");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let web = dir.path("s/web");
+    assert!(
+        stdout.contains(&format!(
+            "runit: web: {}/run, down (not started at boot), env/ (1 set, 0 removed), check (readiness), corral.toml",
+            web.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("start order: finisher, web (disabled)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("notes: ignored: a directory without an executable run file"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("finisher/finish: not run yet by this corral"),
+        "finish is not silently dropped: {stderr}"
+    );
+
+    // An overlay that names a command: its file and line.
+    script(&dir, "bad/api/run", "#!/bin/sh\nexec api\n");
+    dir.write(
+        "bad/api/corral.toml",
+        "requires = []\ncommand = [\"/bin/api\"]\n",
+    );
+    let out = check("bad");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: command: a runit directory's command is its run file",
+            dir.path("bad/api/corral.toml").display()
+        )),
+        "{stderr}"
+    );
+    Ok(())
+}
