@@ -12,8 +12,16 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Every state word a service can be shown in (`svctl status`), the values
 /// of `corral_service_state`'s `state` label.
-pub const STATE_WORDS: [&str; 8] = [
-    "stopped", "starting", "blocked", "running", "stopping", "backoff", "failed", "exited",
+pub const STATE_WORDS: [&str; 9] = [
+    "stopped",
+    "starting",
+    "blocked",
+    "running",
+    "stopping",
+    "finishing",
+    "backoff",
+    "failed",
+    "exited",
 ];
 
 /// What metrics say about one service.

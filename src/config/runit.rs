@@ -26,6 +26,8 @@ pub struct RunitDir {
     pub down: bool,
     /// An executable `check`.
     pub check: bool,
+    /// An executable `finish`: run after each exit of `run`.
+    pub finish: bool,
     /// `env/`: variables set, and variables removed (empty files).
     pub env: Vec<(String, String)>,
     pub env_unset: Vec<String>,
@@ -49,6 +51,9 @@ impl RunitDir {
         }
         if self.check {
             parts.push("check (readiness)".into());
+        }
+        if self.finish {
+            parts.push("finish (after each exit)".into());
         }
         if self.overlay {
             parts.push("corral.toml".into());
@@ -85,13 +90,10 @@ pub fn inspect(dir: &Path, warnings: &mut Vec<String>) -> Result<RunitDir, Confi
                 .join(" and ")
         ));
     }
-    for (part, instead) in [
-        ("finish", "its exits go to the restart policy directly"),
-        (
-            "log/run",
-            "the service's output goes to the container log as corral relays it",
-        ),
-    ] {
+    for (part, instead) in [(
+        "log/run",
+        "the service's output goes to the container log as corral relays it",
+    )] {
         if dir.join(part).exists() {
             warnings.push(format!(
                 "{}: not run yet by this corral; {instead}",
@@ -107,6 +109,7 @@ pub fn inspect(dir: &Path, warnings: &mut Vec<String>) -> Result<RunitDir, Confi
         dir: dir.to_path_buf(),
         down: dir.join("down").exists(),
         check: executable(&dir.join("check")),
+        finish: executable(&dir.join("finish")),
         env,
         env_unset,
         overlay: dir.join("corral.toml").exists(),

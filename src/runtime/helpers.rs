@@ -50,6 +50,8 @@ enum Job {
     Action,
     /// The `[[prepare]]` steps of a service's next start.
     Prepare { id: ServiceId },
+    /// A runit directory's `finish`, after an exit of its `run`.
+    Finish { id: ServiceId },
 }
 
 /// A check's output: the read end (watched) and what it said last.
@@ -213,6 +215,9 @@ impl Helpers {
     pub fn on_exit(&mut self, pid: i32, status: ExitStatus, epoll: &Epoll) -> Option<Event> {
         let helper = self.running.remove(&pid)?;
         self.tails.retain(|_, p| *p != pid);
+        if let Job::Finish { id } = helper.job {
+            return Some(Event::FinishDone { id, pid });
+        }
         let mut tail = helper.tail?;
         // What it wrote just before exiting may not have been read yet.
         tail.drain(epoll);
@@ -241,7 +246,55 @@ impl Helpers {
                     _ => format!("the prepare helper ended: {status}"),
                 },
             }),
-            Job::Action => None,
+            Job::Action | Job::Finish { .. } => None,
+        }
+    }
+
+    /// Starts service `id`'s runit `finish` (`argv`: the file and runsv's
+    /// two arguments), the way its `run` runs; its output goes to the log
+    /// marked `service/finish`. `on_exit` reports its end.
+    pub fn start_finish(
+        &mut self,
+        id: ServiceId,
+        spec: &ServiceSpec,
+        argv: &[String],
+        output: &mut Output,
+        epoll: &Epoll,
+    ) -> Result<i32, String> {
+        let label = || Some(format!("{}/finish", spec.name));
+        let (out_relay, out) = output
+            .open_labelled(id, Stream::Stdout, label(), None, epoll)
+            .map_err(|e| format!("cannot create output pipes: {e}"))?;
+        let (err_relay, err) = match output.open_labelled(id, Stream::Stderr, label(), None, epoll)
+        {
+            Ok(pair) => pair,
+            Err(e) => {
+                output.discard(out_relay, epoll);
+                return Err(format!("cannot create output pipes: {e}"));
+            }
+        };
+        match spawn_as(
+            spec,
+            argv,
+            Target::Fd(out),
+            Target::Fd(err),
+            Extras::default(),
+        ) {
+            Ok(pid) => {
+                self.running.insert(
+                    pid,
+                    Helper {
+                        job: Job::Finish { id },
+                        tail: None,
+                    },
+                );
+                Ok(pid)
+            }
+            Err(e) => {
+                output.discard(out_relay, epoll);
+                output.discard(err_relay, epoll);
+                Err(e.to_string())
+            }
         }
     }
 
@@ -304,7 +357,7 @@ impl Helpers {
             Job::Check {
                 id: i, purpose: p, ..
             } if i == id && p == purpose => Some(*pid),
-            Job::Check { .. } | Job::Action | Job::Prepare { .. } => None,
+            Job::Check { .. } | Job::Action | Job::Prepare { .. } | Job::Finish { .. } => None,
         });
         if let Some(pid) = found {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);

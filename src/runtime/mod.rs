@@ -605,6 +605,13 @@ impl Runtime {
                 self.queue.push_back(event);
             }
             Action::ActionDone { client, outcome } => self.action_done(client, outcome),
+            Action::Finish { id, code, signal } => {
+                let event = match self.start_finish(id, code, signal) {
+                    Ok(pid) => Event::FinishSpawned { id, pid },
+                    Err(error) => Event::FinishSpawnFailed { id, error },
+                };
+                self.queue.push_back(event);
+            }
             Action::Publish(line) => self.publish(*line),
             Action::Exit(code) => self.exit = Some(code),
         }
@@ -691,6 +698,29 @@ impl Runtime {
         if let Some(c) = &mut self.control {
             c.publish(&line, &self.epoll);
         }
+    }
+
+    /// Starts service `id`'s runit `finish` with runsv's arguments.
+    fn start_finish(&mut self, id: ServiceId, code: i32, signal: i32) -> Result<i32, String> {
+        let s = self
+            .sup
+            .services()
+            .get(id)
+            .ok_or("the service is gone (reloaded away)")?;
+        let dir = s
+            .spec
+            .runit
+            .as_ref()
+            .ok_or("not a runit directory")?
+            .dir
+            .join("finish");
+        let argv = [
+            dir.display().to_string(),
+            code.to_string(),
+            signal.to_string(),
+        ];
+        self.helpers
+            .start_finish(id, &s.spec, &argv, &mut self.output, &self.epoll)
     }
 
     /// Starts the helper that runs service `id`'s `[[prepare]]` steps,

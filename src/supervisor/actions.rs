@@ -144,7 +144,8 @@ impl Supervisor {
             | State::Stopping { .. }
             | State::Backoff { .. }
             | State::Failed { .. }
-            | State::Exited => None,
+            | State::Exited
+            | State::Finishing { .. } => None,
         };
         let state = s.state.word();
         match (&spec.does, running) {

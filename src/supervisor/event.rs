@@ -142,6 +142,12 @@ pub enum Event {
     ActionSpawned { run: u64, pid: Pid },
     /// An `Action::StartAction` failed before the command ran.
     ActionSpawnFailed { run: u64, error: String },
+    /// An `Action::Finish` started its helper.
+    FinishSpawned { id: ServiceId, pid: Pid },
+    /// An `Action::Finish` could not start its helper.
+    FinishSpawnFailed { id: ServiceId, error: String },
+    /// The finish helper `pid` of service `id` ended.
+    FinishDone { id: ServiceId, pid: Pid },
 }
 
 /// `svctl action SERVICE NAME ARGS...`, from the svctl connection `client`.
@@ -223,6 +229,15 @@ pub enum Action {
     /// Run the service's `[[prepare]]` steps in a helper; answer with
     /// `PrepareSpawned` or `PrepareSpawnFailed`, then `PrepareDone`.
     Prepare(ServiceId),
+    /// Run service `id`'s runit `finish` with runit's two arguments: the
+    /// exit code (-1 when killed by a signal) and the signal number (0
+    /// for an exit). `FinishSpawned` or `FinishSpawnFailed`, then
+    /// `FinishDone`.
+    Finish {
+        id: ServiceId,
+        code: i32,
+        signal: i32,
+    },
     /// Start the main command; answer with `MainSpawned` or `MainSpawnFailed`.
     SpawnMain,
     /// kill(2) one process.

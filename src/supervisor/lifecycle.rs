@@ -28,7 +28,10 @@ impl Supervisor {
             // It has a process (or is finding its daemon) already: a
             // second one would be lost track of. Kill it; its exit is
             // reaped as an orphan's.
-            State::Running { .. } | State::Stopping { .. } | State::Adopting { .. } => {
+            State::Running { .. }
+            | State::Stopping { .. }
+            | State::Adopting { .. }
+            | State::Finishing { .. } => {
                 warn!(
                     "{}: unexpected second process {pid} while {}; killing it",
                     s.spec.name,
@@ -96,7 +99,8 @@ impl Supervisor {
             | State::Stopping { .. }
             | State::Backoff { .. }
             | State::Failed { .. }
-            | State::Exited => {
+            | State::Exited
+            | State::Finishing { .. } => {
                 debug!("{}: ignoring a stale spawn failure: {error}", s.spec.name);
                 return;
             }
@@ -187,6 +191,7 @@ impl Supervisor {
         out: &mut Vec<Action>,
     ) {
         let up = self.phase == Phase::Up;
+        let until = self.capped(now + FINISH_TIMEOUT);
         let Some(s) = self.services.get_mut(id) else {
             return;
         };
@@ -209,9 +214,51 @@ impl Supervisor {
             });
         }
         cancel_probes(id, &s.spec, out);
+        // runsv runs `finish` after every exit of `run`, before anything
+        // else happens; so does corral, for a runit directory.
+        let finishes = s.spec.runit.as_ref().is_some_and(|r| r.finish) && !launcher_done;
+        if finishes && matches!(s.state, State::Running { .. } | State::Stopping { .. }) {
+            let (code, signal) = match status {
+                ExitStatus::Code(c) => (c, 0),
+                ExitStatus::Signaled(sig) => (-1, sig as i32),
+            };
+            let after = Box::new(s.state.clone());
+            set_state(
+                s,
+                State::Finishing {
+                    pid: None,
+                    until,
+                    killed: false,
+                    status,
+                    after,
+                },
+                now,
+            );
+            out.push(Action::Finish { id, code, signal });
+            return;
+        }
+        let prior = s.state.clone();
+        self.after_exit(id, prior, status, launcher_done, now, out);
+    }
+
+    /// What follows the exit (`status`) of service `id`'s process, which
+    /// was in state `prior`: the restart policy's verdict, or the stop's.
+    pub(super) fn after_exit(
+        &mut self,
+        id: ServiceId,
+        prior: State,
+        status: ExitStatus,
+        launcher_done: bool,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let up = self.phase == Phase::Up;
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
         let name = s.spec.name.clone();
         let mut oneshot_failed = None;
-        let next = match s.state.clone() {
+        let next = match prior {
             State::Running { .. } if !s.want_up || !up => State::Stopped,
             State::Running { started, .. } if launcher_done => {
                 debug!("{name}: launcher done; reading its pidfile");
@@ -265,7 +312,8 @@ impl Supervisor {
             | State::Adopting { .. }
             | State::Backoff { .. }
             | State::Failed { .. }
-            | State::Exited) => other,
+            | State::Exited
+            | State::Finishing { .. }) => other,
         };
         set_state(s, next, now);
         if let Some(reason) = oneshot_failed {
@@ -493,6 +541,25 @@ impl Supervisor {
                     }
                 }
             }
+            State::Finishing {
+                pid: Some(pid),
+                until,
+                killed,
+                ..
+            } if !*killed && *until <= now => {
+                warn!(
+                    "{}: finish still running after {} s; killing it",
+                    s.spec.name,
+                    FINISH_TIMEOUT.as_secs()
+                );
+                out.push(Action::SignalGroup {
+                    pgid: *pid,
+                    signal: Signal::SIGKILL,
+                });
+                *killed = true;
+            }
+            // Not started yet, or killed: its report moves it on.
+            State::Finishing { .. } => {}
             // No deadline in these states.
             State::Stopped
             | State::Starting

@@ -15,6 +15,7 @@
 
 mod actions;
 pub mod event;
+mod finish;
 pub mod health;
 mod journal;
 mod lifecycle;
@@ -105,6 +106,10 @@ pub const EXIT_UNCLEAN: i32 = 1;
 /// How long corral keeps reading a daemonizing service's pidfile after
 /// its launcher exited, and how often.
 pub const ADOPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a runit `finish` may run before it is killed (runsv waits
+/// forever; s6 gives 5 s). Within the shutdown budget during shutdown.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 const ADOPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Exit code when a required oneshot failed at boot.
@@ -204,6 +209,7 @@ impl Service {
                 | State::Spawning
                 | State::Adopting { .. }
                 | State::Stopping { .. }
+                | State::Finishing { .. }
                 | State::Backoff { .. },
                 Kind::Longrun | Kind::Oneshot { .. },
             ) => false,
@@ -228,7 +234,8 @@ impl Service {
             | State::Stopping { .. }
             | State::Backoff { .. }
             | State::Failed { .. }
-            | State::Exited => None,
+            | State::Exited
+            | State::Finishing { .. } => None,
         }
     }
 }
@@ -488,6 +495,13 @@ impl Supervisor {
             Event::ActionSpawnFailed { run, error } => {
                 self.on_action_spawn_failed(run, error, &mut out)
             }
+            Event::FinishSpawned { id, pid } => self.on_finish_spawned(id, pid, &mut out),
+            Event::FinishSpawnFailed { id, error } => {
+                self.on_finish_ended(id, None, Some(&error), now, &mut out)
+            }
+            Event::FinishDone { id, pid } => {
+                self.on_finish_ended(id, Some(pid), None, now, &mut out)
+            }
         }
         self.settle_schedules(now, &mut out);
         self.reconcile(now, &mut out);
@@ -637,12 +651,15 @@ impl Supervisor {
                         self.begin_stop(id, AfterStop::Down, now, out);
                     }
                 }
+                // finish runs to its end (bounded); what follows it
+                // sees that the service is not wanted.
                 State::Stopped
                 | State::Spawning
                 | State::Adopting { .. }
                 | State::Stopping { .. }
                 | State::Failed { .. }
-                | State::Exited => {}
+                | State::Exited
+                | State::Finishing { .. } => {}
             }
         }
         if !shutting_down {

@@ -29,7 +29,8 @@ impl Supervisor {
             | State::Stopping { .. }
             | State::Backoff { .. }
             | State::Failed { .. }
-            | State::Exited => {
+            | State::Exited
+            | State::Finishing { .. } => {
                 warn!(
                     "{}: unexpected prepare helper {pid}; killing it",
                     s.spec.name

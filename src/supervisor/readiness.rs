@@ -98,7 +98,8 @@ impl Supervisor {
                 | State::Stopping { .. }
                 | State::Backoff { .. }
                 | State::Failed { .. }
-                | State::Exited,
+                | State::Exited
+                | State::Finishing { .. },
             ) => {}
         }
         if restart {

@@ -94,6 +94,13 @@ impl Supervisor {
                     set_state(s, State::Starting, now);
                 }
                 State::Stopping { then, .. } => *then = AfterStop::Start,
+                // What follows finish is decided as if the process had
+                // just ended: a stop it ended from now starts again.
+                State::Finishing { after, .. } => {
+                    if let State::Stopping { then, .. } = after.as_mut() {
+                        *then = AfterStop::Start;
+                    }
+                }
                 State::Starting
                 | State::Preparing { .. }
                 | State::Spawning
@@ -185,6 +192,19 @@ impl Supervisor {
         self.kill_actions(out);
         for s in self.services.iter_mut() {
             s.want_up = false;
+            if let State::Finishing {
+                pid: Some(pid),
+                killed,
+                ..
+            } = &mut s.state
+                && !*killed
+            {
+                out.push(Action::SignalGroup {
+                    pgid: *pid,
+                    signal: Signal::SIGKILL,
+                });
+                *killed = true;
+            }
             if let Some(pid) = s.state.pid() {
                 signal_service(&s.spec, pid, Signal::SIGKILL, out);
                 set_state(

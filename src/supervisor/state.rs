@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::event::Pid;
+use super::event::{ExitStatus, Pid};
 use super::health::HealthCheck;
 
 /// Where a service is in its life cycle.
@@ -50,6 +50,17 @@ pub enum State {
     Failed { reason: String },
     /// Exited and the restart policy keeps it down.
     Exited,
+    /// The process ended (`status`) and its runit `finish` runs in a
+    /// helper (`pid`, once started) until it ends or `until` (then it is
+    /// killed once, `killed`); what follows is decided then, as if the
+    /// process had ended from `after` (Running or Stopping).
+    Finishing {
+        pid: Option<Pid>,
+        until: Instant,
+        killed: bool,
+        status: ExitStatus,
+        after: Box<State>,
+    },
 }
 
 /// Whether a running service is ready.
@@ -98,6 +109,7 @@ impl State {
             State::Backoff { .. } => "backoff",
             State::Failed { .. } => "failed",
             State::Exited => "exited",
+            State::Finishing { .. } => "finishing",
         }
     }
 
@@ -112,6 +124,14 @@ impl State {
             // next read is timed.
             State::Adopting { next_try, .. } => *next_try,
             State::Stopping { kill_at, .. } => *kill_at,
+            // Timed once the helper runs, until it is killed.
+            State::Finishing {
+                pid: Some(_),
+                until,
+                killed: false,
+                ..
+            } => Some(*until),
+            State::Finishing { .. } => None,
             State::Running {
                 ready:
                     Readiness::Waiting {
@@ -138,10 +158,11 @@ impl State {
     pub fn pid(&self) -> Option<Pid> {
         match self {
             State::Running { pid, .. } | State::Stopping { pid, .. } => Some(*pid),
-            // The prepare helper is not the service's process.
+            // The prepare and finish helpers are not the service's process.
             State::Stopped
             | State::Starting
             | State::Preparing { .. }
+            | State::Finishing { .. }
             | State::Spawning
             | State::Adopting { .. }
             | State::Backoff { .. }
@@ -160,6 +181,7 @@ impl State {
                 | State::Adopting { .. }
                 | State::Running { .. }
                 | State::Stopping { .. }
+                | State::Finishing { .. }
         )
     }
 

@@ -277,6 +277,7 @@ impl Supervisor {
                 "running its {} prepare step(s)",
                 s.spec.prepare.len()
             )),
+            State::Finishing { status, .. } => Some(format!("running finish after {status}")),
             State::Stopping {
                 then: AfterStop::Start,
                 ..
@@ -334,6 +335,7 @@ impl Supervisor {
             | State::Spawning
             | State::Adopting { .. }
             | State::Stopping { .. }
+            | State::Finishing { .. }
             | State::Backoff { .. } => false,
         }
     }
@@ -377,6 +379,7 @@ impl Supervisor {
             | State::Running { .. }
             | State::Adopting { .. }
             | State::Stopping { .. }
+            | State::Finishing { .. }
             | State::Backoff { .. } => format!("{} is {}", s.spec.name, s.state.word()),
         }
     }

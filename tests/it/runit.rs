@@ -11,6 +11,7 @@ use crate::harness::*;
 
 pub const TESTS: &[Test] = crate::tests![
     phusion_style_directories_run_as_they_are,
+    finish_runs_after_each_exit_with_runsvs_arguments,
     corral_check_lists_runit_directories_and_names_overlay_lines,
 ];
 
@@ -126,6 +127,67 @@ fn phusion_style_directories_run_as_they_are() -> TestResult {
     Ok(())
 }
 
+fn finish_runs_after_each_exit_with_runsvs_arguments() -> TestResult {
+    require_pid_namespace()?;
+    let setup = Setup::new("runit-finish", &[]);
+    let d = &setup.dir;
+    let record = d.path("finished");
+    let go = d.path("go-on");
+    // Exits 3 the first time, then stays up until stopped.
+    script(
+        d,
+        "services.d/db/run",
+        &format!(
+            "#!/bin/sh
+test -f {go} || {{ touch {go}; exit 3; }}
+exec sleep 1000
+",
+            go = go.display()
+        ),
+    );
+    script(
+        d,
+        "services.d/db/finish",
+        &format!(
+            "#!/bin/sh\necho \"finish $1 $2 in $(pwd)\"\necho \"$1 $2\" >> {}\nsleep 0.3\n",
+            record.display()
+        ),
+    );
+    let c = setup.start();
+    let d = &c.dir;
+    c.wait_socket();
+    wait_until("db running after its finish", 10 * SECOND, || {
+        d.read("finished") == "3 0\n" && c.service("db")["state"] == "running"
+    });
+    assert_eq!(
+        d.read("finished"),
+        "3 0
+"
+    );
+    let dir = c.services.join("db");
+    assert!(
+        c.stdout()
+            .contains(&format!("db/finish | finish 3 0 in {}", dir.display())),
+        "{}",
+        c.stdout()
+    );
+    // A stop: killed by SIGTERM, so -1 and 15; the stop waits for finish.
+    let t = std::time::Instant::now();
+    assert!(c.svctl(&["stop", "db"]).status.success());
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(250),
+        "stop waited for finish"
+    );
+    assert_eq!(
+        d.read("finished"),
+        "3 0
+-1 15
+"
+    );
+    assert_eq!(c.service("db")["state"], "stopped");
+    Ok(())
+}
+
 fn corral_check_lists_runit_directories_and_names_overlay_lines() -> TestResult {
     let dir = TempDir::new("runit-check");
     script(&dir, "s/web/run", "#!/bin/sh\nexec nginx\n");
@@ -167,8 +229,8 @@ fn corral_check_lists_runit_directories_and_names_overlay_lines() -> TestResult 
         "{stderr}"
     );
     assert!(
-        stderr.contains("finisher/finish: not run yet by this corral"),
-        "finish is not silently dropped: {stderr}"
+        stdout.contains("runit: finisher: ") && stdout.contains("finish (after each exit)"),
+        "{stdout}"
     );
 
     // An overlay that names a command: its file and line.
