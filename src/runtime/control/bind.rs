@@ -61,7 +61,7 @@ impl Control {
             }
             std::fs::remove_file(path)?;
         }
-        let listener = UnixListener::bind(path)?;
+        let listener = bind_with_mode(path, sock_mode, policy.control_gid)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(sock_mode))?;
         if let Some(gid) = policy.control_gid {
             std::os::unix::fs::chown(path, None, Some(gid))?;
@@ -141,4 +141,27 @@ fn ensure_private_dir(dir: &std::path::Path, uid: u32) -> std::io::Result<()> {
         // XDG_RUNTIME_DIR/corral: its parent exists; /tmp too.
         Err(e) => Err(e),
     }
+}
+
+/// Binds a Unix socket at `path` that has `mode` (and, for root, group
+/// `gid`) from the moment it exists: bind(2) makes the file with the
+/// umask applied and corral's group, and a client may connect before a
+/// chmod or chown after it. corral is single-threaded, so the umask and
+/// effective group set around the call affect nothing else. The caller
+/// still sets both afterwards (a non-root corral cannot take the group).
+pub fn bind_with_mode(path: &Path, mode: u32, gid: Option<u32>) -> io::Result<UnixListener> {
+    use nix::sys::stat::{Mode, umask};
+    use nix::unistd::{Gid, getegid, setegid};
+    let old_mask = umask(Mode::from_bits_truncate(0o777 & !mode));
+    let old_gid = getegid();
+    let switched = gid.is_some_and(|g| setegid(Gid::from_raw(g)).is_ok());
+    let bound = UnixListener::bind(path);
+    if switched && setegid(old_gid).is_err() {
+        tracing::error!(
+            "cannot switch back to group {old_gid} after binding {}",
+            path.display()
+        );
+    }
+    umask(old_mask);
+    bound
 }

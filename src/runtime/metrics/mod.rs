@@ -81,7 +81,7 @@ impl Metrics {
             }
             MetricsAddr::Unix(path) => {
                 replace_stale_socket(path)?;
-                let l = UnixListener::bind(path)?;
+                let l = super::control::bind::bind_with_mode(path, 0o666, None)?;
                 l.set_nonblocking(true)?;
                 // Read-only figures; who may connect is the directory's
                 // business (like a Prometheus exporter's port).
