@@ -164,7 +164,7 @@ pub fn load_dir_with(
         if path.is_dir() {
             if runit::is_service_dir(&path) {
                 match load_runit(&path, &file_name, users, &mut warnings) {
-                    Ok(spec) => services.push(spec),
+                    Ok(specs) => services.extend(specs),
                     Err(errs) => errors.extend(errs),
                 }
             } else {
@@ -188,6 +188,26 @@ pub fn load_dir_with(
         }
     }
 
+    // A runit directory `web` beside `web.toml`, or a `web-log.toml`
+    // beside web/log/run: two services of one name.
+    let mut by_name: std::collections::HashMap<&str, &Path> = std::collections::HashMap::new();
+    let mut twice = Vec::new();
+    for s in &services {
+        if let Some(first) = by_name.insert(&s.name, &s.source.path) {
+            twice.push(s.source.error(
+                None,
+                format!(
+                    "a second service named {} (the first is {}): rename or remove one",
+                    s.name,
+                    first.display()
+                ),
+            ));
+        }
+    }
+    if !twice.is_empty() {
+        errors.extend(twice);
+        return Err(errors);
+    }
     let graph = match graph_of(&services) {
         Ok(graph) => {
             warn_disabled_requirements(&services, &graph, &mut warnings);
@@ -383,9 +403,31 @@ fn load_file(
     parse_service(path, name, &bytes, users, warnings)
 }
 
-/// The service of runit directory `dir`: its `run`, what else is there,
-/// and its `corral.toml` on top.
+/// The services of runit directory `dir`: `name`, and `name-log` when
+/// there is a `log/run`, fed with `name`'s stdout through a pipe corral
+/// holds. The logger is a requirement of the service: it starts first
+/// and stops last, so the service's last lines reach it.
 fn load_runit(
+    dir: &Path,
+    name: &str,
+    users: &UserDb,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ServiceSpec>, Vec<ConfigError>> {
+    let mut spec = load_runit_service(dir, name, users, warnings)?;
+    if !spec.runit.as_ref().is_some_and(|r| r.log) {
+        return Ok(vec![spec]);
+    }
+    let log_name = runit::logger_name(name);
+    let mut logger = load_runit_service(&dir.join("log"), &log_name, users, warnings)?;
+    logger.log_pipe = Some(model::LogPipe::Reader(name.to_string()));
+    spec.log_pipe = Some(model::LogPipe::Writer(name.to_string()));
+    spec.requires.push((log_name, 1));
+    Ok(vec![spec, logger])
+}
+
+/// One service of a runit directory: its `run`, what else is there, and
+/// its `corral.toml` on top.
+fn load_runit_service(
     dir: &Path,
     name: &str,
     users: &UserDb,

@@ -122,6 +122,19 @@ pub struct ServiceSpec {
     pub prepare: Vec<super::prepare::Step>,
     /// Made from a runit service directory: what was found there.
     pub runit: Option<Box<super::runit::RunitDir>>,
+    /// One end of the pipe between a runit service and its `log/run`.
+    pub log_pipe: Option<LogPipe>,
+}
+
+/// The pipe from a runit service's stdout to its logger's stdin, named by
+/// the service. corral holds both ends open across restarts of either
+/// side, so no line is lost while one of them restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogPipe {
+    /// This service's stdout goes into the pipe of (its own) name.
+    Writer(String),
+    /// This logger's stdin comes from the pipe of that service.
+    Reader(String),
 }
 
 impl ServiceSpec {
@@ -473,6 +486,7 @@ pub fn validate(
         actions,
         prepare,
         runit: None,
+        log_pipe: None,
     })
 }
 

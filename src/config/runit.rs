@@ -28,6 +28,8 @@ pub struct RunitDir {
     pub check: bool,
     /// An executable `finish`: run after each exit of `run`.
     pub finish: bool,
+    /// An executable `log/run`: the logger service `NAME-log`.
+    pub log: bool,
     /// `env/`: variables set, and variables removed (empty files).
     pub env: Vec<(String, String)>,
     pub env_unset: Vec<String>,
@@ -55,11 +57,19 @@ impl RunitDir {
         if self.finish {
             parts.push("finish (after each exit)".into());
         }
+        if self.log {
+            parts.push(format!("log/run (the service {})", logger_name(name)));
+        }
         if self.overlay {
             parts.push("corral.toml".into());
         }
         format!("runit: {name}: {}", parts.join(", "))
     }
+}
+
+/// The name of the logger service of runit service `name`.
+pub fn logger_name(name: &str) -> String {
+    format!("{name}-log")
 }
 
 /// Whether `dir` is a runit service directory: it has an executable
@@ -90,17 +100,6 @@ pub fn inspect(dir: &Path, warnings: &mut Vec<String>) -> Result<RunitDir, Confi
                 .join(" and ")
         ));
     }
-    for (part, instead) in [(
-        "log/run",
-        "the service's output goes to the container log as corral relays it",
-    )] {
-        if dir.join(part).exists() {
-            warnings.push(format!(
-                "{}: not run yet by this corral; {instead}",
-                dir.join(part).display()
-            ));
-        }
-    }
     let (env, env_unset) = match std::fs::symlink_metadata(dir.join("env")) {
         Ok(_) => envdir(&dir.join("env"))?,
         Err(_) => (Vec::new(), Vec::new()),
@@ -110,6 +109,7 @@ pub fn inspect(dir: &Path, warnings: &mut Vec<String>) -> Result<RunitDir, Confi
         down: dir.join("down").exists(),
         check: executable(&dir.join("check")),
         finish: executable(&dir.join("finish")),
+        log: is_service_dir(&dir.join("log")),
         env,
         env_unset,
         overlay: dir.join("corral.toml").exists(),

@@ -9,6 +9,7 @@ pub mod control;
 mod facts;
 mod helpers;
 pub mod logfile;
+mod logpipes;
 mod metrics;
 pub mod notify;
 pub mod output;
@@ -33,6 +34,7 @@ use nix::unistd::Pid;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::RunOptions;
+use crate::config::model::LogPipe;
 use crate::config::probes::ReadyMethod;
 use crate::config::{Config, ServiceSpec};
 use crate::logs::Stream;
@@ -111,6 +113,8 @@ pub(crate) struct Runtime {
     control: Option<Control>,
     /// The metrics endpoint, when asked for.
     metrics: Option<metrics::Metrics>,
+    /// Between runit services and their loggers.
+    log_pipes: logpipes::LogPipes,
     output: Output,
     probes: Probes,
     /// Exec checks and actions in progress.
@@ -230,6 +234,7 @@ impl Runtime {
             signals,
             control,
             metrics,
+            log_pipes: logpipes::LogPipes::default(),
             output,
             probes: Probes::default(),
             helpers: helpers::Helpers::default(),
@@ -579,6 +584,15 @@ impl Runtime {
             }
             Action::Unregister(id) => {
                 self.output.remove(id, &self.epoll);
+                // A pipe stays while its service or its logger remains.
+                let services = self.sup.services();
+                self.log_pipes.retain(|key| {
+                    services.iter().any(|s| {
+                        s.id != id
+                            && matches!(&s.spec.log_pipe,
+                                Some(LogPipe::Writer(k) | LogPipe::Reader(k)) if k == key)
+                    })
+                });
                 self.notify.forget(id, &self.epoll);
                 for purpose in [Purpose::Ready, Purpose::Health] {
                     self.probes
@@ -632,19 +646,35 @@ impl Runtime {
         } else {
             let epoll = &self.epoll;
             let output = &mut self.output;
-            output
-                .open(id, Stream::Stdout, epoll)
-                .and_then(|(out_id, out_w)| {
-                    relays.push(out_id);
-                    let (err_id, err_w) = output.open(id, Stream::Stderr, epoll)?;
-                    relays.push(err_id);
-                    Ok((Target::Fd(out_w), Target::Fd(err_w)))
-                })
+            // A runit service with a logger writes its stdout to it.
+            let stdout = match &spec.log_pipe {
+                Some(LogPipe::Writer(key)) => self.log_pipes.writer(key).map(Target::Fd),
+                Some(LogPipe::Reader(_)) | None => {
+                    output
+                        .open(id, Stream::Stdout, epoll)
+                        .map(|(out_id, out_w)| {
+                            relays.push(out_id);
+                            Target::Fd(out_w)
+                        })
+                }
+            };
+            stdout.and_then(|out| {
+                let (err_id, err_w) = output.open(id, Stream::Stderr, epoll)?;
+                relays.push(err_id);
+                Ok((out, Target::Fd(err_w)))
+            })
+        };
+        let stdin = match &spec.log_pipe {
+            Some(LogPipe::Reader(key)) => self.log_pipes.reader(key).map(Some),
+            Some(LogPipe::Writer(_)) | None => Ok(None),
         };
         let spawned = stdio
+            .and_then(|io| Ok((io, stdin?)))
             .map_err(|e| format!("cannot create output pipes: {e}"))
-            .and_then(|(out, err)| {
-                let extras = extras(&mut self.notify, &self.epoll, id, service.starts + 1, spec)?;
+            .and_then(|((out, err), stdin)| {
+                let mut extras =
+                    extras(&mut self.notify, &self.epoll, id, service.starts + 1, spec)?;
+                extras.stdin = stdin;
                 spawn::spawn_service(spec, out, err, extras).map_err(|e| e.to_string())
             });
         match spawned {

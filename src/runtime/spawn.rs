@@ -62,6 +62,8 @@ pub struct Extras {
     /// Run as corral itself, in `/`: the prepare helper, which makes the
     /// service's directories (its working directory among them).
     pub as_corral: bool,
+    /// Its stdin instead of /dev/null (a runit logger's pipe).
+    pub stdin: Option<OwnedFd>,
 }
 
 /// Where a child's stdout or stderr goes: a descriptor of corral's (a
@@ -147,7 +149,10 @@ pub fn spawn_as(
             (None, false) => None,
         },
         ids: credentials.map(|c| (c.uid, c.gid, c.groups.clone())),
-        stdin: File::open("/dev/null").map_err(cannot)?.into(),
+        stdin: match extras.stdin {
+            Some(fd) => fd,
+            None => File::open("/dev/null").map_err(cannot)?.into(),
+        },
         stdout,
         stderr,
         placed: extras.fd,

@@ -109,6 +109,7 @@ pub fn differences(old: &ServiceSpec, new: &ServiceSpec) -> (Vec<&'static str>, 
         ("type", old.kind != new.kind),
         ("ready", old.ready != new.ready),
         ("no_new_privs", old.no_new_privs != new.no_new_privs),
+        ("log/run", old.log_pipe != new.log_pipe),
         ("log.format", inherit(old) != inherit(new)),
     ] {
         if differs {

@@ -44,6 +44,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
         actions: Vec::new(),
         prepare: Vec::new(),
         runit: None,
+        log_pipe: None,
     }
 }
 
@@ -1151,6 +1152,7 @@ mod table {
             down: false,
             check: false,
             finish: true,
+            log: false,
             env: Vec::new(),
             env_unset: Vec::new(),
             overlay: false,

@@ -12,6 +12,7 @@ use crate::harness::*;
 pub const TESTS: &[Test] = crate::tests![
     phusion_style_directories_run_as_they_are,
     finish_runs_after_each_exit_with_runsvs_arguments,
+    log_run_gets_every_line_across_a_logger_restart,
     corral_check_lists_runit_directories_and_names_overlay_lines,
 ];
 
@@ -188,6 +189,68 @@ exec sleep 1000
     Ok(())
 }
 
+fn log_run_gets_every_line_across_a_logger_restart() -> TestResult {
+    require_pid_namespace()?;
+    let setup = Setup::new("runit-log", &[]);
+    let d = &setup.dir;
+    let logged = d.path("logged");
+    // GitLab-style: the service writes to stdout (stderr apart), its
+    // log/run reads stdin; here the logger is a shell loop, not svlogd.
+    script(
+        d,
+        "services.d/web/run",
+        "#!/bin/sh\necho starting >&2\ni=0\nwhile [ $i -lt 400 ]; do i=$((i+1)); echo line $i; sleep 0.005; done\nexec sleep 1000\n",
+    );
+    script(
+        d,
+        "services.d/web/log/run",
+        &format!(
+            "#!/bin/sh\necho logger up\nwhile read -r l; do echo \"$l\" >> {}; done\n",
+            logged.display()
+        ),
+    );
+    let c = setup.start();
+    let d = &c.dir;
+    c.wait_socket();
+    c.wait_state("web", "running", 5 * SECOND);
+    assert_eq!(c.service("web-log")["state"], "running");
+    // Restart the logger twice while lines flow.
+    for _ in 0..2 {
+        wait_until("more lines", 5 * SECOND, || {
+            d.read("logged").lines().count() > 50
+        });
+        assert!(c.svctl(&["restart", "web-log"]).status.success());
+    }
+    wait_until("all 400 lines", 15 * SECOND, || {
+        d.read("logged").lines().count() >= 400
+    });
+    let lines: Vec<String> = d.read("logged").lines().map(String::from).collect();
+    let want: Vec<String> = (1..=400).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, want, "every line once, in order");
+    let out = c.stdout();
+    assert!(
+        !out.contains("| line "),
+        "stdout went to the logger, not the console: {out}"
+    );
+    assert!(out.contains("web-log | logger up"), "{out}");
+    assert!(
+        c.stderr().contains("web     | starting"),
+        "stderr still reaches the container log: {}",
+        c.stderr()
+    );
+    assert!(
+        c.service("web-log")["restarts"].as_u64() == Some(2),
+        "{}",
+        c.service("web-log")
+    );
+    assert_eq!(
+        c.service("web")["restarts"],
+        0,
+        "the service was not restarted"
+    );
+    Ok(())
+}
+
 fn corral_check_lists_runit_directories_and_names_overlay_lines() -> TestResult {
     let dir = TempDir::new("runit-check");
     script(&dir, "s/web/run", "#!/bin/sh\nexec nginx\n");
@@ -195,6 +258,7 @@ fn corral_check_lists_runit_directories_and_names_overlay_lines() -> TestResult 
     dir.write("s/web/down", "");
     script(&dir, "s/web/check", "#!/bin/sh\ntrue\n");
     dir.write("s/web/corral.toml", "stop_timeout = \"3s\"\n");
+    script(&dir, "s/web/log/run", "#!/bin/sh\nexec cat\n");
     // Not executable: not a service, and said so.
     dir.write("s/notes/run", "#!/bin/sh\n");
     script(&dir, "s/finisher/run", "#!/bin/sh\nexec sleep 1\n");
@@ -215,13 +279,13 @@ fn corral_check_lists_runit_directories_and_names_overlay_lines() -> TestResult 
     let web = dir.path("s/web");
     assert!(
         stdout.contains(&format!(
-            "runit: web: {}/run, down (not started at boot), env/ (1 set, 0 removed), check (readiness), corral.toml",
+            "runit: web: {}/run, down (not started at boot), env/ (1 set, 0 removed), check (readiness), log/run (the service web-log), corral.toml",
             web.display()
         )),
         "{stdout}"
     );
     assert!(
-        stdout.contains("start order: finisher, web (disabled)"),
+        stdout.contains("start order: finisher, web-log, web (disabled)"),
         "{stdout}"
     );
     assert!(
@@ -231,6 +295,17 @@ fn corral_check_lists_runit_directories_and_names_overlay_lines() -> TestResult 
     assert!(
         stdout.contains("runit: finisher: ") && stdout.contains("finish (after each exit)"),
         "{stdout}"
+    );
+
+    // Two services of one name: a directory and a file.
+    script(&dir, "twice/web/run", "#!/bin/sh\nexec nginx\n");
+    dir.write("twice/web.toml", "command = [\"nginx\"]\n");
+    let out = check("twice");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("a second service named web (the first is"),
+        "{stderr}"
     );
 
     // An overlay that names a command: its file and line.

@@ -11,6 +11,7 @@ fn runit(name: &str) -> ServiceSpec {
         down: false,
         check: false,
         finish: true,
+        log: false,
         env: Vec::new(),
         env_unset: Vec::new(),
         overlay: false,
