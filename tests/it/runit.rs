@@ -13,6 +13,7 @@ pub const TESTS: &[Test] = crate::tests![
     phusion_style_directories_run_as_they_are,
     finish_runs_after_each_exit_with_runsvs_arguments,
     log_run_gets_every_line_across_a_logger_restart,
+    gitlab_style_chpst_and_svlogd,
     corral_check_lists_runit_directories_and_names_overlay_lines,
 ];
 
@@ -248,6 +249,62 @@ fn log_run_gets_every_line_across_a_logger_restart() -> TestResult {
         0,
         "the service was not restarted"
     );
+    Ok(())
+}
+
+/// An omnibus-style directory: `run` drops privileges with chpst, the
+/// logger is svlogd writing a log directory (Debian's runit package).
+fn gitlab_style_chpst_and_svlogd() -> TestResult {
+    require_pid_namespace()?;
+    for tool in ["chpst", "svlogd"] {
+        if !std::path::Path::new(&format!("/usr/bin/{tool}")).exists() {
+            return Err(Skip(format!(
+                "needs /usr/bin/{tool} (Debian's runit package)"
+            )));
+        }
+    }
+    let setup = Setup::new("runit-gitlab", &[]);
+    let d = &setup.dir;
+    let logdir = d.path("log/redis");
+    std::fs::create_dir_all(&logdir).unwrap();
+    script(
+        d,
+        "services.d/redis/run",
+        "#!/bin/sh\nexec 2>&1\numask 077\nexec chpst -P -U nobody:nogroup -u nobody:nogroup sh -c 'echo \"redis as $(id -u)\"; i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo \"msg $i\"; sleep 0.005; done; echo done >&2; exec sleep 1000'\n",
+    );
+    script(
+        d,
+        "services.d/redis/log/run",
+        &format!("#!/bin/sh\nexec svlogd -tt {}\n", logdir.display()),
+    );
+    let c = setup.start();
+    let d = &c.dir;
+    c.wait_socket();
+    c.wait_state("redis", "running", 5 * SECOND);
+    let current = || d.read("log/redis/current");
+    wait_until("svlogd to write", 5 * SECOND, || {
+        current().contains("msg 20")
+    });
+    assert!(c.svctl(&["restart", "redis-log"]).status.success());
+    wait_until("the last line", 15 * SECOND, || current().contains("done"));
+    let got: Vec<String> = current()
+        .lines()
+        // svlogd -tt: `2026-12-02_12:00:00.12345 msg 1`
+        .filter_map(|l| l.split_once(' ').map(|(_, m)| m.to_string()))
+        .collect();
+    let msgs: Vec<&String> = got.iter().filter(|m| m.starts_with("msg ")).collect();
+    let want: Vec<String> = (1..=300).map(|i| format!("msg {i}")).collect();
+    assert_eq!(
+        msgs,
+        want.iter().collect::<Vec<_>>(),
+        "every line once, in order"
+    );
+    assert!(got.contains(&"redis as 65534".to_string()), "{got:?}");
+    assert!(
+        got.contains(&"done".to_string()),
+        "exec 2>&1 sends stderr to the logger too"
+    );
+    assert_eq!(c.service("redis-log")["restarts"], 1);
     Ok(())
 }
 
