@@ -75,6 +75,7 @@ usage: corral [--services DIR] [--socket PATH] [--metrics ADDR] [--] [CMD [ARGS.
        corral schema                       (JSON Schema of a service file)
        corral completions bash|zsh|fish    (svctl completion script)
        corral ctl [--socket PATH] VERB [ARGS...]   (the same as svctl)
+       corral import crontab FILE [--system] [-o DIR]   (service files from a crontab)
 
 Runs as PID 1: starts the services of DIR (default /etc/corral/services.d,
 env CORRAL_SERVICES_DIR), then CMD if given, reaps zombies, forwards signals,
@@ -131,6 +132,12 @@ pub enum Command {
     Schema,
     /// `corral completions SHELL`: print svctl's completion for SHELL.
     Completions(String),
+    /// `corral import KIND FILE [-o DIR]`.
+    Import {
+        kind: crate::import::Kind,
+        file: PathBuf,
+        out: Option<PathBuf>,
+    },
     Help,
     Version,
 }
@@ -194,6 +201,7 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
                 };
             }
             "ctl" if i == 0 => return Ok(Command::Ctl(args.get(1..).unwrap_or_default().to_vec())),
+            "import" if i == 0 => return parse_import(args.get(1..).unwrap_or_default()),
             s if s.starts_with("--services=") => {
                 services = Some(PathBuf::from(&s["--services=".len()..]))
             }
@@ -261,6 +269,45 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
         log_format,
         log_timestamps,
     }))
+}
+
+/// `corral import crontab FILE [--system] [-o DIR]`.
+fn parse_import(args: &[String]) -> Result<Command, String> {
+    const HOW: &str = "use: corral import crontab FILE [--system] [-o DIR]";
+    let Some((what, rest)) = args.split_first() else {
+        return Err(format!("corral import needs what to import; {HOW}"));
+    };
+    if what != "crontab" {
+        return Err(format!(
+            "corral import {what}: not something corral imports (crontab); {HOW}"
+        ));
+    }
+    let (mut file, mut out, mut system) = (None, None, false);
+    let mut i = 0;
+    while let Some(a) = rest.get(i) {
+        match a.as_str() {
+            "--system" => system = true,
+            "-o" | "--output" => {
+                i += 1;
+                out = Some(PathBuf::from(
+                    rest.get(i)
+                        .ok_or_else(|| format!("{a} needs a directory"))?,
+                ));
+            }
+            s if s.starts_with('-') && s != "-" => {
+                return Err(format!("corral import: unknown option {s}; {HOW}"));
+            }
+            _ if file.is_some() => return Err(format!("corral import: one FILE only; {HOW}")),
+            f => file = Some(PathBuf::from(f)),
+        }
+        i += 1;
+    }
+    let file = file.ok_or_else(|| format!("corral import {what} needs a FILE; {HOW}"))?;
+    Ok(Command::Import {
+        kind: crate::import::Kind::Crontab { system },
+        file,
+        out,
+    })
 }
 
 #[cfg(test)]
@@ -350,6 +397,27 @@ mod tests {
         let e = parse(&args(&["--metrics", "localhost:9090"]), |_| None).unwrap_err();
         assert!(e.starts_with("--metrics: \"localhost:9090\" is not"), "{e}");
         assert!(e.contains("IP:PORT"), "{e}");
+        assert_eq!(
+            parse(
+                &args(&["import", "crontab", "/etc/crontab", "--system", "-o", "/s"]),
+                |_| None
+            ),
+            Ok(Command::Import {
+                kind: crate::import::Kind::Crontab { system: true },
+                file: "/etc/crontab".into(),
+                out: Some("/s".into()),
+            })
+        );
+        assert!(
+            parse(&args(&["import", "inittab", "x"]), |_| None)
+                .unwrap_err()
+                .contains("not something corral imports")
+        );
+        assert!(
+            parse(&args(&["import", "crontab"]), |_| None)
+                .unwrap_err()
+                .contains("needs a FILE")
+        );
         assert_eq!(
             parse(&args(&["ctl", "status"]), |_| None),
             Ok(Command::Ctl(args(&["status"])))

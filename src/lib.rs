@@ -27,6 +27,7 @@ pub mod ctl;
 pub mod exposition;
 pub mod files;
 pub mod graph;
+pub mod import;
 pub mod logging;
 pub mod logs;
 pub mod prepare;

@@ -29,6 +29,9 @@ fn main() {
             Ok(Command::Ctl(args)) => corral::ctl::main(&args),
             Ok(Command::Schema) => corral::config::schema::print(),
             Ok(Command::Completions(shell)) => corral::completions::print(&shell),
+            Ok(Command::Import { kind, file, out }) => {
+                corral::import::run(kind, &file, out.as_deref())
+            }
             Ok(Command::Help) => {
                 println!("{}", cli::USAGE);
                 0

@@ -508,6 +508,16 @@ fn parse_with(
         return Err(errors);
     }
     let mut raw = raw::parse(text).map_err(|e| {
+        // A crontab dropped in as x.toml is not a TOML mistake to point at.
+        if crate::import::crontab::looks_like(text) {
+            return vec![source.error(
+                None,
+                format!(
+                    "this looks like a crontab, not a service file: run `corral import crontab {} -o DIR` (--system for /etc/crontab and /etc/cron.d files) and use the files it writes",
+                    path.display()
+                ),
+            )];
+        }
         let line = e.span().map(|s| source.line_of(s.start));
         vec![source.error(line, e.message().trim_end().replace('\n', "; "))]
     })?;
@@ -1327,6 +1337,22 @@ stop_timeout = "2s"
             cycle.contains("b.toml") && cycle.contains("c.toml"),
             "{cycle}"
         );
+    }
+
+    #[test]
+    fn a_crontab_saved_as_toml_is_named() {
+        let crontab = "MAILTO=\"\"\n# backups\n30 3 * * * root /usr/local/bin/backup\n";
+        let errs = load(&[("backup.toml", crontab)]).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains(
+                "this looks like a crontab, not a service file: run `corral import crontab"
+            ) && errs[0].contains("backup.toml -o DIR`"),
+            "{errs:?}"
+        );
+        // A broken service file is still told what is wrong with its TOML.
+        let errs = load(&[("web.toml", "run = \"x\"\nrestart = \n")]).unwrap_err();
+        assert!(!errs[0].contains("crontab"), "{errs:?}");
     }
 
     #[test]

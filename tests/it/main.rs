@@ -8,6 +8,7 @@ mod actions;
 mod environ;
 mod events;
 mod harness;
+mod import;
 mod lifecycle;
 mod load;
 mod logs;
@@ -55,6 +56,7 @@ fn main() {
     tests.extend(events::TESTS);
     tests.extend(metrics::TESTS);
     tests.extend(runit::TESTS);
+    tests.extend(import::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)
