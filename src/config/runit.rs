@@ -19,7 +19,7 @@ const MAX_ENV_FILES: usize = 4096;
 
 /// What corral found in a runit directory, for `corral check` and for
 /// the settings it implies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunitDir {
     pub dir: PathBuf,
     /// A `down` file: not started at boot.

@@ -1149,13 +1149,8 @@ mod table {
         let mut runit = spec("s", &[]);
         runit.runit = Some(Box::new(crate::config::runit::RunitDir {
             dir: "/etc/service/s".into(),
-            down: false,
-            check: false,
             finish: true,
-            log: false,
-            env: Vec::new(),
-            env_unset: Vec::new(),
-            overlay: false,
+            ..Default::default()
         }));
         let mut sim = boot(vec![runit], true);
         sim.exit("s", ExitStatus::Code(1));

@@ -24,28 +24,24 @@ fn imported_crontab_checks_and_runs() -> TestResult {
     );
     let out_dir = dir.path("services.d");
     let run = |args: &[&str]| Command::new(corral_bin()).args(args).output().unwrap();
-    let out = run(&[
-        "import",
-        "crontab",
-        crontab.to_str().unwrap(),
-        "--system",
-        "-o",
-        out_dir.to_str().unwrap(),
-    ]);
+    let import = || {
+        run(&[
+            "import",
+            "crontab",
+            crontab.to_str().unwrap(),
+            "--system",
+            "-o",
+            out_dir.to_str().unwrap(),
+        ])
+    };
+    let out = import();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("MAILTO is not supported"), "{stderr}");
     let written = String::from_utf8_lossy(&out.stdout);
     assert_eq!(written.lines().count(), 3, "{written}");
     // A second import would overwrite: refused, nothing touched.
-    let again = run(&[
-        "import",
-        "crontab",
-        crontab.to_str().unwrap(),
-        "--system",
-        "-o",
-        out_dir.to_str().unwrap(),
-    ]);
+    let again = import();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("would overwrite"));
 

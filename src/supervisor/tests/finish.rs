@@ -8,13 +8,8 @@ fn runit(name: &str) -> ServiceSpec {
     let mut s = spec(name, &[]);
     s.runit = Some(Box::new(RunitDir {
         dir: format!("/etc/service/{name}").into(),
-        down: false,
-        check: false,
         finish: true,
-        log: false,
-        env: Vec::new(),
-        env_unset: Vec::new(),
-        overlay: false,
+        ..Default::default()
     }));
     s
 }
