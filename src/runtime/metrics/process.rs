@@ -39,10 +39,10 @@ fn parse_stat(stat: &str, tick: u64, page: u64, boot: u64) -> Option<ProcessSamp
     let field = |n: usize| -> Option<u64> { fields.get(n - 3)?.parse().ok() };
     let ticks = |t: u64| t as f64 / tick.max(1) as f64;
     Some(ProcessSample {
-        cpu_seconds: ticks(field(14)? + field(15)?),
+        cpu_seconds: ticks(field(14)?.saturating_add(field(15)?)),
         start_time: boot as f64 + ticks(field(22)?),
         virtual_bytes: field(23)?,
-        resident_bytes: field(24)? * page,
+        resident_bytes: field(24)?.saturating_mul(page),
         open_fds: 0,
         max_fds: None,
     })
