@@ -481,7 +481,20 @@ impl Control {
             .map(|(id, _)| *id)
             .collect();
         for id in late {
-            debug!("control socket: dropping a client that sent nothing or read nothing in time");
+            // A stream reader that stalled is the same case as one that fell
+            // `FOLLOW_LIMIT` behind, reached first when events or lines come
+            // slowly: the operator gets the same warning either way.
+            match self.clients.get(&id) {
+                Some(c) if c.watches.is_some() => {
+                    warn!("svctl events reads too slowly; cutting it off")
+                }
+                Some(c) if c.follows.is_some() => {
+                    warn!("svctl logs -f reads too slowly; cutting it off")
+                }
+                _ => debug!(
+                    "control socket: dropping a client that sent nothing or read nothing in time"
+                ),
+            }
             self.drop_client(id, epoll);
         }
     }
