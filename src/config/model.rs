@@ -104,6 +104,8 @@ pub struct ServiceSpec {
     pub requires: Vec<(String, usize)>,
     pub restart: RestartPolicy,
     pub backoff: Backoff,
+    /// Exit codes that count as success (`[0]` unless the file says).
+    pub success_exit_codes: Vec<i32>,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
     pub enabled: bool,
@@ -140,6 +142,12 @@ pub enum LogPipe {
 impl ServiceSpec {
     pub fn is_oneshot(&self) -> bool {
         matches!(self.kind, Kind::Oneshot { .. })
+    }
+
+    /// Whether exit code `code` counts as success (`success_exit_codes`;
+    /// a death by signal never does).
+    pub fn success_code(&self, code: i32) -> bool {
+        self.success_exit_codes.contains(&code)
     }
 
     pub fn action(&self, name: &str) -> Option<&ActionSpec> {
@@ -257,6 +265,30 @@ pub fn validate(
     if backoff.max < backoff.initial {
         backoff.max = backoff.initial;
     }
+    let success_exit_codes = match &raw.success_exit_codes {
+        None => vec![0],
+        Some(list) if list.get_ref().is_empty() => {
+            c.error(
+                list,
+                "success_exit_codes is empty: nothing would count as success; leave it out for [0]",
+            );
+            vec![0]
+        }
+        Some(list) => {
+            let mut codes = Vec::new();
+            for &code in list.get_ref() {
+                match i32::try_from(code) {
+                    Ok(n @ 0..=255) if !codes.contains(&n) => codes.push(n),
+                    Ok(0..=255) => {}
+                    _ => c.error(
+                        list,
+                        format!("success_exit_codes: {code} is not an exit code: they are 0 to 255 (a death by signal never counts as success)"),
+                    ),
+                }
+            }
+            codes
+        }
+    };
 
     let stop_signal = match &raw.stop_signal {
         None => Signal::SIGTERM,
@@ -474,6 +506,7 @@ pub fn validate(
         requires,
         restart,
         backoff,
+        success_exit_codes,
         stop_signal,
         stop_timeout,
         enabled: raw.enabled.unwrap_or(true),

@@ -38,6 +38,7 @@ pub struct RawService {
     pub restart_delay_max: Option<Spanned<Value>>,
     pub restart_reset: Option<Spanned<Value>>,
     pub restart_limit: Option<Spanned<i64>>,
+    pub success_exit_codes: Option<Spanned<Vec<i64>>>,
     pub stop_signal: Option<Spanned<Value>>,
     pub stop_timeout: Option<Spanned<Value>>,
     pub enabled: Option<bool>,

@@ -100,6 +100,9 @@ fn value(want: Want) -> Map<String, Value> {
         Want::Int => json!({"type": "integer"}),
         Want::Bool => json!({"type": "boolean"}),
         Want::StrList => strings,
+        Want::IntList => {
+            json!({"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}, "minItems": 1})
+        }
         Want::NameOrId => json!({"type": ["string", "integer"]}),
         Want::Duration => json!({
             "type": ["string", "number"],

@@ -21,6 +21,8 @@ pub(super) enum Want {
     Int,
     Bool,
     StrList,
+    /// An array of integers (`success_exit_codes`).
+    IntList,
     /// A user or group: a name or a number.
     NameOrId,
     /// A duration: `"5s"` or a number of seconds.
@@ -520,6 +522,12 @@ pub(super) const SERVICE: &[Key] = &[
         "restarts in a row without a healthy run before the service is failed; 0 retries forever",
     ),
     key(
+        "success_exit_codes",
+        Want::IntList,
+        Some("[0]"),
+        "exit codes that count as success (the list replaces [0]): on-failure does not restart them, a oneshot or scheduled run with one succeeded",
+    ),
+    key(
         "stop_signal",
         Want::Signal,
         Some("\"SIGTERM\""),
@@ -740,6 +748,9 @@ fn mismatch(key: &str, want: Want, value: &Spanned<DeValue<'_>>) -> Option<Strin
         Want::StrList => v
             .as_array()
             .is_some_and(|a| a.iter().all(|e| e.get_ref().is_str())),
+        Want::IntList => v
+            .as_array()
+            .is_some_and(|a| a.iter().all(|e| e.get_ref().is_integer())),
         Want::NameOrId | Want::Signal | Want::Size => v.is_str() || v.is_integer(),
         Want::GroupOrFlag => v.is_str() || v.is_integer() || v.is_bool(),
         Want::Duration => v.is_str() || v.is_integer() || v.is_float(),
@@ -764,6 +775,7 @@ fn mismatch(key: &str, want: Want, value: &Spanned<DeValue<'_>>) -> Option<Strin
         Want::Int => "an integer",
         Want::Bool => "true or false",
         Want::StrList => "an array of strings",
+        Want::IntList => "an array of integers, e.g. [0, 2]",
         Want::NameOrId => "a name or a number",
         Want::Duration => "a duration such as \"5s\" or a number of seconds",
         Want::Size => "a size such as \"10MiB\" or a number of bytes",

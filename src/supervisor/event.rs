@@ -43,8 +43,16 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// Exit code 0: a helper's success (a check, a prepare step, an
+    /// action). A service's exits go by its `success_exit_codes`:
+    /// `succeeded`.
     pub fn success(self) -> bool {
         self == ExitStatus::Code(0)
+    }
+
+    /// Whether this exit of `spec`'s process counts as success.
+    pub fn succeeded(self, spec: &crate::config::ServiceSpec) -> bool {
+        matches!(self, ExitStatus::Code(c) if spec.success_code(c))
     }
 
     /// The shell convention: the code, or 128 + the signal number.

@@ -143,7 +143,7 @@ impl Supervisor {
         let (verdict, failures) = policy::after_exit(
             s.spec.restart,
             &s.spec.backoff,
-            None,
+            false,
             Duration::ZERO,
             s.failures,
         );
@@ -196,7 +196,8 @@ impl Supervisor {
             return;
         };
         s.last_exit = Some(status);
-        if matches!(s.state, State::Running { .. }) && s.want_up && up && !status.success() {
+        if matches!(s.state, State::Running { .. }) && s.want_up && up && !status.succeeded(&s.spec)
+        {
             s.failures_total += 1;
         }
         let launcher_done = s.spec.pidfile.is_some()
@@ -271,7 +272,7 @@ impl Supervisor {
             }
             State::Running { started, .. } if s.spec.is_oneshot() => {
                 let took = now.saturating_duration_since(started).as_millis();
-                if status.success() {
+                if status.succeeded(&s.spec) {
                     info!("{name}: done in {took} ms");
                     State::Exited
                 } else {

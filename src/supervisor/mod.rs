@@ -192,7 +192,7 @@ impl Service {
             // An optional oneshot that failed does not hold anything up.
             (State::Failed { .. } | State::Exited, Kind::Oneshot { optional: true, .. }) => true,
             (State::Exited, Kind::Oneshot { .. }) => {
-                self.last_exit.is_some_and(ExitStatus::success)
+                self.last_exit.is_some_and(|st| st.succeeded(&self.spec))
             }
             (State::Running { .. }, Kind::Oneshot { .. })
             | (

@@ -25,17 +25,18 @@ pub enum Verdict {
 
 /// Decides what follows an exit and returns the new count of quick failures
 /// in a row. A run that lasted `reset_after` or longer starts the count
-/// afresh; `None` as status means the process never ran (spawn failed).
+/// afresh; `succeeded`: the exit counts as success (`success_exit_codes`;
+/// never so for a process that did not run or died by a signal).
 pub fn after_exit(
     policy: RestartPolicy,
     backoff: &Backoff,
-    status: Option<ExitStatus>,
+    succeeded: bool,
     ran_for: Duration,
     failures: u32,
 ) -> (Verdict, u32) {
     let wants_restart = match policy {
         RestartPolicy::Always => true,
-        RestartPolicy::OnFailure => !status.is_some_and(ExitStatus::success),
+        RestartPolicy::OnFailure => !succeeded,
         RestartPolicy::Never => false,
     };
     if !wants_restart {
@@ -71,8 +72,14 @@ pub(super) fn after_failure(
     reason: Option<String>,
     now: Instant,
 ) -> State {
-    let (verdict, failures) =
-        after_exit(s.spec.restart, &s.spec.backoff, status, ran_for, s.failures);
+    let succeeded = status.is_some_and(|st| st.succeeded(&s.spec));
+    let (verdict, failures) = after_exit(
+        s.spec.restart,
+        &s.spec.backoff,
+        succeeded,
+        ran_for,
+        s.failures,
+    );
     s.failures = failures;
     let what = match (&reason, status) {
         (Some(r), _) => r.clone(),
@@ -108,7 +115,6 @@ pub(super) fn after_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::signal::Signal;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -130,9 +136,9 @@ mod tests {
     #[test]
     fn policies_decide_which_exits_restart() {
         let b = Backoff::default();
-        let ok = Some(ExitStatus::Code(0));
-        let bad = Some(ExitStatus::Code(1));
-        let killed = Some(ExitStatus::Signaled(Signal::SIGKILL));
+        // Whether an exit code counts is the spec's (success_exit_codes):
+        // what reaches this is the verdict, and signals never succeed.
+        let (ok, bad) = (true, false);
         assert_eq!(
             after_exit(RestartPolicy::Always, &b, ok, ms(1), 0).0,
             Verdict::Restart(ms(100))
@@ -146,11 +152,7 @@ mod tests {
             Verdict::Restart(ms(100))
         );
         assert_eq!(
-            after_exit(RestartPolicy::OnFailure, &b, killed, ms(1), 0).0,
-            Verdict::Restart(ms(100))
-        );
-        assert_eq!(
-            after_exit(RestartPolicy::OnFailure, &b, None, ms(0), 0).0,
+            after_exit(RestartPolicy::OnFailure, &b, bad, ms(0), 0).0,
             Verdict::Restart(ms(100))
         );
         assert_eq!(
@@ -165,7 +167,7 @@ mod tests {
             limit: Some(3),
             ..Backoff::default()
         };
-        let bad = Some(ExitStatus::Code(1));
+        let bad = false;
         let mut failures = 0;
         let mut verdicts = Vec::new();
         for _ in 0..4 {

@@ -120,7 +120,9 @@ pub fn differences(old: &ServiceSpec, new: &ServiceSpec) -> (Vec<&'static str>, 
         ("requires", names(old) != names(new)),
         (
             "restart",
-            old.restart != new.restart || old.backoff != new.backoff,
+            old.restart != new.restart
+                || old.backoff != new.backoff
+                || old.success_exit_codes != new.success_exit_codes,
         ),
         ("stop_signal", old.stop_signal != new.stop_signal),
         ("stop_timeout", old.stop_timeout != new.stop_timeout),

@@ -224,9 +224,16 @@ impl Schedule {
         }
     }
 
-    /// The supervisor saw the job's process appear or go; returns true when
-    /// a queued run should start now.
-    pub fn observe(&mut self, active: bool, last_exit: Option<ExitStatus>, clock: Clock) -> bool {
+    /// The supervisor saw the job's process appear or go (`succeeded`: its
+    /// last exit counts as success); returns true when a queued run should
+    /// start now.
+    pub fn observe(
+        &mut self,
+        active: bool,
+        last_exit: Option<ExitStatus>,
+        succeeded: bool,
+        clock: Clock,
+    ) -> bool {
         match (self.running, active) {
             (false, true) => {
                 self.running = true;
@@ -242,7 +249,7 @@ impl Schedule {
                     self.last_duration = Some(clock.mono.saturating_duration_since(mono));
                 }
                 self.last_exit = last_exit;
-                if last_exit.is_some_and(ExitStatus::success) {
+                if succeeded {
                     self.succeeded += 1;
                 } else {
                     self.failed += 1;
@@ -398,7 +405,8 @@ impl Supervisor {
             let (Some(spec), Some(record)) = (&s.spec.schedule, &mut s.schedule) else {
                 continue;
             };
-            let queued = record.observe(s.state.is_active(), s.last_exit, clock);
+            let succeeded = s.last_exit.is_some_and(|st| st.succeeded(&s.spec));
+            let queued = record.observe(s.state.is_active(), s.last_exit, succeeded, clock);
             // A disabled job (suspended) plans nothing; svctl run still
             // runs it.
             if !up || !s.spec.enabled {

@@ -32,6 +32,7 @@ fn spec(name: &str, requires: &[&str]) -> ServiceSpec {
             limit: Some(2),
             ..Backoff::default()
         },
+        success_exit_codes: vec![0],
         stop_signal: Signal::SIGTERM,
         stop_timeout: Duration::from_secs(5),
         enabled: true,
@@ -240,6 +241,44 @@ fn restart_policies() {
         sim.sup.services().get(sid(1)).unwrap().last_exit,
         Some(ExitStatus::Code(0))
     );
+}
+
+#[test]
+fn success_exit_codes_decide_what_on_failure_restarts() {
+    // supervisord's `exitcodes = 0,2` with `autorestart = unexpected`.
+    let mut two = spec("two", &[]);
+    two.restart = RestartPolicy::OnFailure;
+    two.success_exit_codes = vec![0, 2];
+    // A list without 0 makes 0 a failure, as supervisord's does.
+    let mut not_zero = spec("not_zero", &[]);
+    not_zero.restart = RestartPolicy::OnFailure;
+    not_zero.success_exit_codes = vec![3];
+    let mut sim = Sim::new(vec![two, not_zero], false);
+    sim.run(Event::Boot);
+    sim.exit("two", ExitStatus::Code(2));
+    assert_eq!(sim.state("two"), &State::Exited);
+    assert_eq!(sim.sup.services().get(sid(0)).unwrap().failures_total, 0);
+    sim.exit("not_zero", ExitStatus::Code(0));
+    assert!(matches!(sim.state("not_zero"), State::Backoff { .. }));
+    assert_eq!(sim.sup.services().get(sid(1)).unwrap().failures_total, 1);
+    assert_eq!(
+        spawned(&sim.advance(Duration::from_millis(100))),
+        vec![sid(1)]
+    );
+    sim.exit("not_zero", ExitStatus::Code(3));
+    assert_eq!(sim.state("not_zero"), &State::Exited);
+    // A death by signal is never a success, whatever the list.
+    let mut sim = Sim::new(
+        vec![ServiceSpec {
+            restart: RestartPolicy::OnFailure,
+            success_exit_codes: vec![0, 143],
+            ..spec("sig", &[])
+        }],
+        false,
+    );
+    sim.run(Event::Boot);
+    sim.exit("sig", ExitStatus::Signaled(Signal::SIGTERM));
+    assert!(matches!(sim.state("sig"), State::Backoff { .. }));
 }
 
 #[test]
@@ -609,6 +648,24 @@ mod readiness {
         assert_eq!(
             spawned(&sim.advance(Duration::from_millis(100))),
             vec![sid(1)]
+        );
+    }
+
+    #[test]
+    fn a_oneshot_exit_in_success_exit_codes_is_done() {
+        let setup = ServiceSpec {
+            success_exit_codes: vec![0, 7],
+            ..oneshot("setup", false)
+        };
+        let mut sim = Sim::new(vec![setup, spec("app", &["setup"])], false);
+        sim.run(Event::Boot);
+        let actions = sim.exit("setup", ExitStatus::Code(7));
+        assert_eq!(sim.state("setup"), &State::Exited);
+        assert_eq!(spawned(&actions), vec![sid(1)], "app starts after it");
+        let complaints = sim.sup.complaints();
+        assert!(
+            complaints.iter().all(|(name, _)| name != "setup"),
+            "{complaints:?}"
         );
     }
 

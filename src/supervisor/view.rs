@@ -71,7 +71,7 @@ impl Supervisor {
                 continue;
             }
             let oneshot_done =
-                s.state == State::Exited && s.last_exit.is_some_and(ExitStatus::success);
+                s.state == State::Exited && s.last_exit.is_some_and(|st| st.succeeded(&s.spec));
             let problem = match (&s.state, s.health()) {
                 (_, Some(h)) if h.status == HealthStatus::Unhealthy => Some(format!(
                     "unhealthy: {}",
