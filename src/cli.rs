@@ -76,6 +76,7 @@ usage: corral [--services DIR] [--socket PATH] [--metrics ADDR] [--] [CMD [ARGS.
        corral completions bash|zsh|fish    (svctl completion script)
        corral ctl [--socket PATH] VERB [ARGS...]   (the same as svctl)
        corral import crontab FILE [--system] [-o DIR]   (service files from a crontab)
+       corral import supervisord FILE [-o DIR]          (service files from a supervisord.conf)
 
 Runs as PID 1: starts the services of DIR (default /etc/corral/services.d,
 env CORRAL_SERVICES_DIR), then CMD if given, reaps zombies, forwards signals,
@@ -271,22 +272,23 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
     }))
 }
 
-/// `corral import crontab FILE [--system] [-o DIR]`.
+/// `corral import crontab FILE [--system] [-o DIR]`,
+/// `corral import supervisord FILE [-o DIR]`.
 fn parse_import(args: &[String]) -> Result<Command, String> {
-    const HOW: &str = "use: corral import crontab FILE [--system] [-o DIR]";
+    const HOW: &str = "use: corral import crontab FILE [--system] [-o DIR], or corral import supervisord FILE [-o DIR]";
     let Some((what, rest)) = args.split_first() else {
         return Err(format!("corral import needs what to import; {HOW}"));
     };
-    if what != "crontab" {
+    if what != "crontab" && what != "supervisord" {
         return Err(format!(
-            "corral import {what}: not something corral imports (crontab); {HOW}"
+            "corral import {what}: not something corral imports (crontab, supervisord); {HOW}"
         ));
     }
     let (mut file, mut out, mut system) = (None, None, false);
     let mut i = 0;
     while let Some(a) = rest.get(i) {
         match a.as_str() {
-            "--system" => system = true,
+            "--system" if what == "crontab" => system = true,
             "-o" | "--output" => {
                 i += 1;
                 out = Some(PathBuf::from(
@@ -295,7 +297,7 @@ fn parse_import(args: &[String]) -> Result<Command, String> {
                 ));
             }
             s if s.starts_with('-') && s != "-" => {
-                return Err(format!("corral import: unknown option {s}; {HOW}"));
+                return Err(format!("corral import {what}: unknown option {s}; {HOW}"));
             }
             _ if file.is_some() => return Err(format!("corral import: one FILE only; {HOW}")),
             f => file = Some(PathBuf::from(f)),
@@ -303,11 +305,11 @@ fn parse_import(args: &[String]) -> Result<Command, String> {
         i += 1;
     }
     let file = file.ok_or_else(|| format!("corral import {what} needs a FILE; {HOW}"))?;
-    Ok(Command::Import {
-        kind: crate::import::Kind::Crontab { system },
-        file,
-        out,
-    })
+    let kind = match what.as_str() {
+        "crontab" => crate::import::Kind::Crontab { system },
+        _ => crate::import::Kind::Supervisord,
+    };
+    Ok(Command::Import { kind, file, out })
 }
 
 #[cfg(test)]
@@ -407,6 +409,22 @@ mod tests {
                 file: "/etc/crontab".into(),
                 out: Some("/s".into()),
             })
+        );
+        assert_eq!(
+            parse(
+                &args(&["import", "supervisord", "/etc/supervisord.conf"]),
+                |_| None
+            ),
+            Ok(Command::Import {
+                kind: crate::import::Kind::Supervisord,
+                file: "/etc/supervisord.conf".into(),
+                out: None,
+            })
+        );
+        assert!(
+            parse(&args(&["import", "supervisord", "x", "--system"]), |_| None)
+                .unwrap_err()
+                .contains("unknown option --system")
         );
         assert!(
             parse(&args(&["import", "inittab", "x"]), |_| None)

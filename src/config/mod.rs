@@ -502,21 +502,32 @@ fn parse_with(
     // Every unknown key and wrong kind of value first, in plain words;
     // serde would stop at the first. (TOML that does not parse at all is
     // serde's to report, below.)
+    // A supervisord.conf or a crontab dropped in as x.toml is not a TOML
+    // mistake to point at: say what it is and how to convert it. (An INI
+    // file may even parse as TOML, with every key unknown.)
+    let foreign = || {
+        let file = path.display();
+        let advice = if crate::import::supervisord::looks_like(text) {
+            format!(
+                "this looks like a supervisord configuration, not a service file: run `corral import supervisord {file} -o DIR` and use the files it writes"
+            )
+        } else if crate::import::crontab::looks_like(text) {
+            format!(
+                "this looks like a crontab, not a service file: run `corral import crontab {file} -o DIR` (--system for /etc/crontab and /etc/cron.d files) and use the files it writes"
+            )
+        } else {
+            return None;
+        };
+        Some(vec![source.error(None, advice)])
+    };
     if let Ok(errors) = shape::check(&source, text)
         && !errors.is_empty()
     {
-        return Err(errors);
+        return Err(foreign().unwrap_or(errors));
     }
     let mut raw = raw::parse(text).map_err(|e| {
-        // A crontab dropped in as x.toml is not a TOML mistake to point at.
-        if crate::import::crontab::looks_like(text) {
-            return vec![source.error(
-                None,
-                format!(
-                    "this looks like a crontab, not a service file: run `corral import crontab {} -o DIR` (--system for /etc/crontab and /etc/cron.d files) and use the files it writes",
-                    path.display()
-                ),
-            )];
+        if let Some(advice) = foreign() {
+            return advice;
         }
         let line = e.span().map(|s| source.line_of(s.start));
         vec![source.error(line, e.message().trim_end().replace('\n', "; "))]
@@ -1353,6 +1364,25 @@ stop_timeout = "2s"
         // A broken service file is still told what is wrong with its TOML.
         let errs = load(&[("web.toml", "run = \"x\"\nrestart = \n")]).unwrap_err();
         assert!(!errs[0].contains("crontab"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_supervisord_conf_saved_as_toml_is_named() {
+        // Not TOML at all ([program:web] is no table name) ...
+        let ini = "[program:web]\ncommand=/usr/bin/web --port 80 ; comment\n";
+        // ... and TOML whose keys are all unknown.
+        let parses = "[supervisord]\nnodaemon=true\n";
+        for text in [ini, parses] {
+            let errs = load(&[("web.toml", text)]).unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(
+                errs[0].starts_with("web.toml: this looks like a supervisord configuration, not a service file: run `corral import supervisord web.toml -o DIR`"),
+                "{errs:?}"
+            );
+        }
+        // A service file with an unknown table is told about its key.
+        let errs = load(&[("web.toml", "run = \"x\"\n[program]\nx = 1\n")]).unwrap_err();
+        assert!(!errs[0].contains("supervisord"), "{errs:?}");
     }
 
     #[test]

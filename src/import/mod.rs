@@ -1,9 +1,13 @@
 //! `corral import KIND FILE [-o DIR]`: another supervisor's configuration
-//! as corral service files. The converters are pure (`crontab.rs`); this
-//! reads the input, checks that each file it made loads as corral would
+//! as corral service files. The converters are pure (`crontab.rs`,
+//! `supervisord.rs`); this reads the input (and what a supervisord
+//! `[include]` names), checks that each file it made loads as corral would
 //! load it, and writes them (or prints them without `-o`).
 
 pub mod crontab;
+mod glob;
+mod ini;
+pub mod supervisord;
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +27,11 @@ pub fn toml_string(text: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Crontab { system: bool },
+    Supervisord,
 }
+
+/// Most bytes of one input file.
+const MAX_INPUT: u64 = 4 << 20;
 
 /// Runs an import; the exit code: 0, or 2 when the input is not what it
 /// should be or a file would be overwritten.
@@ -34,16 +42,36 @@ pub fn run(kind: Kind, file: &Path, out: Option<&Path>) -> i32 {
         }
         crate::runtime::EXIT_CONFIG
     };
-    let bytes = match crate::files::read_regular(file, 4 << 20, crate::files::Links::Follow) {
-        Ok(b) => b,
-        Err(e) => return fail(&[format!("{}: cannot read: {e}", file.display())]),
-    };
-    let Ok(text) = String::from_utf8(bytes) else {
-        return fail(&[format!("{}: not UTF-8 text", file.display())]);
+    let text = match read_text(file) {
+        Ok(t) => t,
+        Err(e) => return fail(&[e]),
     };
     let shown = file.display().to_string();
     let imported = match kind {
         Kind::Crontab { system } => crontab::import(&shown, &text, system),
+        Kind::Supervisord => {
+            // %(here)s and [include] paths are relative to the file's
+            // directory, made absolute as supervisord makes it.
+            let dir = std::path::absolute(file)
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.display().to_string()))
+                .unwrap_or_else(|| "/".to_string());
+            let env = |name: &str| std::env::var(name).ok();
+            let mut include = |pattern: &str| {
+                glob::files(pattern)
+                    .into_iter()
+                    .map(|p| read_text(Path::new(&p)).map(|t| (p, t)))
+                    .collect::<Result<Vec<_>, String>>()
+            };
+            let mut host = supervisord::Host {
+                env: &env,
+                node: nix::sys::utsname::uname()
+                    .map(|u| u.nodename().to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                include: &mut include,
+            };
+            supervisord::import(&shown, &dir, &text, &mut host)
+        }
     };
     let imported = match imported {
         Ok(i) => i,
@@ -75,6 +103,13 @@ pub fn run(kind: Kind, file: &Path, out: Option<&Path>) -> i32 {
         }
         Some(dir) => write_all(dir, &imported),
     }
+}
+
+/// A file's text, or why it cannot be had.
+fn read_text(file: &Path) -> Result<String, String> {
+    let bytes = crate::files::read_regular(file, MAX_INPUT, crate::files::Links::Follow)
+        .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", file.display()))
 }
 
 /// Writes every file into `dir`, or none when one of them exists already.
