@@ -90,6 +90,13 @@ const KNOWN_PREFIXES: [&str; 5] = [
     "rpcinterface:",
 ];
 
+/// The name of a `[name]` line.
+fn ini_header(line: &str) -> Option<&str> {
+    line.strip_prefix('[')?
+        .rsplit_once(']')
+        .map(|(name, _)| name)
+}
+
 fn is_supervisord_section(name: &str) -> bool {
     KNOWN.contains(&name) || KNOWN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
@@ -112,9 +119,21 @@ pub fn import(path: &str, dir: &str, text: &str, host: &mut Host) -> Result<Impo
         paths: vec![(path.to_string(), dir.to_string())],
     };
     let parsed = ini::parse(text).map_err(|e| {
-        e.into_iter()
-            .map(|(line, why)| format!("{path}:{line}: {why}"))
-            .collect::<Vec<_>>()
+        // Without one supervisord header it is some other kind of file:
+        // say that, at its first bad line, rather than list every line.
+        let ours = text
+            .lines()
+            .filter_map(|l| ini_header(l.trim()))
+            .any(is_supervisord_section);
+        match e.first() {
+            Some((line, why)) if !ours => vec![format!(
+                "{path}:{line}: not a supervisord configuration: {why}"
+            )],
+            _ => e
+                .into_iter()
+                .map(|(line, why)| format!("{path}:{line}: {why}"))
+                .collect(),
+        }
     })?;
     if !parsed.iter().any(|s| is_supervisord_section(&s.name)) {
         let names: Vec<String> = parsed.iter().map(|s| format!("[{}]", s.name)).collect();

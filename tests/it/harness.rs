@@ -138,6 +138,11 @@ impl Setup {
         for (name, text) in services {
             dir.write(&format!("services.d/{name}.toml"), text);
         }
+        Setup::in_dir(dir)
+    }
+
+    /// corral on the `services.d` a test already made in `dir`.
+    pub fn in_dir(dir: TempDir) -> Setup {
         Setup {
             dir,
             socket: None,

@@ -20,6 +20,7 @@ mod reload;
 mod runit;
 mod schedules;
 mod security;
+mod supervisord;
 mod svctl;
 mod tooling;
 
@@ -57,6 +58,7 @@ fn main() {
     tests.extend(metrics::TESTS);
     tests.extend(runit::TESTS);
     tests.extend(import::TESTS);
+    tests.extend(supervisord::TESTS);
 
     let args: Vec<String> = std::env::args()
         .skip(1)

@@ -352,9 +352,17 @@ fn what_is_not_a_supervisord_file_is_refused() {
         ]
     );
     let e = run("command = [\"/bin/true\"]\n", &[], &[]).unwrap_err();
-    assert!(
-        e[0].contains(":1: a line before any [section] header"),
-        "{e:?}"
+    assert_eq!(
+        e,
+        [
+            "/etc/supervisor/supervisord.conf:1: not a supervisord configuration: a line before any [section] header: supervisord files start with one, e.g. [program:web]"
+        ]
+    );
+    // One of its own, with a bad line: every bad line, plainly.
+    let e = run("[program:a]\ncommand=a\nnonsense\n", &[], &[]).unwrap_err();
+    assert_eq!(
+        e,
+        ["/etc/supervisor/supervisord.conf:3: not `key = value` or a [section]: \"nonsense\""]
     );
     let e = run("[supervisord]\nnodaemon=true\n", &[], &[]).unwrap_err();
     assert!(
