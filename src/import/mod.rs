@@ -18,6 +18,16 @@ pub struct Imported {
     pub notes: Vec<String>,
 }
 
+impl Imported {
+    /// The text of the file made for service `name`.
+    pub fn file(&self, name: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.as_str())
+    }
+}
+
 /// `text` as a TOML basic string, escaped.
 pub fn toml_string(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()

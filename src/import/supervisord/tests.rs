@@ -42,10 +42,7 @@ fn run(
 }
 
 fn file<'a>(out: &'a Imported, name: &str) -> &'a str {
-    out.files
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t.as_str())
+    out.file(name)
         .unwrap_or_else(|| panic!("no {name} in {:?}", out.files))
 }
 
