@@ -1,16 +1,20 @@
 //! corral's own messages: tracing events formatted as `corral: LEVEL: text`
 //! on stderr, one write per line. The level comes from `CORRAL_LOG`
 //! (`error`, `warn`, `info`, `debug`, `trace`, or `off`).
+//!
+//! The subscriber is this file's own: corral has no spans and no fields
+//! beyond the message, so tracing-subscriber's registry and formatters
+//! would be code in every svctl exec for nothing.
 
 use std::cell::RefCell;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::Write;
 
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing::field::{Field, Visit};
+pub use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
 
 /// Installs the subscriber. `default` applies when `CORRAL_LOG` is unset;
 /// an unreadable value falls back to it with a warning, never an error.
@@ -23,11 +27,7 @@ pub fn init(default: LevelFilter) {
         },
         Err(_) => (default, None),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(|| HeldStderr)
-        .event_format(Plain)
-        .try_init();
+    let _ = tracing::subscriber::set_global_default(Plain { max: level });
     if let Some(v) = bad {
         tracing::warn!(
             "CORRAL_LOG={v:?} is not a level; use error, warn, info, debug, trace or off"
@@ -111,20 +111,38 @@ fn parse_level(text: &str) -> Option<LevelFilter> {
     })
 }
 
-/// `corral: text` for info, `corral: warning: text` and so on otherwise.
-struct Plain;
+/// `corral: text` for info, `corral: warning: text` and so on otherwise,
+/// for events at `max` or above.
+struct Plain {
+    max: LevelFilter,
+}
 
-impl<S, N> FormatEvent<S, N> for Plain
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+impl Subscriber for Plain {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.enabled(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        *meta.level() <= self.max
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max)
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
         let tag = match *event.metadata().level() {
             Level::ERROR => "error: ",
             Level::WARN => "warning: ",
@@ -132,9 +150,28 @@ where
             Level::DEBUG => "debug: ",
             Level::TRACE => "trace: ",
         };
-        write!(w, "corral: {tag}")?;
-        ctx.format_fields(w.by_ref(), event)?;
-        writeln!(w)
+        let mut line = Line(format!("corral: {tag}"));
+        event.record(&mut line);
+        line.0.push('\n');
+        // One write per line, so lines never interleave.
+        let _ = HeldStderr.write_all(line.0.as_bytes());
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+/// An event's text: the message, then any other field as ` name=value`.
+struct Line(String);
+
+impl Visit for Line {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // A message is fmt::Arguments, whose Debug is its text.
+        let _ = match field.name() {
+            "message" => write!(self.0, "{value:?}"),
+            name => write!(self.0, " {name}={value:?}"),
+        };
     }
 }
 

@@ -3,8 +3,8 @@
 //! reported, nothing started on any), set up corral's own logging and the
 //! control policy, then hand over to the event loop.
 
+use crate::logging::LevelFilter;
 use tracing::{debug, error, info, warn};
-use tracing_subscriber::filter::LevelFilter;
 
 use super::{EXIT_CONFIG, EXIT_SETUP, Runtime, control, spawn};
 use crate::cli::RunOptions;
