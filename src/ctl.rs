@@ -360,10 +360,12 @@ fn connect(
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    let tv = nix::sys::time::TimeVal::new(
-        timeout.as_secs() as nix::libc::time_t,
-        timeout.subsec_micros().max(1) as nix::libc::suseconds_t,
-    );
+    // At least 1 us (a zero timeout would mean none), at most a day (far
+    // inside what TimeVal holds without panicking).
+    let micros = i64::try_from(timeout.as_micros())
+        .unwrap_or(i64::MAX)
+        .clamp(1, 86_400_000_000);
+    let tv = <nix::sys::time::TimeVal as nix::sys::time::TimeValLike>::microseconds(micros);
     setsockopt(&fd, sockopt::SendTimeout, &tv)?;
     match crate::cli::abstract_name(path) {
         Some(name) => {
