@@ -11,7 +11,7 @@ use super::Stream;
 pub struct Entry {
     pub time: SystemTime,
     pub stream: Stream,
-    pub text: Box<[u8]>,
+    pub text: Vec<u8>,
     pub continued: bool,
 }
 
@@ -48,6 +48,41 @@ impl Ring {
         }
     }
 
+    /// Remembers a line. Once the ring is full, as it is in steady state,
+    /// the buffer of the line it pushes out holds the new one: no
+    /// allocation per line (unless that buffer is much larger than the
+    /// line, which would hold memory the byte limit does not see).
+    pub fn push_line(&mut self, time: SystemTime, stream: Stream, text: &[u8], continued: bool) {
+        if self.max_lines == 0 || text.len() > self.max_bytes {
+            return;
+        }
+        let full = self.entries.len() >= self.max_lines || self.bytes + text.len() > self.max_bytes;
+        let reused = if full { self.entries.pop_front() } else { None };
+        let entry = match reused {
+            Some(mut old) if old.text.capacity() <= 2 * text.len() + 256 => {
+                self.bytes -= old.text.len();
+                old.text.clear();
+                old.text.extend_from_slice(text);
+                old.time = time;
+                old.stream = stream;
+                old.continued = continued;
+                old
+            }
+            other => {
+                if let Some(old) = other {
+                    self.bytes -= old.text.len();
+                }
+                Entry {
+                    time,
+                    stream,
+                    text: text.to_vec(),
+                    continued,
+                }
+            }
+        };
+        self.push(entry);
+    }
+
     /// The same lines under new limits: the newest that fit are kept.
     pub fn resized(self, max_lines: usize, max_bytes: usize) -> Ring {
         let mut ring = Ring::new(max_lines, max_bytes);
@@ -73,7 +108,7 @@ mod tests {
         Entry {
             time: SystemTime::UNIX_EPOCH,
             stream: Stream::Stdout,
-            text: text.as_bytes().into(),
+            text: text.as_bytes().to_vec(),
             continued: false,
         }
     }
@@ -100,5 +135,33 @@ mod tests {
             2,
             "a line larger than the ring is not kept"
         );
+    }
+
+    #[test]
+    fn push_line_keeps_what_push_keeps() {
+        // Lines of many lengths, a long one among them, under both limits.
+        let texts: Vec<String> = (0..200)
+            .map(|i| "x".repeat(if i % 37 == 0 { 900 } else { i % 13 }))
+            .collect();
+        for (lines, bytes) in [(5, 1000), (50, 300), (1, 10), (0, 10)] {
+            let (mut a, mut b) = (Ring::new(lines, bytes), Ring::new(lines, bytes));
+            for (i, t) in texts.iter().enumerate() {
+                let stream = if i % 2 == 0 {
+                    Stream::Stdout
+                } else {
+                    Stream::Stderr
+                };
+                let mut entry = e(t);
+                entry.stream = stream;
+                entry.continued = i % 3 == 0;
+                a.push(entry);
+                b.push_line(SystemTime::UNIX_EPOCH, stream, t.as_bytes(), i % 3 == 0);
+                assert_eq!(a.bytes, b.bytes);
+                assert!(
+                    a.last(usize::MAX).eq(b.last(usize::MAX)),
+                    "{lines} {bytes} at {i}"
+                );
+            }
+        }
     }
 }

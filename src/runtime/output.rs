@@ -131,18 +131,18 @@ impl Batch<'_> {
             // said, and an action's caller got the action's output.
             return;
         }
-        let entry = Entry {
-            time: self.now,
-            stream: self.stream,
-            text: text.into(),
-            continued,
-        };
         if let Some(fresh) = &mut self.fresh
             && fresh.len() < FRESH_LIMIT
         {
-            fresh.push((self.service, entry.clone()));
+            let entry = Entry {
+                time: self.now,
+                stream: self.stream,
+                text: text.to_vec(),
+                continued,
+            };
+            fresh.push((self.service, entry));
         }
-        svc.ring.push(entry);
+        svc.ring.push_line(self.now, self.stream, text, continued);
     }
 }
 
@@ -402,6 +402,12 @@ impl Output {
         let mut buf = [0u8; 64 * 1024];
         let now = SystemTime::now();
         let stamp = rfc3339(now);
+        let console = match stream {
+            Stream::Stdout => self.stdout.as_mut(),
+            Stream::Stderr => self.stderr.as_mut(),
+        }
+        .map(Sink::buffer)
+        .unwrap_or_default();
         let mut batch = Batch {
             service: relay.service,
             label: relay.label.as_deref(),
@@ -410,7 +416,7 @@ impl Output {
             stamp: &stamp,
             width: self.width,
             fresh: self.following.then_some(&mut self.fresh),
-            console: Vec::new(),
+            console,
             lines: 0,
         };
         let mut open = true;

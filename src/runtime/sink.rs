@@ -37,6 +37,11 @@ enum Mode {
 }
 
 /// Who queued a chunk: a service and the stream its lines came from, or
+/// Spare buffers a sink keeps, and the largest it keeps: a relay's batch
+/// is at most its 64 KiB queue share plus one read's lines.
+const SPARE_BUFFERS: usize = 4;
+const SPARE_CAPACITY: usize = 512 * 1024;
+
 /// `None` for corral itself.
 pub type Owner = Option<(ServiceId, Stream)>;
 
@@ -59,6 +64,10 @@ pub struct Sink {
     token: u64,
     /// The reader went away (EPIPE): discard from now on.
     broken: bool,
+    /// Written chunks' buffers, emptied, for the next batches: a relay
+    /// renders into one instead of growing a new one per read, which with
+    /// musl's allocator cost a fresh mapping and its page faults each time.
+    spare: Vec<Vec<u8>>,
     /// A write error was logged; the next is not until a write succeeds.
     complained: bool,
     std_fd: RawFd,
@@ -95,9 +104,24 @@ impl Sink {
             watching: false,
             token,
             broken: false,
+            spare: Vec::new(),
             complained: false,
             std_fd,
         })
+    }
+
+    /// An empty buffer to render a batch into (a spare one when there is).
+    pub fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps a written chunk's buffer for `buffer`, a few of them, none
+    /// larger than a batch is: memory stays bounded.
+    fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && bytes.capacity() <= SPARE_CAPACITY {
+            bytes.clear();
+            self.spare.push(bytes);
+        }
     }
 
     /// Queues bytes for `flush` to write; `false` (nothing queued) when the
@@ -133,6 +157,7 @@ impl Sink {
                     self.complained = false;
                     if let Some(done) = self.queue.pop_front() {
                         credit(done.owner, done.bytes.len(), 0);
+                        self.recycle(done.bytes);
                     }
                 }
                 Ok(n) => self.offset += n,
