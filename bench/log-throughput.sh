@@ -11,8 +11,8 @@ set -eu  # no pipefail: `yes` ends by SIGPIPE on purpose
 cd "$(dirname "$0")/.."
 lines=${1:-1000000}
 reps=${2:-5}
-cargo build --release --locked -q
-bin=$PWD/target/x86_64-unknown-linux-gnu/release/corral
+bash scripts/release-build -q >/dev/null
+bin=$PWD/target/static/corral
 work=$(mktemp -d /tmp/corral-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 payload=$(printf 'x%.0s' $(seq 1 99))   # 99 bytes + newline = 100

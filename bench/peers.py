@@ -19,7 +19,7 @@ import chart  # noqa: E402  (bench/chart.py: dependency-free SVG bars)
 from tables import spread  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORRAL = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/corral")
+CORRAL = os.path.join(ROOT, "target/static/corral")
 
 
 def sh(*args, **kw):
@@ -31,7 +31,7 @@ def setup(work):
     if missing:
         sh("apt-get", "update", "-qq")
         sh("apt-get", "install", "-y", "-qq", *missing, stdout=subprocess.DEVNULL)
-    sh("cargo", "build", "--release", "--locked", "-q", cwd=ROOT)
+    sh("bash", "scripts/release-build", "-q", cwd=ROOT)
     helper = os.path.join(work, "helper")
     sh("gcc", "-O2", "-static", "-o", helper, os.path.join(ROOT, "bench/helper.c"))
     return helper

@@ -21,7 +21,7 @@ import chart  # noqa: E402  (bench/chart.py: dependency-free SVG bars)
 from tables import spread  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORRAL = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/corral")
+CORRAL = os.path.join(ROOT, "target/static/corral")
 SYSTEMS = ["spawner", "corral", "runit", "s6", "supervisord", "horust"]
 PEERS = {"runit": "/usr/bin/runsvdir", "s6": "/usr/bin/s6-svscan", "supervisord": "/usr/bin/supervisord"}
 # Horust is not in Debian: built from crates.io into this cache (a few
@@ -75,7 +75,7 @@ def setup(work, quick):
         else:
             sh("cargo", "install", "-q", "--locked", "--version", HORUST_VERSION,
                "--root", HORUST_ROOT, "horust")
-    sh("cargo", "build", "--release", "--locked", "-q", cwd=ROOT)
+    sh("bash", "scripts/release-build", "-q", cwd=ROOT)
     helper = os.path.join(work, "helper")
     sh("gcc", "-O2", "-static", "-o", helper, os.path.join(ROOT, "bench/helper.c"))
     return helper

@@ -30,11 +30,11 @@ trap cleanup EXIT
 
 # --- the image -------------------------------------------------------------
 build_image() {
-  cargo build --release --locked -q || return 1
+  bash scripts/release-build -q >/dev/null || return 1
   local stage=$work/stage
   mkdir -p "$stage"/{bin,etc/corral/services.d,tmp,run,root}
   chmod 1777 "$stage/tmp"
-  cp target/x86_64-unknown-linux-gnu/release/corral "$stage/bin/corral"
+  cp target/static/corral "$stage/bin/corral"
   ln -s corral "$stage/bin/svctl"
   local deb
   deb=$(ls "$work"/busybox-static_*.deb 2>/dev/null | head -1)
@@ -76,7 +76,7 @@ daemon_image() { # the example: nginx and cron under corral
   local base; base=$(debian_base) || return 1
   local ctx=$work/daemons
   mkdir -p "$ctx/services.d" "$ctx/cron.d"
-  cp target/x86_64-unknown-linux-gnu/release/corral "$ctx/corral"
+  cp target/static/corral "$ctx/corral"
   cp examples/nginx-cron/services.d/*.toml "$ctx/services.d/"
   printf '* * * * * root echo cron-ran > /tmp/cron-ran\n' > "$ctx/cron.d/e2e"
   cat > "$ctx/Dockerfile" <<DF
@@ -99,7 +99,7 @@ acng_image() {
   local ctx=$work/acng
   mkdir -p "$ctx"
   cp -r examples/apt-cacher-ng/Dockerfile examples/apt-cacher-ng/services.d "$ctx/"
-  cp target/x86_64-unknown-linux-gnu/release/corral "$ctx/corral"
+  cp target/static/corral "$ctx/corral"
   docker build -q --build-arg BASE="$base" -t corral-e2e:acng "$ctx" > "$work/acng-build.log" 2>&1 \
     || { tail -15 "$work/acng-build.log" >&2; return 1; }
   echo corral-e2e:acng
@@ -112,7 +112,7 @@ unbound_image() {
   local ctx=$work/unbound
   mkdir -p "$ctx"
   cp -r examples/unbound/Dockerfile examples/unbound/unbound.conf examples/unbound/services.d "$ctx/"
-  cp target/x86_64-unknown-linux-gnu/release/corral "$ctx/corral"
+  cp target/static/corral "$ctx/corral"
   docker build -q --build-arg BASE="$base" -t corral-e2e:unbound "$ctx" > "$work/unbound-build.log" 2>&1 \
     || { tail -15 "$work/unbound-build.log" >&2; return 1; }
   echo corral-e2e:unbound
