@@ -116,7 +116,7 @@ fn strip_comment(raw: &str) -> &str {
 
 /// The name of a `[name]` line (up to its last `]`, as ConfigParser's
 /// greedy pattern takes it).
-fn header(value: &str) -> Option<&str> {
+pub fn header(value: &str) -> Option<&str> {
     let inner = value.strip_prefix('[')?;
     let end = inner.rfind(']')?;
     (end > 0).then(|| &inner[..end])

@@ -90,13 +90,6 @@ const KNOWN_PREFIXES: [&str; 5] = [
     "rpcinterface:",
 ];
 
-/// The name of a `[name]` line.
-fn ini_header(line: &str) -> Option<&str> {
-    line.strip_prefix('[')?
-        .rsplit_once(']')
-        .map(|(name, _)| name)
-}
-
 fn is_supervisord_section(name: &str) -> bool {
     KNOWN.contains(&name) || KNOWN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
@@ -123,7 +116,7 @@ pub fn import(path: &str, dir: &str, text: &str, host: &mut Host) -> Result<Impo
         // say that, at its first bad line, rather than list every line.
         let ours = text
             .lines()
-            .filter_map(|l| ini_header(l.trim()))
+            .filter_map(|l| ini::header(l.trim()))
             .any(is_supervisord_section);
         match e.first() {
             Some((line, why)) if !ours => vec![format!(
