@@ -4,6 +4,11 @@
 
 use corral::cli::{self, Command};
 
+// See Cargo.toml: musl's own malloc maps and unmaps on every other call.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
