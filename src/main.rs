@@ -4,7 +4,8 @@
 
 use corral::cli::{self, Command};
 
-// See Cargo.toml: musl's own malloc maps and unmaps on every other call.
+// See Cargo.toml: musl's own malloc returns freed memory to the kernel
+// eagerly, and corral's TOML and JSON paths pay page faults for it.
 #[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
