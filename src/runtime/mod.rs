@@ -141,6 +141,8 @@ pub(crate) struct Runtime {
     queue: VecDeque<Event>,
     /// Services to spawn, `SPAWN_BATCH` per turn of the loop.
     spawns: VecDeque<ServiceId>,
+    /// SIGCHLD was read since the last drain of waitpid.
+    child_exited: bool,
     exit: Option<i32>,
 }
 
@@ -253,6 +255,10 @@ impl Runtime {
                 .flatten(),
             queue: VecDeque::new(),
             spawns: VecDeque::new(),
+            // The first wakeup reaps whatever it finds: zombies from
+            // before the signalfd existed (corral exec'd by a process that
+            // had children) raised a SIGCHLD nobody read.
+            child_exited: true,
             exit: None,
         })
     }
@@ -286,7 +292,13 @@ impl Runtime {
             for ev in events.iter().take(n) {
                 self.dispatch(ev.data(), ev.events());
             }
-            self.reap();
+            // Only after a SIGCHLD: waitpid(2) walks every child, which
+            // with 500 services is the dearest part of an svctl request.
+            // A child that exits after the signalfd was read raises a new
+            // SIGCHLD and so a new wakeup (signalfd(2)).
+            if std::mem::take(&mut self.child_exited) {
+                self.reap();
+            }
             if self
                 .sup
                 .next_deadline()
@@ -400,8 +412,11 @@ impl Runtime {
                         self.reload_on_hangup();
                         continue;
                     }
-                    // SIGCHLD only wakes us: every wakeup reaps.
-                    if signal != Signal::SIGCHLD {
+                    // SIGCHLD is not an event of its own: the loop reaps
+                    // once after this wakeup, however many children exited.
+                    if signal == Signal::SIGCHLD {
+                        self.child_exited = true;
+                    } else {
                         self.queue.push_back(Event::SignalReceived(signal));
                     }
                 }

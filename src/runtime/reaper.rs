@@ -18,9 +18,9 @@ pub struct Reaped {
     pub no_children: bool,
 }
 
-/// Collects every exited child without blocking. Called on every wakeup,
-/// not only on SIGCHLD: signals coalesce, and a child may exit between a
-/// read of the signalfd and this call.
+/// Collects every exited child without blocking: all of them, since
+/// SIGCHLDs coalesce. Called after a wakeup that read SIGCHLD (and once
+/// after the first, for zombies older than corral's signalfd).
 pub fn drain() -> Reaped {
     let mut r = Reaped::default();
     loop {

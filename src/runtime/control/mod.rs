@@ -391,11 +391,15 @@ impl Control {
             return;
         };
         c.answered = true;
-        let mut line = serde_json::to_vec(&response).unwrap_or_else(|e| {
-            format!("{{\"result\":\"error\",\"kind\":\"failed\",\"message\":\"{e}\"}}").into_bytes()
-        });
-        line.push(b'\n');
-        c.output.extend_from_slice(&line);
+        // Straight into the output buffer: a status of 500 services is
+        // some 140 KB, not worth copying twice.
+        let start = c.output.len();
+        if let Err(e) = serde_json::to_writer(&mut c.output, &response) {
+            c.output.truncate(start);
+            let failed = Response::error(ErrorKind::Failed, e.to_string());
+            let _ = serde_json::to_writer(&mut c.output, &failed);
+        }
+        c.output.push(b'\n');
         self.flush(id, epoll);
     }
 
