@@ -4,6 +4,7 @@
  *   helper true            exit 0 at once
  *   helper sleep           sleep until a signal ends it
  *   helper sigecho FIFO    print CLOCK_MONOTONIC ns to FIFO for every SIGUSR1
+ *                          and SIGTERM (which it survives)
  *   helper orphans N       N orphans in bursts of 1000 double forks
  *   helper up FIFO         write 'u' to FIFO, then wait; on SIGTERM write 't'
  *                          and exit 0 (a compliant service)
@@ -14,7 +15,8 @@
  *   helper lines N         write N lines of 100 bytes to stdout, then wait
  *   helper tail N          N orphans as above; then spin until PID 1 has no
  *                          zombie child left and print the ns that took
- *   helper ping PID N      send SIGUSR1 to PID N times, each time reading the
+ *   helper ping PID N [TERM]
+ *                          send SIGUSR1 (or SIGTERM) to PID N times, each time reading the
  *                          receiver's stamp (sigecho) from stdin; print each
  *                          latency in ns (a C driver: no interpreter in it)
  *   helper forkexec N      fork, exec `helper true` and wait, N times in a
@@ -123,6 +125,7 @@ int main(int argc, char **argv) {
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = echo;
         sigaction(SIGUSR1, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
         if (write(out, "ready\n", 6) < 0) return 3;
         for (;;) pause();
     }
@@ -149,11 +152,12 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "ping") && argc > 3) {
         pid_t pid = atoi(argv[2]);
         long n = atol(argv[3]);
+        int sig = argc > 4 && !strcmp(argv[4], "TERM") ? SIGTERM : SIGUSR1;
         FILE *in = fdopen(0, "r");
         char line[64];
         for (long i = 0; i < n; i++) {
             long long t0 = now_ns();
-            if (kill(pid, SIGUSR1) < 0 || !fgets(line, sizeof line, in)) return 3;
+            if (kill(pid, sig) < 0 || !fgets(line, sizeof line, in)) return 3;
             printf("%lld\n", atoll(line) - t0);
         }
         return 0;
