@@ -24,7 +24,9 @@ impl Splitter {
     /// Feeds `data`; calls `emit` for every complete line or cut piece.
     pub fn push(&mut self, data: &[u8], mut emit: impl FnMut(Piece<'_>)) {
         let mut rest = data;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+        // memchr scans a word (or a vector) at a time: the byte loop it
+        // replaces was a quarter of the relay's CPU at 100-byte lines.
+        while let Some(pos) = memchr::memchr(b'\n', rest) {
             let (line, tail) = rest.split_at(pos);
             if self.partial.is_empty() {
                 self.emit_long(line, &mut emit);
@@ -79,7 +81,7 @@ impl Splitter {
 
 /// The number of lines in `bytes` (a last one without newline counts).
 pub fn count_lines(bytes: &[u8]) -> u64 {
-    let n = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+    let n = memchr::memchr_iter(b'\n', bytes).count() as u64;
     n + u64::from(bytes.last().is_some_and(|&b| b != b'\n'))
 }
 
