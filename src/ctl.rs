@@ -16,7 +16,8 @@ use crate::proto::{ErrorKind, PROTOCOL_VERSION, Request, Response, ServiceStatus
 mod action;
 mod events;
 mod render;
-use render::{actions_table, inspect_report, table};
+mod status;
+use render::{actions_table, inspect_report};
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -127,8 +128,15 @@ pub fn main(args: &[String]) -> i32 {
             inv.deadline,
         );
     }
+    if let (Verb::Status { .. }, false) = (&inv.verb, inv.json) {
+        let (socket, verb) = (&inv.socket, &inv.verb);
+        return status::run(socket, inv.discovered, verb, inv.names_only, inv.deadline)
+            .unwrap_or_else(|e| {
+                eprintln!("svctl: {}", e.message);
+                e.code
+            });
+    }
     let tty_out = std::io::stdout().is_terminal();
-    let tty_err = std::io::stderr().is_terminal();
     let response = match call(&inv.socket, inv.discovered, &inv.verb, inv.deadline) {
         Ok(r) => r,
         Err(e) => {
@@ -139,23 +147,16 @@ pub fn main(args: &[String]) -> i32 {
     match response {
         Response::Ok { services, message } => {
             if let Verb::Status { .. } = inv.verb {
-                if inv.names_only {
-                    for s in &services {
-                        println!("{}", shown(&s.name, tty_out));
-                    }
-                } else if inv.json {
-                    #[derive(serde::Serialize)]
-                    struct Doc<'a> {
-                        services: &'a [ServiceStatus],
-                    }
-                    match serde_json::to_string(&Doc {
-                        services: &services,
-                    }) {
-                        Ok(doc) => println!("{doc}"),
-                        Err(e) => eprintln!("svctl: {e}"),
-                    }
-                } else {
-                    print!("{}", shown(&table(&services), tty_out));
+                // Only --json comes here (see status::run).
+                #[derive(serde::Serialize)]
+                struct Doc<'a> {
+                    services: &'a [ServiceStatus],
+                }
+                match serde_json::to_string(&Doc {
+                    services: &services,
+                }) {
+                    Ok(doc) => println!("{doc}"),
+                    Err(e) => eprintln!("svctl: {e}"),
                 }
             } else {
                 // A reload's plan comes before what became of it.
@@ -210,29 +211,33 @@ pub fn main(args: &[String]) -> i32 {
             }
             EXIT_OK
         }
-        Response::Error { kind, message } => {
-            if let (Verb::Health, ErrorKind::Failed) = (&inv.verb, kind) {
-                // One finding per line, under a header.
-                eprintln!("svctl: not healthy:");
-                for line in message.lines() {
-                    eprintln!("  {}", shown(line, tty_err));
-                }
-            } else if message.contains('\n') {
-                // A plan or a list of file errors: a line each.
-                let mut lines = message.lines();
-                eprintln!(
-                    "svctl: {}",
-                    shown(lines.next().unwrap_or_default(), tty_err)
-                );
-                for line in lines {
-                    eprintln!("  {}", shown(line, tty_err));
-                }
-            } else {
-                eprintln!("svctl: {}", shown(&message, tty_err));
-            }
-            error_code(kind)
-        }
+        Response::Error { kind, message } => print_error(&inv.verb, kind, &message),
     }
+}
+
+/// Prints an error corral answered to `verb`; returns svctl's exit code.
+fn print_error(verb: &Verb, kind: ErrorKind, message: &str) -> i32 {
+    let tty_err = std::io::stderr().is_terminal();
+    if let (Verb::Health, ErrorKind::Failed) = (verb, kind) {
+        // One finding per line, under a header.
+        eprintln!("svctl: not healthy:");
+        for line in message.lines() {
+            eprintln!("  {}", shown(line, tty_err));
+        }
+    } else if message.contains('\n') {
+        // A plan or a list of file errors: a line each.
+        let mut lines = message.lines();
+        eprintln!(
+            "svctl: {}",
+            shown(lines.next().unwrap_or_default(), tty_err)
+        );
+        for line in lines {
+            eprintln!("  {}", shown(line, tty_err));
+        }
+    } else {
+        eprintln!("svctl: {}", shown(message, tty_err));
+    }
+    error_code(kind)
 }
 
 /// svctl's exit code for an error corral answered.
@@ -395,26 +400,31 @@ pub(crate) fn read_response(
     timeout: Duration,
 ) -> Result<Option<Response>, String> {
     let mut answer = String::new();
-    reader.read_line(&mut answer).map_err(|e| {
-        if matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ) {
-            format!(
-                "no answer from corral at {} within {} (svctl --timeout sets how long): is it stopped or overloaded?",
-                socket.display(),
-                shown_duration(timeout)
-            )
-        } else {
-            format!("no answer from corral at {}: {e}", socket.display())
-        }
-    })?;
+    reader
+        .read_line(&mut answer)
+        .map_err(|e| answer_error(&e, socket, timeout))?;
     if answer.is_empty() {
         return Ok(None);
     }
     serde_json::from_str(&answer)
         .map(Some)
         .map_err(|e| format!("unreadable answer from corral: {e}"))
+}
+
+/// What to say when reading corral's answer failed.
+fn answer_error(e: &std::io::Error, socket: &std::path::Path, timeout: Duration) -> String {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ) {
+        format!(
+            "no answer from corral at {} within {} (svctl --timeout sets how long): is it stopped or overloaded?",
+            socket.display(),
+            shown_duration(timeout)
+        )
+    } else {
+        format!("no answer from corral at {}: {e}", socket.display())
+    }
 }
 
 /// `svctl logs`: prints the backlog (which must come within `timeout`),

@@ -1,9 +1,11 @@
 //! What svctl prints for people: the status tables and the inspect
 //! report. (`--json` prints the protocol's own types.)
 
-use crate::proto::{ActionInfo, Inspect, LastExit, ServiceStatus};
+use super::status::Row;
+use crate::proto::{ActionInfo, Inspect, LastExit};
 
-pub(super) fn table(services: &[ServiceStatus]) -> String {
+/// The status table, and one of scheduled jobs below it when there are.
+pub(super) fn table(services: &[Row]) -> String {
     let header = [
         "NAME",
         "STATE",
@@ -19,19 +21,19 @@ pub(super) fn table(services: &[ServiceStatus]) -> String {
         .iter()
         .map(|s| {
             vec![
-                s.name.clone(),
-                s.state.clone(),
-                match (s.kind.as_str(), s.ready, s.ready_ms) {
+                s.name.to_string(),
+                s.state.to_string(),
+                match (s.kind.as_ref(), s.ready, s.ready_ms) {
                     ("oneshot", true, _) => "done".into(),
                     (_, true, Some(ms)) if ms > 0 => format!("yes {}", human_duration(ms)),
                     (_, true, _) => "yes".into(),
                     (_, false, _) if s.state == "running" => "no".into(),
                     _ => "-".into(),
                 },
-                s.health.clone().unwrap_or_else(|| "-".into()),
+                s.health.as_deref().unwrap_or("-").to_string(),
                 s.pid.map_or("-".into(), |p| p.to_string()),
                 // Uptime means something only while a process exists.
-                match (s.state.as_str(), s.uptime_ms) {
+                match (s.state.as_ref(), s.uptime_ms) {
                     ("running" | "stopping", Some(ms)) => human_duration(ms),
                     _ => "-".into(),
                 },
@@ -39,9 +41,10 @@ pub(super) fn table(services: &[ServiceStatus]) -> String {
                 exit_text(s.last_exit),
                 // The service's own STATUS= when corral has nothing to add.
                 s.note
-                    .clone()
-                    .or_else(|| s.status_text.clone())
-                    .unwrap_or_default(),
+                    .as_deref()
+                    .or(s.status_text.as_deref())
+                    .unwrap_or_default()
+                    .to_string(),
             ]
         })
         .collect();
@@ -53,7 +56,7 @@ pub(super) fn table(services: &[ServiceStatus]) -> String {
             let j = s.schedule.as_ref()?;
             let dash = || "-".to_string();
             Some(vec![
-                s.name.clone(),
+                s.name.to_string(),
                 j.when.clone(),
                 match (&j.next_run, j.queued) {
                     (_, true) => "queued".into(),
@@ -194,7 +197,8 @@ pub(super) fn inspect_report(doc: &Inspect) -> String {
         out.push_str(&format!("main       {}\n", main.join(" ")));
     }
     out.push('\n');
-    out.push_str(&table(&doc.services));
+    let rows: Vec<Row> = doc.services.iter().map(Row::from).collect();
+    out.push_str(&table(&rows));
     // Who each runs as and what can be done with it.
     let mut first = true;
     for s in &doc.services {

@@ -1,0 +1,213 @@
+//! `svctl status` for people and scripts (the table and `--names`): the
+//! answer is read into one buffer and only what is printed is parsed, its
+//! strings borrowed from that buffer. Everything else in the answer
+//! (users, actions, health output, counters) is skipped unparsed; `--json`
+//! goes through the protocol's full types instead.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::render::table;
+use super::{EXIT_OK, Failure, print_error, shown};
+use crate::proto::{ErrorKind, LastExit, ScheduleStatus, ServiceStatus, Verb};
+
+/// One service as the status table shows it.
+#[derive(Debug, Deserialize)]
+pub(super) struct Row<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow)]
+    pub state: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
+    pub ready: bool,
+    pub ready_ms: Option<u64>,
+    #[serde(borrow)]
+    pub health: Option<Cow<'a, str>>,
+    pub pid: Option<i32>,
+    pub uptime_ms: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<LastExit>,
+    #[serde(borrow)]
+    pub note: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub status_text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub schedule: Option<Cow<'a, ScheduleStatus>>,
+}
+
+impl<'a> From<&'a ServiceStatus> for Row<'a> {
+    fn from(s: &'a ServiceStatus) -> Row<'a> {
+        let text = |t: &'a Option<String>| t.as_deref().map(Cow::Borrowed);
+        Row {
+            name: Cow::Borrowed(&s.name),
+            state: Cow::Borrowed(&s.state),
+            kind: Cow::Borrowed(&s.kind),
+            ready: s.ready,
+            ready_ms: s.ready_ms,
+            health: text(&s.health),
+            pid: s.pid,
+            uptime_ms: s.uptime_ms,
+            restarts: s.restarts,
+            last_exit: s.last_exit,
+            note: text(&s.note),
+            status_text: text(&s.status_text),
+            schedule: s.schedule.as_ref().map(Cow::Borrowed),
+        }
+    }
+}
+
+/// The answer to a status request: `ok` with services, or `error`. A
+/// plain struct, not the protocol's tagged enum, which serde could only
+/// parse by buffering the whole answer first.
+#[derive(Debug, Deserialize)]
+struct Answer<'a> {
+    #[serde(borrow)]
+    result: Cow<'a, str>,
+    #[serde(default, borrow)]
+    services: Vec<Row<'a>>,
+    kind: Option<ErrorKind>,
+    message: Option<String>,
+}
+
+/// Asks for the status of `verb`'s services and prints their names
+/// (`names_only`) or the table. Returns svctl's exit code.
+pub(super) fn run(
+    socket: &Path,
+    discovered: bool,
+    verb: &Verb,
+    names_only: bool,
+    timeout: Duration,
+) -> Result<i32, Failure> {
+    let reader = super::send(socket, discovered, verb, timeout)?;
+    let text = read_answer(reader.into_inner(), socket, timeout)?;
+    // From a str, as every other answer: serde's code for the types
+    // shared with them (schedules, exits) is then in the binary once.
+    let answer: Answer = serde_json::from_str(&text)
+        .map_err(|e| Failure::from(format!("unreadable answer from corral: {e}")))?;
+    let tty_out = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    match (answer.result.as_ref(), answer.kind) {
+        ("ok", _) => {
+            if names_only {
+                let mut out = String::new();
+                for s in &answer.services {
+                    out.push_str(&shown(&s.name, tty_out));
+                    out.push('\n');
+                }
+                print!("{out}");
+            } else {
+                print!("{}", shown(&table(&answer.services), tty_out));
+            }
+            Ok(EXIT_OK)
+        }
+        ("error", Some(kind)) => Ok(print_error(
+            verb,
+            kind,
+            answer.message.as_deref().unwrap_or_default(),
+        )),
+        (other, _) => Err(Failure::from(format!(
+            "unreadable answer from corral: result `{other}` to a status request"
+        ))),
+    }
+}
+
+/// The answer line, read straight from the socket into one buffer (no
+/// line reader copying it a second time). It ends at its newline: waiting
+/// for corral to close the connection would cost another wakeup.
+fn read_answer(mut stream: UnixStream, socket: &Path, timeout: Duration) -> Result<String, String> {
+    let mut buf = Vec::new();
+    let mut len = 0;
+    loop {
+        // One page for one service's answer; doubling for all of them.
+        buf.resize(len + len.max(4096), 0);
+        let room = buf.get_mut(len..).unwrap_or_default();
+        match stream.read(room) {
+            Ok(0) => break,
+            Ok(n) => {
+                let fresh = room.get(..n).unwrap_or_default();
+                if let Some(end) = memchr::memchr(b'\n', fresh) {
+                    len += end;
+                    break;
+                }
+                len += n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(super::answer_error(&e, socket, timeout)),
+        }
+    }
+    buf.truncate(len);
+    if buf.is_empty() {
+        return Err(format!(
+            "corral at {} closed the connection without answering",
+            socket.display()
+        ));
+    }
+    String::from_utf8(buf).map_err(|e| format!("unreadable answer from corral: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_parses_what_the_table_prints_and_skips_the_rest() {
+        let full = ServiceStatus {
+            name: "web \"main\"".into(),
+            state: "running".into(),
+            pid: Some(42),
+            uptime_ms: Some(61_000),
+            restarts: 2,
+            last_exit: Some(LastExit::Signal(9)),
+            enabled: true,
+            user: Some("www-data".into()),
+            note: None,
+            kind: "longrun".into(),
+            ready: true,
+            ready_ms: Some(1500),
+            health: Some("healthy".into()),
+            health_output: Some("ok".into()),
+            status_text: Some("serving".into()),
+            dropped_lines: 3,
+            file_lost_lines: 0,
+            schedule: None,
+            actions: vec!["reload".into()],
+        };
+        let wire = serde_json::to_vec(&crate::proto::Response::Ok {
+            services: vec![full.clone()],
+            message: None,
+        })
+        .unwrap();
+        let answer: Answer = serde_json::from_str(std::str::from_utf8(&wire).unwrap()).unwrap();
+        assert_eq!(answer.result, "ok");
+        assert_eq!(answer.services.len(), 1);
+        // The lean row renders exactly what the full status renders.
+        assert_eq!(table(&answer.services), table(&[Row::from(&full)]));
+        // A name without escapes is borrowed from the buffer, not copied.
+        let plain: Answer =
+            serde_json::from_str(r#"{"result":"ok","services":[{"name":"db","state":"stopped","kind":"oneshot","ready":false,"ready_ms":null,"health":null,"pid":null,"uptime_ms":null,"restarts":0,"last_exit":null,"note":null,"status_text":null,"new_field":[1,{"x":2}]}]}"#)
+                .unwrap();
+        assert!(matches!(plain.services[0].name, Cow::Borrowed("db")));
+    }
+
+    #[test]
+    fn an_error_answer_keeps_its_kind_and_message() {
+        let wire = serde_json::to_vec(&crate::proto::Response::error(
+            ErrorKind::BadRequest,
+            "unknown service `x` (known: a, b)",
+        ))
+        .unwrap();
+        let answer: Answer = serde_json::from_str(std::str::from_utf8(&wire).unwrap()).unwrap();
+        assert_eq!(answer.result, "error");
+        assert_eq!(answer.kind, Some(ErrorKind::BadRequest));
+        assert_eq!(
+            answer.message.as_deref(),
+            Some("unknown service `x` (known: a, b)")
+        );
+        assert!(answer.services.is_empty());
+    }
+}
