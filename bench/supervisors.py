@@ -622,6 +622,12 @@ def report(res, sizes, reps, quick, idle, crash_window):
                [(s, med(res[s].get("term_ms", []))) for s in SYSTEMS])
     chart.bars(os.path.join(out, "supervisors-relay.svg"), "Log relay (MB/s, higher is better)",
                [(s, med(res[s].get("relay_mbs", []))) for s in sup])
+    # Seconds-long figures (supervisord, Horust) would flatten the rest.
+    fast = [s for s in ("spawner", "corral", "runit", "s6") if s in SYSTEMS]
+    chart.bars(os.path.join(out, "supervisors-first.svg"), "First of 500 services running (ms)",
+               [(s, med(res[s].get("first500", []))) for s in fast])
+    chart.bars(os.path.join(out, "supervisors-status.svg"), "svctl status / sv status / s6-svstat of one (ms)",
+               [(s, med(res[s].get("status1", []))) for s in fast if s != "spawner"])
 
 
 if __name__ == "__main__":
