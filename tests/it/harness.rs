@@ -30,6 +30,19 @@ pub fn corral_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_corral"))
 }
 
+/// Skips unless python3 runs; `what` says what the test needs it for.
+pub fn require_python(what: &str) -> TestResult {
+    let ok = Command::new("python3")
+        .args(["-c", "pass"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(Skip(format!("needs python3 {what}")))
+    }
+}
+
 /// Skips unless root with a working `unshare --pid`.
 pub fn require_pid_namespace() -> TestResult {
     if !nix::unistd::geteuid().is_root() {

@@ -192,11 +192,15 @@ exec sleep 1000
 
 fn log_run_gets_every_line_across_a_logger_restart() -> TestResult {
     require_pid_namespace()?;
+    require_python("for a logger that finishes its line on SIGTERM")?;
     let setup = Setup::new("runit-log", &[]);
     let d = &setup.dir;
     let logged = d.path("logged");
     // GitLab-style: the service writes to stdout (stderr apart), its
-    // log/run reads stdin; here the logger is a shell loop, not svlogd.
+    // log/run reads stdin. The logger is a small script, not svlogd, but
+    // keeps svlogd's rule for TERM: finish the line being read, then
+    // exit. (A shell `read` loop does not: killed after reading the first
+    // bytes of a line, it takes them along, and the line arrives cut.)
     script(
         d,
         "services.d/web/run",
@@ -206,8 +210,27 @@ fn log_run_gets_every_line_across_a_logger_restart() -> TestResult {
         d,
         "services.d/web/log/run",
         &format!(
-            "#!/bin/sh\necho logger up\nwhile read -r l; do echo \"$l\" >> {}; done\n",
-            logged.display()
+            "#!/usr/bin/env python3\n\
+             import os, signal, sys\n\
+             print('logger up', flush=True)\n\
+             line, stop = b'', [False]\n\
+             def term(*_):\n\
+             \x20   if not line:\n\
+             \x20       sys.exit(0)\n\
+             \x20   stop[0] = True\n\
+             signal.signal(signal.SIGTERM, term)\n\
+             with open({:?}, 'ab', buffering=0) as out:\n\
+             \x20   while True:\n\
+             \x20       c = os.read(0, 1)\n\
+             \x20       if not c:\n\
+             \x20           break\n\
+             \x20       line += c\n\
+             \x20       if c == b'\\n':\n\
+             \x20           out.write(line)\n\
+             \x20           line = b''\n\
+             \x20           if stop[0]:\n\
+             \x20               break\n",
+            logged.display().to_string()
         ),
     );
     let c = setup.start();

@@ -42,18 +42,6 @@ pub const TESTS: &[Test] = crate::tests![
 /// nobody:nogroup, as Debian has them.
 const NOBODY: u32 = 65534;
 
-fn require_python() -> TestResult {
-    let ok = Command::new("python3")
-        .args(["-c", "pass"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err(Skip("needs python3 to send sd_notify datagrams".into()))
-    }
-}
-
 /// A Python one-liner that sends `message` to $NOTIFY_SOCKET.
 fn notify_sender(message: &str) -> String {
     format!(
@@ -222,7 +210,7 @@ fn notify_socket_names_cannot_be_predicted() -> TestResult {
 
 fn control_group_member_cannot_lock_root_out() -> TestResult {
     require_pid_namespace()?;
-    require_python()?;
+    require_python("to send sd_notify datagrams")?;
     let c = Setup::new("slots", &[("db", "command = [\"sleep\", \"1000\"]\n")])
         .env("CORRAL_CONTROL_GROUP", "4242")
         .start();
@@ -295,7 +283,7 @@ fn svctl_on_a_tty(socket: &std::path::Path, args: &str) -> Result<Vec<u8>, Skip>
 
 fn escape_sequences_are_escaped_on_a_terminal() -> TestResult {
     require_pid_namespace()?;
-    require_python()?;
+    require_python("to send sd_notify datagrams")?;
     let svc = format!(
         "run = '''printf 'evil \\033]0;pwned\\007 line\\n'; {}; exec sleep 1000'''\n[ready]\nnotify = true\n",
         notify_sender("READY=1\\\\nSTATUS=st \\\\x1b[2J cleared")
@@ -607,7 +595,7 @@ fn fifo_named_like_a_service_file_does_not_hang_boot_or_check() -> TestResult {
 
 fn short_lived_notify_senders_are_believed() -> TestResult {
     require_pid_namespace()?;
-    require_python()?;
+    require_python("to send sd_notify datagrams")?;
     // Six services as nobody whose readiness comes from a process that
     // exits (and is reaped by the shell) right after sending; one more
     // also passes a descriptor with the message (FDSTORE=1 does).
@@ -778,7 +766,7 @@ fn thousands_of_env_entries_work_and_too_many_are_refused() -> TestResult {
 
 fn forged_notify_floods_are_logged_once() -> TestResult {
     require_pid_namespace()?;
-    require_python()?;
+    require_python("to send sd_notify datagrams")?;
     let tmp = TempDir::new("notifyflood");
     // A process outside the service's session floods its notify socket:
     // the service forks one that makes a session of its own (setsid),
