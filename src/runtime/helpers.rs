@@ -187,6 +187,7 @@ impl Helpers {
     /// helper's.
     fn tail_pipe(&mut self, epoll: &Epoll) -> Result<(u64, OwnedFd, OwnedFd), String> {
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let rd = super::spawn::park(rd);
         let token_id = self.next_tail;
         self.next_tail = (self.next_tail + 1) & 0xffff_ffff_ffff;
         fcntl(&rd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))

@@ -25,6 +25,7 @@ impl LogPipes {
     fn pipe(&mut self, key: &str) -> io::Result<&(OwnedFd, OwnedFd)> {
         if !self.pipes.contains_key(key) {
             let (rd, wr) = pipe2(OFlag::O_CLOEXEC)?;
+            let (rd, wr) = (super::spawn::park(rd), super::spawn::park(wr));
             // Best effort: above /proc/sys/fs/pipe-max-size for a non-root
             // corral, the default 64 KiB stays.
             let _ = fcntl(&wr, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));

@@ -76,6 +76,7 @@ impl Notify {
     pub fn ready_pipe(&mut self, id: ServiceId, run: u64, epoll: &Epoll) -> nix::Result<OwnedFd> {
         self.close_pipe(id, epoll);
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        let rd = super::spawn::park(rd);
         epoll.add(
             &rd,
             EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::ReadyFd, id.bits())),
@@ -146,7 +147,8 @@ impl Notify {
             SockType::Datagram,
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
             None,
-        )?;
+        )
+        .map(super::spawn::park)?;
         bind(
             fd.as_raw_fd(),
             &UnixAddr::new_abstract(abstract_name.as_bytes())?,

@@ -264,6 +264,7 @@ impl Output {
         epoll: &Epoll,
     ) -> io::Result<(u64, OwnedFd)> {
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC)?;
+        let rd = super::spawn::park(rd);
         fcntl(&rd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         let id = self.next_id;
         self.next_id += 1;

@@ -1,6 +1,6 @@
 //! Starting processes. Everything is resolved before the clone (argv, env,
 //! PATH candidates, ids, groups: see `config::model`); between clone and
-//! exec only raw system calls run: setsid, setgroups, setgid, setuid, dup2,
+//! exec only raw system calls run: close_range, setsid, setgroups, setgid, setuid, dup2,
 //! fcntl, chdir, rt_sigaction, rt_sigprocmask, execve. Services and exec
 //! checks start with clone(CLONE_VM | CLONE_VFORK); the main command, once,
 //! with std's Command (setpgid, tcsetpgrp).
@@ -9,12 +9,20 @@
 //! descriptors corral inherited are marked close-on-exec at startup, so a
 //! service gets exactly 0, 1 and 2. The main command gets the inherited ones
 //! back (socket activation passes through, as with tini).
+//!
+//! The descriptor table: a clone without CLONE_FILES copies all of corral's
+//! table (a reference per open descriptor) and exec then closes every one,
+//! so starting N services cost O(N²), two or three relay pipes per service
+//! already running. Instead the child shares corral's table and its first
+//! call, close_range(CLOSE_RANGE_UNSHARE), makes it a copy of only the
+//! descriptors below the child's own; the descriptors corral keeps are
+//! parked above them (`park`).
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -49,6 +57,51 @@ pub fn claim_inherited_fds() -> Vec<RawFd> {
     fds
 }
 
+/// Where `park` puts the descriptors corral keeps for itself. Below it are
+/// stdio, the few made at boot (epoll, signalfd, control socket) and the
+/// ones just made for a child, which take the lowest free numbers.
+const PARK_FLOOR: RawFd = 64;
+
+/// Moves a descriptor corral keeps (a relay's read end, a readiness pipe,
+/// a notify socket) to `PARK_FLOOR` or above, so a child's copy of the
+/// table (see the module comment) stops below it. Call it before the
+/// descriptor is added to the epoll set: epoll knows a descriptor by its
+/// number. Where the limit leaves no room (EINVAL, EMFILE), the descriptor
+/// stays where it is: starting gets slower, nothing else changes.
+pub fn park(fd: OwnedFd) -> OwnedFd {
+    if fd.as_raw_fd() >= PARK_FLOOR {
+        return fd;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor (owned below) or fails.
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, PARK_FLOOR) };
+    if moved < 0 {
+        return fd;
+    }
+    // SAFETY: `moved` is a fresh descriptor nobody else owns; `fd` is
+    // closed when it drops here.
+    unsafe { OwnedFd::from_raw_fd(moved) }
+}
+
+/// Whether close_range(2) with CLOSE_RANGE_UNSHARE is there (Linux 5.9,
+/// and let through by the container's seccomp profile). Probed once with
+/// an empty range, which fails EINVAL after the system call and its flags
+/// were accepted and changes nothing.
+fn can_unshare_files() -> bool {
+    static PROBED: OnceLock<bool> = OnceLock::new();
+    *PROBED.get_or_init(|| {
+        // SAFETY: an invalid range (first > last): no descriptor is touched.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                1 as libc::c_uint,
+                0 as libc::c_uint,
+                libc::CLOSE_RANGE_UNSHARE,
+            )
+        };
+        ret < 0 && errno() == libc::EINVAL
+    })
+}
+
 /// What a service process gets beyond its definition.
 #[derive(Default)]
 pub struct Extras {
@@ -71,6 +124,15 @@ pub struct Extras {
 pub enum Target {
     Inherit,
     Fd(OwnedFd),
+}
+
+impl Target {
+    fn fd(&self) -> Option<&OwnedFd> {
+        match self {
+            Target::Inherit => None,
+            Target::Fd(fd) => Some(fd),
+        }
+    }
 }
 
 /// Starts a service in its own session (so its own process group, without
@@ -137,7 +199,7 @@ pub fn spawn_as(
         .find(|(k, _)| *k == "PATH")
         .map(|(_, v)| v.to_string())
         .or_else(|| std::env::var("PATH").ok());
-    let plan = Plan {
+    let mut plan = Plan {
         candidates: candidates(program, path.as_deref()).map_err(cannot)?,
         argv: cstrings(argv.iter().map(String::as_str)).map_err(cannot)?,
         env,
@@ -159,7 +221,24 @@ pub fn spawn_as(
         ignored: ignored_signals(),
         no_new_privs: spec.no_new_privs,
         nofile: original_nofile(),
+        keep_below: None,
     };
+    if can_unshare_files() {
+        let own = [
+            Some(&plan.stdin),
+            plan.stdout.fd(),
+            plan.stderr.fd(),
+            plan.placed.as_ref().map(|(fd, _)| fd),
+        ];
+        let highest = own
+            .iter()
+            .flatten()
+            .map(|fd| fd.as_raw_fd())
+            .max()
+            .unwrap_or(2)
+            .max(2);
+        plan.keep_below = Some(highest as libc::c_uint + 1);
+    }
     launch(&plan).map_err(cannot)
 }
 
@@ -220,6 +299,10 @@ struct Plan {
     no_new_privs: bool,
     /// The descriptor limit corral was started with, for the child.
     nofile: Option<libc::rlimit>,
+    /// With close_range(2): the child shares corral's table and unshares
+    /// it keeping the descriptors below this, which holds all of its own.
+    /// Without: the clone copies the whole table.
+    keep_below: Option<libc::c_uint>,
 }
 
 /// The child's view of a `Plan`: raw pointers only, and where to report
@@ -262,7 +345,14 @@ fn launch(plan: &Plan) -> io::Result<i32> {
         libc::clone(
             child_main,
             top.cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::SIGCHLD
+                | if plan.keep_below.is_some() {
+                    libc::CLONE_FILES
+                } else {
+                    0
+                },
             (&launch as *const Launch).cast_mut().cast(),
         )
     };
@@ -301,6 +391,16 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 fail(errno())
             }
         };
+        if let Some(keep) = p.keep_below {
+            // First, before any descriptor changes: until this the table
+            // is corral's own.
+            sys(libc::syscall(
+                libc::SYS_close_range,
+                keep,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_UNSHARE,
+            ));
+        }
         sys(libc::syscall(libc::SYS_setsid));
         if let Some((uid, gid, groups)) = &p.ids {
             // Groups and gid while still privileged, uid last (setuid(2)).

@@ -18,6 +18,7 @@ pub const TESTS: &[Test] = crate::tests![
     job_control_signals_never_stop_corral,
     service_exec_failure_is_reported,
     service_gets_its_dir_env_path_and_null_stdin,
+    service_gets_only_its_own_descriptors,
     idle_corral_never_wakes_up,
     main_command_is_the_terminal_foreground_group,
     socket_is_private,
@@ -382,6 +383,71 @@ fn service_gets_its_dir_env_path_and_null_stdin() -> TestResult {
     );
     wait_until("only-here, found on the service's PATH", 5 * SECOND, || {
         tmp.read("found") == "found\n"
+    });
+    Ok(())
+}
+
+/// However many descriptors corral holds for other services (relay pipes,
+/// kept above the child's own), a service gets exactly 0, 1, 2 and its
+/// readiness fd: the child shares corral's table only until its
+/// close_range(CLOSE_RANGE_UNSHARE), and its output still reaches the log.
+fn service_gets_only_its_own_descriptors() -> TestResult {
+    require_pid_namespace()?;
+    let mut files: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            (
+                format!("s{i}"),
+                "run = \"echo up; exec sleep 1000\"\n".to_string(),
+            )
+        })
+        .collect();
+    let needs: Vec<String> = files.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    // Started after the 40 (requires), never ready: its fd 5 stays open.
+    files.push((
+        "watched".into(),
+        format!(
+            "command = [\"sleep\", \"1002\"]\nrequires = [{}]\n[ready]\nfd = 5\n",
+            needs.join(", ")
+        ),
+    ));
+    let services: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let c = Setup::new("fds", &services).start();
+    c.wait_socket();
+    c.wait_state("watched", "starting", 10 * SECOND);
+    let watched = || {
+        c.namespace_processes()
+            .into_iter()
+            .map(|(pid, _, _)| pid)
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+                    == b"sleep\x001002\x00"
+            })
+    };
+    wait_until("the watched service's sleep", 5 * SECOND, || {
+        watched().is_some()
+    });
+    let pid = watched().unwrap();
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort();
+    assert_eq!(fds, [0, 1, 2, 5], "the watched service's descriptors");
+    // And corral's own stdio is still what it was given (by unshare): no
+    // child's dup2 reached corral's table.
+    let link = |pid: i32, fd: i32| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok();
+    for fd in 0..3 {
+        assert_eq!(
+            link(c.host_pid(), fd),
+            link(c.unshare_pid(), fd),
+            "corral's fd {fd}"
+        );
+    }
+    wait_until("every service's line in the log", 5 * SECOND, || {
+        c.stdout().matches(" up").count() >= 40
     });
     Ok(())
 }
