@@ -18,6 +18,8 @@
     )
 )]
 
+#[cfg(target_env = "musl")]
+pub mod allocator;
 pub mod base64;
 pub mod check;
 pub mod cli;

@@ -4,11 +4,12 @@
 
 use corral::cli::{self, Command};
 
-// See Cargo.toml: musl's own malloc returns freed memory to the kernel
-// eagerly, and corral's TOML and JSON paths pay page faults for it.
+// See Cargo.toml and corral::allocator: musl's own malloc returns freed
+// memory to the kernel eagerly, and corral's TOML and JSON paths pay page
+// faults for it.
 #[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: corral::allocator::Allocator = corral::allocator::Allocator::new();
 
 fn main() {
     let args: Vec<String> = std::env::args_os()
