@@ -85,10 +85,14 @@ pub fn park(fd: OwnedFd) -> OwnedFd {
 /// Whether close_range(2) with CLOSE_RANGE_UNSHARE is there (Linux 5.9,
 /// and let through by the container's seccomp profile). Probed once with
 /// an empty range, which fails EINVAL after the system call and its flags
-/// were accepted and changes nothing.
+/// were accepted and changes nothing. `CORRAL_SHARE_FILES=0` turns it off,
+/// for tools that cannot follow such a clone (valgrind, scripts/link-order).
 fn can_unshare_files() -> bool {
     static PROBED: OnceLock<bool> = OnceLock::new();
     *PROBED.get_or_init(|| {
+        if std::env::var_os("CORRAL_SHARE_FILES").is_some_and(|v| v == "0") {
+            return false;
+        }
         // SAFETY: an invalid range (first > last): no descriptor is touched.
         let ret = unsafe {
             libc::syscall(

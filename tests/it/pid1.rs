@@ -19,6 +19,7 @@ pub const TESTS: &[Test] = crate::tests![
     service_exec_failure_is_reported,
     service_gets_its_dir_env_path_and_null_stdin,
     service_gets_only_its_own_descriptors,
+    service_gets_only_its_own_descriptors_from_a_copied_table,
     idle_corral_never_wakes_up,
     main_command_is_the_terminal_foreground_group,
     socket_is_private,
@@ -392,6 +393,15 @@ fn service_gets_its_dir_env_path_and_null_stdin() -> TestResult {
 /// readiness fd: the child shares corral's table only until its
 /// close_range(CLOSE_RANGE_UNSHARE), and its output still reaches the log.
 fn service_gets_only_its_own_descriptors() -> TestResult {
+    own_descriptors("1")
+}
+
+/// The same where the clone copies the table (CORRAL_SHARE_FILES=0).
+fn service_gets_only_its_own_descriptors_from_a_copied_table() -> TestResult {
+    own_descriptors("0")
+}
+
+fn own_descriptors(share_files: &str) -> TestResult {
     require_pid_namespace()?;
     let mut files: Vec<(String, String)> = (0..40)
         .map(|i| {
@@ -414,7 +424,9 @@ fn service_gets_only_its_own_descriptors() -> TestResult {
         .iter()
         .map(|(n, t)| (n.as_str(), t.as_str()))
         .collect();
-    let c = Setup::new("fds", &services).start();
+    let c = Setup::new("fds", &services)
+        .env("CORRAL_SHARE_FILES", share_files)
+        .start();
     c.wait_socket();
     c.wait_state("watched", "starting", 10 * SECOND);
     let watched = || {
