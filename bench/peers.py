@@ -17,6 +17,7 @@ import argparse, datetime, os, platform, shutil, signal, statistics, subprocess,
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chart  # noqa: E402  (bench/chart.py: dependency-free SVG bars)
 from tables import spread  # noqa: E402
+from pagecache import evict  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORRAL = os.path.join(ROOT, "target/static/corral")
@@ -34,6 +35,7 @@ def setup(work):
     sh("bash", "scripts/release-build", "-q", cwd=ROOT)
     helper = os.path.join(work, "helper")
     sh("gcc", "-O2", "-static", "-o", helper, os.path.join(ROOT, "bench/helper.c"))
+    evict([CORRAL, "/usr/bin/tini", "/usr/bin/tini-static", "/usr/bin/dumb-init", "/usr/bin/catatonit"])
     return helper
 
 
@@ -249,6 +251,7 @@ def main():
                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
                 *rows,
                 "",
+                "Every binary is dropped from the page cache before the first repetition, so each is read from disk as in a container just started. "
                 "Start-up overhead: median of 20 runs of `INIT helper true` per repetition, minus the same without an init. "
                 "Forwarding: from kill(2) on PID 1 to the helper's SIGUSR1 or SIGTERM handler (CLOCK_MONOTONIC), through a "
                 "FIFO, driven by the C helper (`helper ping`); SIGTERM once per PID 1, since it starts the init's stop. Orphans: the helper double-forks in bursts of 1000, then "

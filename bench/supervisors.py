@@ -18,6 +18,7 @@ import argparse, datetime, json, os, platform, select, shutil, signal, socket, s
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chart  # noqa: E402  (bench/chart.py: dependency-free SVG bars)
+from pagecache import evict  # noqa: E402
 from tables import spread  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,6 +79,7 @@ def setup(work, quick):
     sh("bash", "scripts/release-build", "-q", cwd=ROOT)
     helper = os.path.join(work, "helper")
     sh("gcc", "-O2", "-static", "-o", helper, os.path.join(ROOT, "bench/helper.c"))
+    evict([CORRAL, HORUST, "/usr/bin/runsvdir", "/usr/bin/runsv", "/usr/bin/s6-svscan", "/usr/bin/s6-supervise"])
     return helper
 
 
@@ -598,7 +600,8 @@ def report(res, sizes, reps, quick, idle, crash_window):
               "the raw pipe row (the helper writing straight into the pipe).", ""]
     lines += targets(res)
     lines += ["", "## Settings", ""] + [f"- {s}: {SETTINGS[s]}" for s in SYSTEMS]
-    lines += ["", "Start: from Popen of `unshare ... PID1` until N 'u' bytes arrived on a FIFO (each service writes one "
+    lines += ["", "Every binary is dropped from the page cache before the first repetition, so each is read from disk as in a container just started. "
+              "Start: from Popen of `unshare ... PID1` until N 'u' bytes arrived on a FIFO (each service writes one "
               "when it runs). Memory and context switches: PID 1 and its descendants that are not services "
               "(/proc/PID/status VmRSS and RssAnon, smaps_rollup Pss); RSS minus anonymous is mapped program text, "
               "clean page cache shared with every other process running the same binary. Status: a whole client command (`svctl status`, `sv status`, "
