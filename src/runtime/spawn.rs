@@ -1,9 +1,10 @@
 //! Starting processes. Everything is resolved before the clone (argv, env,
 //! PATH candidates, ids, groups: see `config::model`); between clone and
-//! exec only raw system calls run: close_range, setsid, setgroups, setgid, setuid, dup2,
-//! fcntl, chdir, rt_sigaction, rt_sigprocmask, execve. Services and exec
-//! checks start with clone(CLONE_VM | CLONE_VFORK); the main command, once,
-//! with std's Command (setpgid, tcsetpgrp).
+//! exec only raw system calls run: close_range, setsid, setgroups, setgid,
+//! setuid, dup2, fcntl, chdir, rt_sigaction, rt_sigprocmask, execve.
+//! Services and exec checks start with clone(CLONE_VM | CLONE_VFORK, and
+//! CLONE_FILES: see below); the main command, once, with std's Command
+//! (setpgid, tcsetpgrp).
 //!
 //! Descriptors: everything corral opens is close-on-exec, and the
 //! descriptors corral inherited are marked close-on-exec at startup, so a
