@@ -616,13 +616,20 @@ impl Supervisor {
         self.settle_reload(now, out);
         let main_active = matches!(self.main, Main::Running { .. } | Main::Spawning);
         let shutting_down = self.phase != Phase::Up;
-        for id in self.services.ids() {
+        // This runs after every event, so each pass looks at every service
+        // once, cheaply, and does the work (edges, allocation) only for
+        // the few that have something to do: at boot, N events times N
+        // services made this a quarter of corral's CPU.
+        let unwanted: Vec<ServiceId> = self
+            .services
+            .iter()
+            .filter(|s| !s.want_up)
+            .map(|s| s.id)
+            .collect();
+        for id in unwanted {
             let Some(s) = self.services.get_mut(id) else {
                 continue;
             };
-            if s.want_up {
-                continue;
-            }
             match s.state {
                 State::Starting | State::Backoff { .. } => set_state(s, State::Stopped, now),
                 // The steps are not the service: killed at once. Once the
@@ -663,12 +670,26 @@ impl Supervisor {
             }
         }
         if !shutting_down {
-            for id in self.graph.order.clone() {
+            // In dependency order. Starting one does not make it up, so
+            // which can start is the same before and after each start.
+            let services = &self.services;
+            let waiting: Vec<ServiceId> = self
+                .graph
+                .order
+                .iter()
+                .copied()
+                .filter(|&id| {
+                    services
+                        .get(id)
+                        .is_some_and(|s| s.want_up && matches!(s.state, State::Starting))
+                })
+                .collect();
+            for id in waiting {
                 let can_start = self.requirements(id).all(|r| self.up(r));
                 let Some(s) = self.services.get_mut(id) else {
                     continue;
                 };
-                if s.want_up && s.state == State::Starting && can_start {
+                if can_start {
                     if s.spec.prepare.is_empty() {
                         set_state(s, State::Spawning, now);
                         out.push(Action::Spawn(id));

@@ -362,18 +362,26 @@ impl Supervisor {
             Remove,
             Swap,
         }
-        for id in self.services.ids() {
+        // Runs after every event: only a reload leaves services to settle,
+        // so the common case looks at each service once and allocates
+        // nothing.
+        let unsettled: Vec<ServiceId> = self
+            .services
+            .iter()
+            .filter(|s| s.removing || s.next_spec.is_some())
+            .map(|s| s.id)
+            .collect();
+        for id in unsettled {
             let Some(s) = self.services.get(id) else {
                 continue;
             };
-            // An action's output is relayed as its service's: a removed
-            // service stays until its actions are over.
-            let acting = self.runs.running(id, None);
             let step = match (&s.state, s.removing, s.next_spec.is_some()) {
                 (State::Running { .. }, false, true) if s.want_up => Step::Stop,
                 (_, false, false) => continue,
                 (state, _, _) if state.is_active() => continue,
-                (_, true, _) if acting => continue,
+                // An action's output is relayed as its service's: a
+                // removed service stays until its actions are over.
+                (_, true, _) if self.runs.running(id, None) => continue,
                 (_, true, _) => Step::Remove,
                 (_, false, true) => Step::Swap,
             };

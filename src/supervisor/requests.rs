@@ -228,7 +228,7 @@ impl Supervisor {
             return;
         };
         let took = now.saturating_duration_since(since).as_millis();
-        if self.services.ids().into_iter().all(|id| self.settled(id)) {
+        if self.services.iter().all(|s| self.settled(s.id)) {
             self.startup = Startup::Done;
             let counted = |s: &&Service| s.spec.enabled && s.spec.schedule.is_none();
             let enabled: Vec<&Service> = self.services.iter().filter(counted).collect();
