@@ -19,12 +19,13 @@
 //! descriptors below the child's own; the descriptors corral keeps are
 //! parked above them (`park`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -196,16 +197,19 @@ pub fn spawn_as(
     overrides.extend(from_files.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     overrides.extend(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     overrides.extend(extras.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let base = std::env::vars_os().filter(|(k, _)| !spec.env_unset.iter().any(|u| k == u.as_str()));
-    let env = environment(base, &overrides).map_err(cannot)?;
+    let base = inherited_env();
+    let env = environment(base, &spec.env_unset, &overrides).map_err(cannot)?;
     let path = overrides
         .iter()
         .rev()
         .find(|(k, _)| *k == "PATH")
-        .map(|(_, v)| v.to_string())
-        .or_else(|| std::env::var("PATH").ok());
+        .map(|(_, v)| *v)
+        .or_else(|| {
+            let path = base.iter().find(|v| v.name() == b"PATH")?;
+            std::str::from_utf8(path.value()).ok()
+        });
     let mut plan = Plan {
-        candidates: candidates(program, path.as_deref()).map_err(cannot)?,
+        candidates: candidates(program, path).map_err(cannot)?,
         argv: cstrings(argv.iter().map(String::as_str)).map_err(cannot)?,
         env,
         dir: match (&spec.working_dir, extras.as_corral) {
@@ -291,7 +295,7 @@ struct Plan {
     /// Paths to try in order (the PATH search, done here).
     candidates: Vec<CString>,
     argv: Vec<CString>,
-    env: Vec<CString>,
+    env: Vec<Cow<'static, CStr>>,
     dir: Option<CString>,
     ids: Option<(Option<u32>, u32, Vec<libc::gid_t>)>,
     stdin: OwnedFd,
@@ -331,14 +335,22 @@ fn launch(plan: &Plan) -> io::Result<i32> {
             .chain(std::iter::once(std::ptr::null()))
             .collect::<Vec<_>>()
     };
+    let env = plan
+        .env
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
     let launch = Launch {
         plan,
         candidates: plan.candidates.iter().map(|c| c.as_ptr()).collect(),
         argv: pointers(&plan.argv),
-        envp: pointers(&plan.env),
+        envp: env,
         errno: AtomicI32::new(0),
     };
-    let mut stack = vec![0u8; CHILD_STACK];
+    // Not zeroed (that was a 64 KiB memset per start): the child writes
+    // its stack before it reads it, as on any stack.
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
     // The stack grows down: pass its 16-byte aligned top.
     let top = stack.as_mut_ptr().wrapping_add(CHILD_STACK);
     let top = top.wrapping_sub(top as usize % 16);
@@ -532,39 +544,101 @@ pub const CORRAL_ONLY_ENV: &[&str] = &[
     "WATCHDOG_USEC",
 ];
 
-/// The child's environment: corral's own (less `CORRAL_ONLY_ENV`) with
-/// `overrides` applied in order (a later value for the same name wins), as
-/// `NAME=value` strings. Linear in the number of variables: a service with
-/// thousands of them must not stall the event loop at each start.
-fn environment(
-    base: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+/// One variable of corral's environment, as the `NAME=value` line the
+/// child gets.
+pub struct Var {
+    line: CString,
+    name_len: usize,
+}
+
+impl Var {
+    fn new(name: &[u8], value: &[u8]) -> Option<Var> {
+        let mut line = Vec::with_capacity(name.len() + value.len() + 2);
+        line.extend_from_slice(name);
+        line.push(b'=');
+        line.extend_from_slice(value);
+        Some(Var {
+            line: CString::new(line).ok()?,
+            name_len: name.len(),
+        })
+    }
+
+    fn name(&self) -> &[u8] {
+        self.line
+            .as_bytes()
+            .get(..self.name_len)
+            .unwrap_or_default()
+    }
+
+    fn value(&self) -> &[u8] {
+        self.line
+            .as_bytes()
+            .get(self.name_len + 1..)
+            .unwrap_or_default()
+    }
+}
+
+/// corral's own environment less `CORRAL_ONLY_ENV`, read once: corral
+/// never changes it, and reading and splitting environ again at every
+/// start was a fifth of the cost of starting a service.
+fn inherited_env() -> &'static [Var] {
+    static VARS: OnceLock<Vec<Var>> = OnceLock::new();
+    VARS.get_or_init(|| passed_on(std::env::vars_os()))
+}
+
+fn passed_on(vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>) -> Vec<Var> {
+    vars.filter(|(k, _)| !CORRAL_ONLY_ENV.iter().any(|c| k.as_bytes() == c.as_bytes()))
+        .filter_map(|(k, v)| Var::new(k.as_bytes(), v.as_bytes()))
+        .collect()
+}
+
+/// Above this many overrides, names are found by hash instead of a scan.
+const SCAN_OVERRIDES: usize = 8;
+
+/// The child's environment: `base` without the names in `unset`, with
+/// `overrides` applied in order (a later value for the same name wins; a
+/// name `base` has keeps its place). `base`'s lines are borrowed, so a
+/// start allocates only for what it overrides. Linear in the number of
+/// variables: a service with thousands of them must not stall the event
+/// loop at each start.
+fn environment<'b>(
+    base: &'b [Var],
+    unset: &[String],
     overrides: &[(&str, &str)],
-) -> io::Result<Vec<CString>> {
-    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = base
-        .filter(|(k, _)| !CORRAL_ONLY_ENV.iter().any(|c| k.as_bytes() == c.as_bytes()))
-        .map(|(k, v)| (k.into_vec(), v.into_vec()))
-        .collect();
-    let mut index: HashMap<Vec<u8>, usize> = vars
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (k.clone(), i))
-        .collect();
-    for (k, v) in overrides {
-        match index.get(k.as_bytes()).and_then(|&i| vars.get_mut(i)) {
-            Some(slot) => slot.1 = v.as_bytes().to_vec(),
+) -> io::Result<Vec<Cow<'b, CStr>>> {
+    let mut names: Vec<&[u8]> = Vec::with_capacity(base.len() + overrides.len());
+    let mut lines: Vec<Cow<'b, CStr>> = Vec::with_capacity(base.len() + overrides.len());
+    for v in base {
+        if !unset.iter().any(|u| v.name() == u.as_bytes()) {
+            names.push(v.name());
+            lines.push(Cow::Borrowed(v.line.as_c_str()));
+        }
+    }
+    let mut index: HashMap<&[u8], usize> = HashMap::new();
+    if overrides.len() > SCAN_OVERRIDES {
+        index.extend(names.iter().enumerate().map(|(i, &n)| (n, i)));
+    }
+    for &(k, v) in overrides {
+        let line = Var::new(k.as_bytes(), v.as_bytes())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{k}: a NUL byte")))?
+            .line;
+        let at = if overrides.len() > SCAN_OVERRIDES {
+            index.get(k.as_bytes()).copied()
+        } else {
+            names.iter().position(|&n| n == k.as_bytes())
+        };
+        match at.and_then(|i| lines.get_mut(i)) {
+            Some(slot) => *slot = Cow::Owned(line),
             None => {
-                index.insert(k.as_bytes().to_vec(), vars.len());
-                vars.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+                if overrides.len() > SCAN_OVERRIDES {
+                    index.insert(k.as_bytes(), names.len());
+                }
+                names.push(k.as_bytes());
+                lines.push(Cow::Owned(line));
             }
         }
     }
-    vars.into_iter()
-        .map(|(mut k, v)| {
-            k.push(b'=');
-            k.extend_from_slice(&v);
-            CString::new(k).map_err(io::Error::from)
-        })
-        .collect()
+    Ok(lines)
 }
 
 /// Where to look for `program`: itself when it names a path, otherwise
@@ -732,33 +806,59 @@ fn reset_signals(ignored: &[libc::c_int]) {
 mod tests {
     use super::*;
 
+    fn vars(pairs: &[(&str, &str)]) -> Vec<Var> {
+        pairs
+            .iter()
+            .map(|(k, v)| Var::new(k.as_bytes(), v.as_bytes()).unwrap())
+            .collect()
+    }
+
+    fn lines(env: &[Cow<'_, CStr>]) -> Vec<String> {
+        env.iter()
+            .map(|c| c.to_str().unwrap().to_string())
+            .collect()
+    }
+
     #[test]
-    fn environment_drops_what_is_corrals_and_later_values_win() {
-        let base = [
+    fn later_values_win_in_place_and_unset_names_go() {
+        let base = vars(&[("PATH", "/bin"), ("TERM", "xterm"), ("LANG", "C")]);
+        let overrides = [("A", "1"), ("PATH", "/x"), ("A", "2"), ("B", "=b")];
+        let env = environment(&base, &["TERM".to_string()], &overrides).unwrap();
+        assert_eq!(lines(&env), ["PATH=/x", "LANG=C", "A=2", "B==b"]);
+        // The same with enough overrides to take the hashed path.
+        let mut many: Vec<(&str, &str)> = overrides.to_vec();
+        many.extend([("C", "1"), ("D", "1"), ("E", "1"), ("F", "1"), ("C", "3")]);
+        assert!(many.len() > SCAN_OVERRIDES);
+        let env = environment(&base, &["TERM".to_string()], &many).unwrap();
+        assert_eq!(
+            lines(&env),
+            [
+                "PATH=/x", "LANG=C", "A=2", "B==b", "C=3", "D=1", "E=1", "F=1"
+            ]
+        );
+        // Nothing overridden: every line is corral's own, not a copy.
+        let env = environment(&base, &[], &[]).unwrap();
+        assert!(env.iter().all(|c| matches!(c, Cow::Borrowed(_))));
+        assert!(environment(&base, &[], &[("X", "a\0b")]).is_err());
+    }
+
+    #[test]
+    fn corrals_own_variables_are_not_passed_on() {
+        let outer = [
             ("PATH", "/bin"),
             ("NOTIFY_SOCKET", "@outer"),
             ("LISTEN_FDS", "2"),
-        ]
-        .map(|(k, v)| (k.into(), v.into()));
-        let env = environment(
-            base.into_iter(),
-            &[
-                ("A", "1"),
-                ("PATH", "/x"),
-                ("A", "2"),
-                ("NOTIFY_SOCKET", "@mine"),
-            ],
-        )
-        .unwrap();
-        let env: Vec<&str> = env.iter().map(|c| c.to_str().unwrap()).collect();
-        assert_eq!(env, ["PATH=/x", "A=2", "NOTIFY_SOCKET=@mine"]);
+        ];
+        let base = passed_on(outer.iter().map(|(k, v)| (k.into(), v.into())));
+        let env = environment(&base, &[], &[("NOTIFY_SOCKET", "@mine")]).unwrap();
+        assert_eq!(lines(&env), ["PATH=/bin", "NOTIFY_SOCKET=@mine"]);
     }
 
     #[test]
     fn ten_thousand_variables_are_all_set() {
         let names: Vec<String> = (0..10_000).map(|i| format!("V{i}")).collect();
         let overrides: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "x")).collect();
-        let env = environment(std::iter::empty(), &overrides).unwrap();
+        let env = environment(&[], &[], &overrides).unwrap();
         assert_eq!(env.len(), 10_000);
     }
 }
