@@ -34,6 +34,9 @@ use crate::supervisor::ServiceId;
 /// reading it (or drops).
 pub const QUEUE_LIMIT: usize = 64 * 1024;
 
+/// What one read of a relay pipe takes at most.
+const READ_SIZE: usize = 64 * 1024;
+
 /// Lines kept for live followers between two turns of the loop.
 const FRESH_LIMIT: usize = 10_000;
 
@@ -89,6 +92,14 @@ struct ServiceLog {
 }
 
 impl ServiceLog {
+    fn queued_now(&self, stream: Stream) -> usize {
+        let [out, err] = self.queued;
+        match stream {
+            Stream::Stdout => out,
+            Stream::Stderr => err,
+        }
+    }
+
     fn queued(&mut self, stream: Stream) -> &mut usize {
         let [out, err] = &mut self.queued;
         match stream {
@@ -160,6 +171,13 @@ pub struct Output {
     pub following: bool,
     /// What tapped relays read since the last `take_taps`.
     taps: Vec<Tapped>,
+    /// Relays paused for a full queue (some may have resumed or gone
+    /// since): what `flush_sinks` looks at, instead of every relay after
+    /// every read.
+    paused: Vec<u64>,
+    /// The read buffer, kept: zeroing 64 KiB on the stack cost more than
+    /// relaying the line that woke corral up.
+    buf: Vec<u8>,
 }
 
 impl Output {
@@ -175,6 +193,8 @@ impl Output {
             fresh: Vec::new(),
             following: false,
             taps: Vec::new(),
+            paused: Vec::new(),
+            buf: vec![0; READ_SIZE],
         }
     }
 
@@ -398,9 +418,10 @@ impl Output {
             let mut none = EpollEvent::new(EpollFlags::empty(), token(Kind::Pipe, id));
             let _ = epoll.modify(&relay.fd, &mut none);
             relay.paused = true;
+            self.paused.push(id);
             return;
         }
-        let mut buf = [0u8; 64 * 1024];
+        let buf = &mut self.buf;
         let now = SystemTime::now();
         let stamp = rfc3339(now);
         let console = match stream {
@@ -424,7 +445,7 @@ impl Output {
         // Read at most what the service's share of the queue allows.
         let queued = *svc.queued(stream);
         while batch.console.len() + queued < QUEUE_LIMIT.max(queued + 1) {
-            match read(&relay.fd, &mut buf) {
+            match read(&relay.fd, buf) {
                 Ok(0) => {
                     open = false;
                     break;
@@ -510,18 +531,23 @@ impl Output {
         for sink in [&mut self.stdout, &mut self.stderr].into_iter().flatten() {
             sink.flush(epoll, &mut credit);
         }
-        for (id, relay) in self.relays.iter_mut().filter(|(_, r)| r.paused && !r.held) {
-            if self
-                .services
-                .get_mut(&relay.service)
-                .is_some_and(|s| *s.queued(relay.stream) < QUEUE_LIMIT / 2)
-            {
-                let mut interest = EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Pipe, *id));
-                if epoll.modify(&relay.fd, &mut interest).is_ok() {
-                    relay.paused = false;
-                }
+        let (relays, services) = (&mut self.relays, &self.services);
+        self.paused.retain(|&id| {
+            let Some(relay) = relays.get_mut(&id).filter(|r| r.paused) else {
+                return false;
+            };
+            let room = services
+                .get(&relay.service)
+                .is_some_and(|s| s.queued_now(relay.stream) < QUEUE_LIMIT / 2);
+            if relay.held || !room {
+                return true;
             }
-        }
+            let mut interest = EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Pipe, id));
+            if epoll.modify(&relay.fd, &mut interest).is_ok() {
+                relay.paused = false;
+            }
+            relay.paused
+        });
     }
 
     /// At exit: relays what the pipes still hold, then writes the queues,
