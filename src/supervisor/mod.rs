@@ -120,7 +120,7 @@ pub const EXIT_ONESHOT_FAILED: i32 = 3;
 pub struct Service {
     /// Its identity, set by the roster.
     pub id: ServiceId,
-    pub spec: ServiceSpec,
+    pub spec: Box<ServiceSpec>,
     pub state: State,
     /// Whether the service should be up; requests and shutdown flip it.
     pub want_up: bool,
@@ -179,7 +179,7 @@ impl Service {
             taken_down_by: None,
             removing: false,
             next_spec: None,
-            spec,
+            spec: Box::new(spec),
         }
     }
 

@@ -299,7 +299,7 @@ impl Supervisor {
         match change {
             Change::Unchanged => {
                 // Same meaning; the new text keeps error lines right.
-                s.spec = spec;
+                *s.spec = spec;
             }
             Change::Restart(keys) => {
                 info!(
@@ -323,7 +323,7 @@ impl Supervisor {
                 );
                 let health_changed = s.spec.health != spec.health;
                 let schedule_changed = s.spec.schedule != spec.schedule;
-                s.spec = spec;
+                *s.spec = spec;
                 if health_changed {
                     restart_health(s, now);
                 }
@@ -333,7 +333,7 @@ impl Supervisor {
                 out.push(Action::Reconfigure(id));
             }
             Change::Enable => {
-                s.spec = spec;
+                *s.spec = spec;
                 out.push(Action::Reconfigure(id));
                 // Up counts with the process it may have already (started
                 // by hand while disabled).
@@ -399,7 +399,7 @@ impl Supervisor {
                         && let Some(next) = s.next_spec.take()
                     {
                         let schedule_changed = s.spec.schedule != next.schedule;
-                        s.spec = *next;
+                        s.spec = next;
                         if schedule_changed {
                             super::schedule::refresh(s, self.settings.seed);
                         }

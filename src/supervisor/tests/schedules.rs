@@ -388,9 +388,23 @@ fn a_reload_replans_a_changed_schedule_and_keeps_its_counters() {
     sim.advance(Duration::from_secs(10));
     sim.exit("job", ExitStatus::Code(0));
     assert_eq!(record(&sim).runs, 1);
-    let mut changed = sim.sup.services().get(sim.id("job")).unwrap().spec.clone();
+    let mut changed = sim
+        .sup
+        .services()
+        .get(sim.id("job"))
+        .unwrap()
+        .spec
+        .as_ref()
+        .clone();
     changed.schedule = Some(every(Duration::from_secs(60)));
-    let web = sim.sup.services().get(sim.id("web")).unwrap().spec.clone();
+    let web = sim
+        .sup
+        .services()
+        .get(sim.id("web"))
+        .unwrap()
+        .spec
+        .as_ref()
+        .clone();
     let specs = vec![changed, web];
     let config = Config {
         graph: crate::config::graph_of(&specs).unwrap(),
