@@ -1,5 +1,6 @@
 //! How a line looks on the container's stdout/stderr and in log files.
 
+use super::bytes::append;
 use super::{Format, Stream};
 
 /// What marks a piece of a cut line that continues in the next one.
@@ -20,10 +21,10 @@ pub fn render(out: &mut Vec<u8>, format: Format, width: usize, rec: &Record<'_>)
     match format {
         Format::Prefix => {
             if let Some(t) = rec.time {
-                out.extend_from_slice(t.as_bytes());
+                append(out, t.as_bytes());
                 out.push(b' ');
             }
-            out.extend_from_slice(rec.service.as_bytes());
+            append(out, rec.service.as_bytes());
             out.resize(out.len() + width.saturating_sub(rec.service.len()), b' ');
             out.extend_from_slice(b" | ");
             plain_tail(out, rec);
@@ -31,7 +32,7 @@ pub fn render(out: &mut Vec<u8>, format: Format, width: usize, rec: &Record<'_>)
         // `inherit` never reaches here (no pipe); render it raw anyway.
         Format::Raw | Format::Inherit => {
             if let Some(t) = rec.time {
-                out.extend_from_slice(t.as_bytes());
+                append(out, t.as_bytes());
                 out.push(b' ');
             }
             plain_tail(out, rec);
@@ -55,7 +56,7 @@ pub fn render(out: &mut Vec<u8>, format: Format, width: usize, rec: &Record<'_>)
 }
 
 fn plain_tail(out: &mut Vec<u8>, rec: &Record<'_>) {
-    out.extend_from_slice(rec.text);
+    append(out, rec.text);
     if rec.continued {
         out.extend_from_slice(CONTINUED.as_bytes());
     }
