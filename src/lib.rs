@@ -21,6 +21,7 @@
 #[cfg(target_env = "musl")]
 pub mod allocator;
 pub mod base64;
+pub mod bytes;
 pub mod check;
 pub mod cli;
 pub mod completions;

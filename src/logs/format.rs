@@ -1,7 +1,7 @@
 //! How a line looks on the container's stdout/stderr and in log files.
 
-use super::bytes::append;
 use super::{Format, Stream};
+use crate::bytes::append;
 
 /// What marks a piece of a cut line that continues in the next one.
 pub const CONTINUED: &str = " [continued]";

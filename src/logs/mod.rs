@@ -2,7 +2,6 @@
 //! in-memory ring for `svctl logs`, timestamps. Pure: no I/O here; the
 //! runtime's `output` module reads the pipes and writes the sinks.
 
-pub mod bytes;
 pub mod format;
 pub mod lines;
 pub mod ring;

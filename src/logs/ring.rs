@@ -62,7 +62,7 @@ impl Ring {
             Some(mut old) if old.text.capacity() <= 2 * text.len() + 256 => {
                 self.bytes -= old.text.len();
                 old.text.clear();
-                super::bytes::append(&mut old.text, text);
+                crate::bytes::append(&mut old.text, text);
                 old.time = time;
                 old.stream = stream;
                 old.continued = continued;

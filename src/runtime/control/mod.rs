@@ -23,6 +23,7 @@ use super::facts::Facts;
 use super::output::Output;
 use super::throttle::Throttle;
 use super::{Kind, token};
+use crate::bytes::Appender;
 use crate::config::units::parse_signal;
 use crate::logs::Stream;
 use crate::logs::ring::Entry;
@@ -273,8 +274,7 @@ impl Control {
 
     /// Answers a connection that gets no slot, and logs it (rate-limited).
     fn refuse(&mut self, mut stream: UnixStream, why: &str, peer: Option<&access::Peer>) {
-        let mut line =
-            serde_json::to_vec(&Response::error(ErrorKind::Failed, why)).unwrap_or_default();
+        let mut line = json_line(&Response::error(ErrorKind::Failed, why)).unwrap_or_default();
         line.push(b'\n');
         let _ = stream.write(&line);
         let who = peer.map_or("an unknown peer".to_string(), |p| {
@@ -300,7 +300,7 @@ impl Control {
         if let Some(c) = self.clients.get_mut(&id)
             && c.answered
         {
-            let mut line = serde_json::to_vec(&Response::error(
+            let mut line = json_line(&Response::error(
                 ErrorKind::Failed,
                 "dropped: corral needed the connection slot for root (or its own user); try again",
             ))
@@ -394,10 +394,10 @@ impl Control {
         // Straight into the output buffer: a status of 500 services is
         // some 140 KB, not worth copying twice.
         let start = c.output.len();
-        if let Err(e) = serde_json::to_writer(&mut c.output, &response) {
+        if let Err(e) = serde_json::to_writer(Appender(&mut c.output), &response) {
             c.output.truncate(start);
             let failed = Response::error(ErrorKind::Failed, e.to_string());
-            let _ = serde_json::to_writer(&mut c.output, &failed);
+            let _ = serde_json::to_writer(Appender(&mut c.output), &failed);
         }
         c.output.push(b'\n');
         self.flush(id, epoll);
@@ -542,7 +542,7 @@ impl Control {
                 self.cut_off(id, "the logs", epoll);
                 continue;
             }
-            let mut line = serde_json::to_vec(&Response::Logs { lines }).unwrap_or_default();
+            let mut line = json_line(&Response::Logs { lines }).unwrap_or_default();
             line.push(b'\n');
             c.output.extend_from_slice(&line);
             self.flush(id, epoll);
@@ -568,8 +568,7 @@ impl Control {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
         };
-        let mut line =
-            serde_json::to_vec(&Response::Output(Chunk::new(name, bytes))).unwrap_or_default();
+        let mut line = json_line(&Response::Output(Chunk::new(name, bytes))).unwrap_or_default();
         line.push(b'\n');
         c.output.extend_from_slice(&line);
         self.flush(client, epoll);
@@ -638,8 +637,7 @@ impl Control {
         if ids.is_empty() {
             return;
         }
-        let mut bytes =
-            serde_json::to_vec(&Response::Event(Box::new(line.clone()))).unwrap_or_default();
+        let mut bytes = json_line(&Response::Event(Box::new(line.clone()))).unwrap_or_default();
         bytes.push(b'\n');
         for id in ids {
             let Some(c) = self.clients.get_mut(&id) else {
@@ -678,4 +676,12 @@ impl Drop for Control {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// A response as JSON, as `serde_json::to_vec` makes it, but through the
+/// same writer as `reply`: one instance of the serializer, not two.
+fn json_line(response: &Response) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    serde_json::to_writer(Appender(&mut out), response)?;
+    Ok(out)
 }
