@@ -176,7 +176,8 @@ pub struct Output {
     /// every read.
     paused: Vec<u64>,
     /// The read buffer, kept: zeroing 64 KiB on the stack cost more than
-    /// relaying the line that woke corral up.
+    /// relaying the line that woke corral up. Made at the first read, so
+    /// tini mode (no pipes) never has it resident.
     buf: Vec<u8>,
 }
 
@@ -194,7 +195,7 @@ impl Output {
             following: false,
             taps: Vec::new(),
             paused: Vec::new(),
-            buf: vec![0; READ_SIZE],
+            buf: Vec::new(),
         }
     }
 
@@ -420,6 +421,9 @@ impl Output {
             relay.paused = true;
             self.paused.push(id);
             return;
+        }
+        if self.buf.len() < READ_SIZE {
+            self.buf.resize(READ_SIZE, 0);
         }
         let buf = &mut self.buf;
         let now = SystemTime::now();
