@@ -560,7 +560,7 @@ pub const CORRAL_ONLY_ENV: &[&str] = &[
 
 /// One variable of corral's environment, as the `NAME=value` line the
 /// child gets.
-pub struct Var {
+struct Var {
     line: CString,
     name_len: usize,
 }
