@@ -92,14 +92,6 @@ struct ServiceLog {
 }
 
 impl ServiceLog {
-    fn queued_now(&self, stream: Stream) -> usize {
-        let [out, err] = self.queued;
-        match stream {
-            Stream::Stdout => out,
-            Stream::Stderr => err,
-        }
-    }
-
     fn queued(&mut self, stream: Stream) -> &mut usize {
         let [out, err] = &mut self.queued;
         match stream {
@@ -535,14 +527,14 @@ impl Output {
         for sink in [&mut self.stdout, &mut self.stderr].into_iter().flatten() {
             sink.flush(epoll, &mut credit);
         }
-        let (relays, services) = (&mut self.relays, &self.services);
+        let (relays, services) = (&mut self.relays, &mut self.services);
         self.paused.retain(|&id| {
             let Some(relay) = relays.get_mut(&id).filter(|r| r.paused) else {
                 return false;
             };
             let room = services
-                .get(&relay.service)
-                .is_some_and(|s| s.queued_now(relay.stream) < QUEUE_LIMIT / 2);
+                .get_mut(&relay.service)
+                .is_some_and(|s| *s.queued(relay.stream) < QUEUE_LIMIT / 2);
             if relay.held || !room {
                 return true;
             }
