@@ -628,15 +628,19 @@ fn environment<'b>(
             lines.push(Cow::Borrowed(v.line.as_c_str()));
         }
     }
+    let hashed = overrides.len() > SCAN_OVERRIDES;
     let mut index: HashMap<&[u8], usize> = HashMap::new();
-    if overrides.len() > SCAN_OVERRIDES {
+    if hashed {
         index.extend(names.iter().enumerate().map(|(i, &n)| (n, i)));
     }
     for &(k, v) in overrides {
         let line = Var::new(k.as_bytes(), v.as_bytes())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{k}: a NUL byte")))?
+            .ok_or_else(|| {
+                let why = format!("environment variable {k} holds a NUL byte");
+                io::Error::new(io::ErrorKind::InvalidInput, why)
+            })?
             .line;
-        let at = if overrides.len() > SCAN_OVERRIDES {
+        let at = if hashed {
             index.get(k.as_bytes()).copied()
         } else {
             names.iter().position(|&n| n == k.as_bytes())
@@ -644,7 +648,7 @@ fn environment<'b>(
         match at.and_then(|i| lines.get_mut(i)) {
             Some(slot) => *slot = Cow::Owned(line),
             None => {
-                if overrides.len() > SCAN_OVERRIDES {
+                if hashed {
                     index.insert(k.as_bytes(), names.len());
                 }
                 names.push(k.as_bytes());
