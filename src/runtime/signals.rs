@@ -40,17 +40,49 @@ impl Signals {
         Ok(Signals { fd })
     }
 
-    /// Drains every pending signal. Real-time signals have no `Signal`
-    /// value in nix and are dropped with a debug message.
-    pub fn read(&self) -> Vec<Signal> {
-        let mut out = Vec::new();
-        while let Ok(Some(info)) = self.fd.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(s) => out.push(s),
-                Err(_) => debug!("ignoring signal {}", info.ssi_signo),
+    /// Reads what is pending with one read(2): up to BATCH siginfos. A
+    /// second read would only return EAGAIN on the path every forwarded
+    /// signal takes; anything beyond the batch keeps the (level-triggered)
+    /// fd readable, so the loop comes back for it. Real-time signals have
+    /// no `Signal` value in nix and are dropped with a debug message.
+    pub fn read(&self) -> Batch {
+        let mut buf = [0u8; BATCH * INFO];
+        let len = nix::unistd::read(&self.fd, &mut buf).unwrap_or(0);
+        Batch { buf, len, at: 0 }
+    }
+}
+
+/// Standard signals coalesce, so more than this many at once is rare.
+const BATCH: usize = 16;
+/// The kernel's record size (struct signalfd_siginfo).
+const INFO: usize = std::mem::size_of::<nix::libc::signalfd_siginfo>();
+const _: () = assert!(INFO == 128, "signalfd(2) records are 128 bytes");
+
+/// One read's signals, in the order the kernel gave them.
+pub struct Batch {
+    buf: [u8; BATCH * INFO],
+    len: usize,
+    at: usize,
+}
+
+impl Iterator for Batch {
+    type Item = Signal;
+
+    fn next(&mut self) -> Option<Signal> {
+        let records = self.buf.get(..self.len).unwrap_or_default();
+        while let Some(rec) = records.get(self.at..self.at + INFO) {
+            self.at += INFO;
+            // ssi_signo is the record's first field, a u32.
+            let Some(&signo) = rec.first_chunk::<4>() else {
+                continue;
+            };
+            let signo = u32::from_ne_bytes(signo);
+            match Signal::try_from(signo as i32) {
+                Ok(s) => return Some(s),
+                Err(_) => debug!("ignoring signal {signo}"),
             }
         }
-        out
+        None
     }
 }
 
