@@ -490,7 +490,7 @@ fn backlog(out: &Output, sup: &Supervisor, ids: &[ServiceId], n: usize) -> Vec<L
             continue;
         };
         for e in ring.last(n) {
-            all.push((e.time, seq, log_line(name, e)));
+            all.push((e.time, seq, log_line(name, &e)));
             seq += 1;
         }
     }
