@@ -2,6 +2,9 @@
 //! unknown names and cycles (printing the cycle and the files in it), and
 //! gives a start order. Pure: no I/O.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 /// One service as the graph sees it: a name and the names it requires,
 /// each with the line that names it (for errors).
 #[derive(Debug, Clone, Copy)]
@@ -129,20 +132,23 @@ fn topo_order(requires: &[Vec<usize>]) -> Vec<usize> {
             }
         }
     }
-    let mut ready: std::collections::BTreeSet<usize> = missing
+    // A heap, not a BTreeSet: which of a B-tree's rebalancing functions
+    // run depends on how many services there are, so no traced run could
+    // place them all with the hot code (scripts/link-order).
+    let mut ready: BinaryHeap<Reverse<usize>> = missing
         .iter()
         .enumerate()
         .filter(|&(_, &m)| m == 0)
-        .map(|(i, _)| i)
+        .map(|(i, _)| Reverse(i))
         .collect();
     let mut order = Vec::with_capacity(requires.len());
-    while let Some(i) = ready.pop_first() {
+    while let Some(Reverse(i)) = ready.pop() {
         order.push(i);
         for &d in dependents.get(i).into_iter().flatten() {
             if let Some(m) = missing.get_mut(d) {
                 *m -= 1;
                 if *m == 0 {
-                    ready.insert(d);
+                    ready.push(Reverse(d));
                 }
             }
         }

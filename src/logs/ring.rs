@@ -225,7 +225,11 @@ mod tests {
         // both limits; the byte bound is small enough to wrap often.
         let texts: Vec<Vec<u8>> = (0..600)
             .map(|i: usize| {
-                let len = if i.is_multiple_of(37) { 900 } else { (i * 7) % 23 };
+                let len = if i.is_multiple_of(37) {
+                    900
+                } else {
+                    (i * 7) % 23
+                };
                 (0..len).map(|j| (i + j) as u8).collect()
             })
             .collect();
