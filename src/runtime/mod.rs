@@ -508,6 +508,9 @@ impl Runtime {
     fn reap(&mut self) {
         let reaped = reaper::drain();
         for (pid, status) in reaped.exits {
+            if let Some(id) = self.sup.service_of(pid) {
+                self.output.read_now(id, &self.epoll);
+            }
             let event = self
                 .helpers
                 .on_exit(pid, status, &self.epoll)

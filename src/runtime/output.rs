@@ -362,12 +362,29 @@ impl Output {
         })
     }
 
-    /// The ring of `service`, with its name.
     /// Lines relayed from the service's stdout and stderr.
     pub fn lines(&self, service: ServiceId) -> [u64; 2] {
         self.services.get(&service).map_or([0; 2], |s| s.lines)
     }
 
+    /// Relays what `service`'s pipes hold now, as a readable event would.
+    /// Called when one of its processes was reaped: its last lines reach
+    /// the console before its exit is seen (in svctl status, say), though
+    /// the pipe's readiness may come in a later turn of the loop than the
+    /// SIGCHLD.
+    pub fn read_now(&mut self, service: ServiceId, epoll: &Epoll) {
+        let ids: Vec<u64> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.service == service && r.label.is_none())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.on_readable(id, epoll);
+        }
+    }
+
+    /// The ring of `service`, with its name.
     pub fn ring(&self, service: ServiceId) -> Option<(&str, &Ring)> {
         self.services
             .get(&service)

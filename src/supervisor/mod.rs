@@ -575,6 +575,15 @@ impl Supervisor {
         &self.services
     }
 
+    /// The service whose process `pid` is (a run, a prepare or finish
+    /// helper), if any.
+    pub fn service_of(&self, pid: Pid) -> Option<ServiceId> {
+        match self.pids.get(&pid) {
+            Some(Owner::Service(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
     /// The exit code corral ends with: the main command's; else
     /// `EXIT_ONESHOT_FAILED` when a required oneshot failed at boot;
     /// else 0 for a clean shutdown and `EXIT_UNCLEAN` otherwise.
