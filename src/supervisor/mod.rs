@@ -575,8 +575,8 @@ impl Supervisor {
         &self.services
     }
 
-    /// The service whose process `pid` is (a run, a prepare or finish
-    /// helper), if any.
+    /// The service whose process `pid` is (its command, or the daemon
+    /// adopted from its pidfile), if any.
     pub fn service_of(&self, pid: Pid) -> Option<ServiceId> {
         match self.pids.get(&pid) {
             Some(Owner::Service(id)) => Some(*id),
