@@ -101,9 +101,9 @@ impl Ring {
         });
     }
 
-    /// A position past the end of the buffer, from its start. Positions
-    /// are below twice its length, so this is `% len` without the
-    /// division, which was half of the time spent here.
+    /// A position in the buffer, counted on from its start where it runs
+    /// past the end. Positions are below twice its length, so this is
+    /// `% len` without the division, which was half of push_line's time.
     fn wrap(&self, at: usize) -> usize {
         match at.checked_sub(self.buf.len()) {
             Some(over) => over,
