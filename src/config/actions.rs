@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use serde::Deserialize;
-use toml::{Spanned, Value};
+use toml::Spanned;
+
+use super::raw::{Value, from_table};
 
 use super::checker::Checker;
 use super::model::{Credentials, resolve_credentials};
@@ -24,8 +25,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_NAME: usize = 64;
 
 /// One `[actions.NAME]` table, as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawAction {
     pub command: Option<Spanned<Vec<String>>>,
     pub run: Option<Spanned<String>>,
@@ -38,6 +38,17 @@ pub struct RawAction {
     pub description: Option<Spanned<String>>,
     pub when: Option<Spanned<String>>,
 }
+
+from_table!(RawAction {
+    command,
+    run,
+    signal,
+    user,
+    group,
+    timeout,
+    description,
+    when,
+});
 
 /// The `[actions]` table: action names to their tables.
 pub type RawActions = BTreeMap<String, Spanned<RawAction>>;

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use toml::{Spanned, Value};
+use toml::Spanned;
+
+use super::raw::Value;
 
 use super::units::{parse_duration, seconds_to_duration};
 use super::{ConfigError, Source};

@@ -4,16 +4,16 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
-use toml::{Spanned, Value};
+use toml::Spanned;
+
+use super::raw::{Value, from_table};
 
 use super::checker::Checker;
 use super::units::parse_size;
 use crate::logs::{DEFAULT_KEEP, DEFAULT_MAX_SIZE, FileSpec, Format, LogSpec, OnFull};
 
 /// `[log]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawLog {
     pub format: Option<Spanned<String>>,
     pub timestamps: Option<bool>,
@@ -24,6 +24,17 @@ pub struct RawLog {
     pub max_size: Option<Spanned<Value>>,
     pub keep: Option<Spanned<i64>>,
 }
+
+from_table!(RawLog {
+    format,
+    timestamps,
+    on_full,
+    ring_lines,
+    ring_size,
+    file,
+    max_size,
+    keep,
+});
 
 /// Validates `[log]`.
 pub fn log(c: &mut Checker<'_>, table: &Spanned<RawLog>) -> LogSpec {

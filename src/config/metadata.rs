@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::raw::{self, from_table};
 use super::{ConfigError, Source, shape};
 
 /// Where the metadata files live unless `CORRAL_METADATA_DIR` says
@@ -33,8 +34,7 @@ pub struct ImageMeta {
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawMeta {
     name: Option<Spanned<String>>,
     version: Option<String>,
@@ -44,6 +44,19 @@ struct RawMeta {
     description: Option<String>,
     labels: Option<BTreeMap<String, String>>,
 }
+
+from_table!(RawMeta {
+    name,
+    version,
+    build_time,
+    gitref,
+    url,
+    description,
+    labels,
+});
+
+#[cfg(test)]
+pub(super) const META_KEYS: &[&str] = RawMeta::KEYS;
 
 /// Every valid metadata file of `dir` in name order, and every error of
 /// the others (`path:line: message`). A missing directory has none.
@@ -99,15 +112,19 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<ImageMeta, Vec<ConfigError>> {
         ]);
     };
     let source = Source::new(path.to_path_buf(), text);
-    if let Ok(errors) = shape::check_keys(&source, text, shape::METADATA)
-        && !errors.is_empty()
-    {
+    let error = |span: Option<std::ops::Range<usize>>, message: &str| {
+        vec![source.error(
+            span.map(|s| source.line_of(s.start)),
+            message.trim_end().replace('\n', "; "),
+        )]
+    };
+    let doc = raw::parse(text).map_err(|e| error(e.span(), e.message()))?;
+    let errors = shape::check_keys(&source, doc.get_ref(), shape::METADATA);
+    if !errors.is_empty() {
         return Err(errors);
     }
-    let raw: RawMeta = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| source.line_of(s.start));
-        vec![source.error(line, e.message().trim_end().replace('\n', "; "))]
-    })?;
+    let raw =
+        RawMeta::from_table(doc.get_ref()).map_err(|bad| error(Some(bad.span), &bad.message))?;
     let mut errors = Vec::new();
     let at = |s: &Spanned<String>| Some(source.line_of(s.span().start));
     let name = match &raw.name {
@@ -220,20 +237,5 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:?}");
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(load(&dir), (Vec::new(), Vec::new()));
-    }
-
-    /// The keys `shape` checks are exactly serde's.
-    #[test]
-    fn keys_match_the_raw_struct() {
-        let e = toml::from_str::<RawMeta>("bogus = 1\n").err().unwrap();
-        let fields: Vec<String> = e
-            .message()
-            .split('`')
-            .skip(3)
-            .step_by(2)
-            .map(String::from)
-            .collect();
-        let keys: Vec<String> = shape::METADATA.iter().map(|k| k.name.to_string()).collect();
-        assert_eq!(fields, keys);
     }
 }

@@ -499,9 +499,9 @@ fn parse_with(
         }]
     })?;
     let source = Source::new(path.to_path_buf(), text);
-    // Every unknown key and wrong kind of value first, in plain words;
-    // serde would stop at the first. (TOML that does not parse at all is
-    // serde's to report, below.)
+    // The file is parsed once. Every unknown key and wrong kind of value
+    // comes first, all of them, in plain words (`shape`); the tree is then
+    // copied into the raw structs (`raw`) and validated (`model`).
     // A supervisord.conf or a crontab dropped in as x.toml is not a TOML
     // mistake to point at: say what it is and how to convert it. (An INI
     // file may even parse as TOML, with every key unknown.)
@@ -520,18 +520,20 @@ fn parse_with(
         };
         Some(vec![source.error(None, advice)])
     };
-    if let Ok(errors) = shape::check(&source, text)
-        && !errors.is_empty()
-    {
-        return Err(foreign().unwrap_or(errors));
-    }
-    let mut raw = raw::parse(text).map_err(|e| {
+    let parse_error = |e: toml::de::Error| {
         if let Some(advice) = foreign() {
             return advice;
         }
         let line = e.span().map(|s| source.line_of(s.start));
         vec![source.error(line, e.message().trim_end().replace('\n', "; "))]
-    })?;
+    };
+    let doc = raw::parse(text).map_err(parse_error)?;
+    let errors = shape::check(&source, doc.get_ref());
+    if !errors.is_empty() {
+        return Err(foreign().unwrap_or(errors));
+    }
+    let mut raw = raw::RawService::from_table(doc.get_ref())
+        .map_err(|bad| vec![source.error(Some(source.line_of(bad.span.start)), bad.message)])?;
     adjust(&mut raw, &source)?;
     model::validate(name, &source, raw, users, warnings)
 }

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use toml::{Spanned, Value};
+use toml::Spanned;
+
+use super::raw::Value;
 
 use super::actions::{self, ActionSpec};
 use super::checker::Checker;

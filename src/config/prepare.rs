@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::checker::Checker;
+use super::raw::{Bad, FromTree, from_table};
 use super::users::UserDb;
 
 /// One `[[prepare]]` table, as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawStep {
     pub mkdir: Option<Spanned<String>>,
     pub chown: Option<Spanned<String>>,
@@ -24,12 +24,47 @@ pub struct RawStep {
     pub owner: Option<Spanned<String>>,
 }
 
+from_table!(RawStep {
+    mkdir,
+    chown,
+    copy,
+    render,
+    mode,
+    owner,
+});
+
 /// `{ from = "...", to = "..." }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawFromTo {
     pub from: String,
     pub to: String,
+}
+
+/// As written, with both paths required.
+#[derive(Default)]
+struct MaybeFromTo {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+from_table!(MaybeFromTo { from, to });
+
+#[cfg(test)]
+pub(super) const FROM_TO_KEYS: &[&str] = MaybeFromTo::KEYS;
+
+impl FromTree for RawFromTo {
+    fn from_tree(v: &Spanned<toml::de::DeValue<'_>>) -> Result<Self, Bad> {
+        match MaybeFromTo::from_tree(v)? {
+            MaybeFromTo {
+                from: Some(from),
+                to: Some(to),
+            } => Ok(RawFromTo { from, to }),
+            _ => Err(Bad {
+                span: v.span(),
+                message: "both `from` and `to` are needed: { from = \"...\", to = \"...\" }".into(),
+            }),
+        }
+    }
 }
 
 /// Who a prepared path belongs to.

@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-use toml::{Spanned, Value};
+use toml::Spanned;
+
+use super::raw::{Value, from_table};
 
 use super::checker::Checker;
 
@@ -115,8 +116,7 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_HEALTH_RETRIES: u32 = 3;
 
 /// `[ready]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawReady {
     pub notify: Option<Spanned<bool>>,
     pub fd: Option<Spanned<i64>>,
@@ -130,9 +130,21 @@ pub struct RawReady {
     pub check_timeout: Option<Spanned<Value>>,
 }
 
+from_table!(RawReady {
+    notify,
+    fd,
+    tcp,
+    expect,
+    http,
+    exec,
+    file,
+    timeout,
+    interval,
+    check_timeout,
+});
+
 /// `[health]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawHealth {
     pub tcp: Option<Spanned<String>>,
     pub expect: Option<Spanned<String>>,
@@ -144,6 +156,18 @@ pub struct RawHealth {
     pub start_period: Option<Spanned<Value>>,
     pub on_unhealthy: Option<Spanned<String>>,
 }
+
+from_table!(RawHealth {
+    tcp,
+    expect,
+    http,
+    exec,
+    interval,
+    timeout,
+    retries,
+    start_period,
+    on_unhealthy,
+});
 
 /// Validates `[ready]`; `table` spans the whole table for errors that
 /// concern no single key.

@@ -201,7 +201,7 @@ pub fn apply(
     if raw.working_dir.is_none() {
         raw.working_dir = Some(toml::Spanned::new(span.clone(), dir.clone()));
     }
-    let second = || Some(spanned(toml::Value::String("1s".into())));
+    let second = || Some(spanned(super::raw::Value::String("1s".into())));
     if raw.restart_delay.is_none() && raw.restart_delay_max.is_none() {
         raw.restart_delay = second();
         raw.restart_delay_max = second();
@@ -217,9 +217,9 @@ pub fn apply(
             span.clone(),
             super::probes::RawReady {
                 // Executed directly, like sv check does: its shebang decides.
-                exec: Some(spanned(toml::Value::Array(vec![toml::Value::String(
-                    format!("{dir}/check"),
-                )]))),
+                exec: Some(spanned(super::raw::Value::Array(vec![
+                    super::raw::Value::String(format!("{dir}/check")),
+                ]))),
                 ..super::probes::RawReady::default()
             },
         ));

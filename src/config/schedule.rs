@@ -15,8 +15,9 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde::Deserialize;
-use toml::{Spanned, Value};
+use toml::Spanned;
+
+use super::raw::{Value, from_table};
 
 use super::checker::Checker;
 
@@ -167,8 +168,7 @@ pub fn rfc3339(t: Timestamp, tz: &TimeZone) -> String {
 pub const MISSED_AFTER: Duration = Duration::from_secs(60);
 
 /// `[schedule]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawSchedule {
     pub cron: Option<Spanned<String>>,
     pub every: Option<Spanned<Value>>,
@@ -178,6 +178,16 @@ pub struct RawSchedule {
     pub jitter: Option<Spanned<Value>>,
     pub missed: Option<Spanned<String>>,
 }
+
+from_table!(RawSchedule {
+    cron,
+    every,
+    at_start,
+    timezone,
+    overlap,
+    jitter,
+    missed,
+});
 
 /// The zone a schedule without `timezone` uses: the container's (`TZ`,
 /// else /etc/localtime), else UTC.

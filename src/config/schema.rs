@@ -1,6 +1,6 @@
 //! `corral schema`: a JSON Schema (draft-07) of a service file, for editors
 //! (taplo, Even Better TOML) and linters. It is written from the key
-//! tables in `shape`, which a test holds equal to serde's fields and whose
+//! tables in `shape`, which a test holds equal to the raw structs' fields and whose
 //! defaults and choices another test checks against the loader, so the
 //! schema says what corral accepts. It describes keys and their types; the
 //! rules between keys (exactly one of `command` and `run`, one `[ready]`
@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::raw::{self, FromTree};
 use super::shape::{Key, SERVICE, Want};
 
 /// The schema of one service file.
@@ -129,8 +130,23 @@ fn value(want: Want) -> Map<String, Value> {
 
 /// A default written as TOML, as JSON.
 fn default_value(toml_text: &str) -> Option<Value> {
-    let table: toml::Table = toml::from_str(&format!("v = {toml_text}")).ok()?;
-    serde_json::to_value(table.get("v")?).ok()
+    let text = format!("v = {toml_text}");
+    let doc = raw::parse(&text).ok()?;
+    let (_, v) = doc.get_ref().iter().next()?;
+    raw::Value::from_tree(v).ok().map(|v| json(&v))
+}
+
+fn json(v: &raw::Value) -> Value {
+    match v {
+        raw::Value::String(s) | raw::Value::Datetime(s) => Value::from(s.as_str()),
+        raw::Value::Integer(n) => Value::from(*n),
+        raw::Value::Float(f) => Value::from(*f),
+        raw::Value::Boolean(b) => Value::from(*b),
+        raw::Value::Array(items) => Value::Array(items.iter().map(json).collect()),
+        raw::Value::Table(t) => {
+            Value::Object(t.iter().map(|(k, v)| (k.clone(), json(v))).collect())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
-//! The first look at a service file, before serde: every unknown key (with
-//! the nearest known one) and every value of the wrong kind, each with its
-//! line, in plain words. serde stops at the first problem and speaks of
-//! `i64` and sequences; a file with two typos should show both.
+//! The first look at a parsed service file: every unknown key (with the
+//! nearest known one) and every value of the wrong kind, each with its
+//! line, in plain words, all of them: a file with two typos shows both.
 //!
-//! The keys listed here are the fields of `raw.rs`; a unit test holds the
-//! two together.
+//! The keys listed here are the fields of `raw.rs`'s structs; a unit test
+//! holds the two together.
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -607,24 +606,18 @@ pub(super) const SERVICE: &[Key] = &[
     ),
 ];
 
-/// Every problem of shape in `text` (already known to be valid TOML), or
-/// none; `Err` is TOML that does not parse (serde reports that).
-pub fn check(source: &Source, text: &str) -> Result<Vec<ConfigError>, ()> {
-    check_keys(source, text, SERVICE)
+/// Every problem of shape in a parsed service file, or none.
+pub fn check(source: &Source, doc: &DeTable<'_>) -> Vec<ConfigError> {
+    check_keys(source, doc, SERVICE)
 }
 
 /// The same for another kind of file, with its own keys.
-pub(super) fn check_keys(
-    source: &Source,
-    text: &str,
-    keys: &[Key],
-) -> Result<Vec<ConfigError>, ()> {
-    let doc = DeTable::parse(text).map_err(|_| ())?;
+pub(super) fn check_keys(source: &Source, doc: &DeTable<'_>, keys: &[Key]) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    table(source, "", doc.get_ref(), keys, &mut errors);
+    table(source, "", doc, keys, &mut errors);
     // In the order of the file, not of the keys.
     errors.sort_by_key(|e| e.line);
-    Ok(errors)
+    errors
 }
 
 fn table(
@@ -847,39 +840,21 @@ fn distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    /// The keys here are exactly serde's (which lists them in its error
-    /// for an unknown field): they cannot drift apart.
+    /// The keys here are exactly the raw structs' fields: they cannot
+    /// drift apart.
     #[test]
     fn keys_match_the_raw_structs() {
-        let fields = |text: &str| -> Vec<String> {
-            let e = super::super::raw::parse(text)
-                .unwrap_err()
-                .message()
-                .to_string();
-            e.split('`').skip(3).step_by(2).map(String::from).collect()
-        };
-        let names =
-            |keys: &[Key]| -> Vec<String> { keys.iter().map(|k| k.name.to_string()).collect() };
-        assert_eq!(fields("bogus = 1\n"), names(SERVICE));
-        assert_eq!(fields("run = \"x\"\n[ready]\nbogus = 1\n"), names(READY));
-        assert_eq!(fields("run = \"x\"\n[health]\nbogus = 1\n"), names(HEALTH));
-        assert_eq!(fields("run = \"x\"\n[log]\nbogus = 1\n"), names(LOG));
-        assert_eq!(
-            fields("run = \"x\"\n[schedule]\nbogus = 1\n"),
-            names(SCHEDULE)
-        );
-        assert_eq!(
-            fields("run = \"x\"\n[actions.a]\nbogus = 1\n"),
-            names(ACTION)
-        );
-        assert_eq!(
-            fields("run = \"x\"\n[[prepare]]\nbogus = 1\n"),
-            names(PREPARE)
-        );
-        assert_eq!(
-            fields("run = \"x\"\n[[prepare]]\ncopy = { bogus = 1 }\n"),
-            names(FROM_TO)
-        );
+        use super::super::{actions, logcfg, metadata, prepare, probes, raw, schedule};
+        let names = |keys: &[Key]| -> Vec<&str> { keys.iter().map(|k| k.name).collect() };
+        assert_eq!(raw::RawService::KEYS, names(SERVICE));
+        assert_eq!(probes::RawReady::KEYS, names(READY));
+        assert_eq!(probes::RawHealth::KEYS, names(HEALTH));
+        assert_eq!(logcfg::RawLog::KEYS, names(LOG));
+        assert_eq!(schedule::RawSchedule::KEYS, names(SCHEDULE));
+        assert_eq!(actions::RawAction::KEYS, names(ACTION));
+        assert_eq!(prepare::RawStep::KEYS, names(PREPARE));
+        assert_eq!(prepare::FROM_TO_KEYS, names(FROM_TO));
+        assert_eq!(metadata::META_KEYS, names(METADATA));
     }
 
     #[test]

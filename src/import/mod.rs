@@ -28,9 +28,13 @@ impl Imported {
     }
 }
 
-/// `text` as a TOML basic string, escaped.
+/// `text` as a TOML string, quoted and escaped as toml itself writes it.
 pub fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
+    use toml_writer::TomlWrite;
+    let mut out = String::with_capacity(text.len() + 2);
+    // Writing into a String cannot fail.
+    let _ = out.value(text);
+    out
 }
 
 /// Which converter.

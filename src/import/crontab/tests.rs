@@ -64,9 +64,10 @@ fn every_kind_of_line() {
     );
 
     // % ends the command; the rest is stdin, % a newline, \% a %.
-    let mail: toml::Table = toml::from_str(file(&out, "cron-7-echo")).unwrap();
+    let mail = crate::config::raw::parse(file(&out, "cron-7-echo")).unwrap();
+    let command = mail.get_ref().get("command").unwrap();
     assert_eq!(
-        mail["command"][2].as_str(),
+        command.get_ref().get(2).and_then(|c| c.get_ref().as_str()),
         Some(
             "echo \"$GREETING\" | mail -s report <<'CORRAL_CRON_INPUT'\nfirst line\nsecond line with % sign\nCORRAL_CRON_INPUT"
         )
