@@ -2,7 +2,7 @@
 //!
 //! musl's memcpy starts every copy with `rep movsq` and copies the ends a
 //! byte at a time: cheap for a page, slow for a service's name, the 100
-//! bytes of a typical log line or the tokens serde_json writes. With
+//! bytes of a typical log line or the pieces of a JSON reply. With
 //! three such copies per line it was 60% of the relay's CPU (perf, 1 M
 //! lines of 100 bytes). Fixed-size blocks are copied by inlined loads and
 //! stores instead.
@@ -87,33 +87,6 @@ fn ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// A `Vec<u8>` as an `io::Write` that appends with `append`: for
-/// serde_json, which writes a reply a token at a time.
-pub struct Appender<'a>(pub &'a mut Vec<u8>);
-
-/// One copy of `append` for every serializer to call: inlined into each
-/// of them it made the binary 14 KB larger for no faster a reply.
-#[inline(never)]
-fn append_here(out: &mut Vec<u8>, bytes: &[u8]) {
-    append(out, bytes);
-}
-
-impl std::io::Write for Appender<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        append_here(self.0, bytes);
-        Ok(bytes.len())
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        append_here(self.0, bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,12 +112,5 @@ mod tests {
             assert_eq!(&out[1..=len], &source[..len], "length {len}");
             assert_eq!(out[len + 1], 0xAA, "nothing after, length {len}");
         }
-    }
-
-    #[test]
-    fn serde_json_writes_through_an_appender() {
-        let mut out = b"x".to_vec();
-        serde_json::to_writer(Appender(&mut out), &("a\"b", [1, 2], None::<u8>)).unwrap();
-        assert_eq!(out, br#"x["a\"b",[1,2],null]"#);
     }
 }

@@ -148,16 +148,7 @@ pub fn main(args: &[String]) -> i32 {
         Response::Ok { services, message } => {
             if let Verb::Status { .. } = inv.verb {
                 // Only --json comes here (see status::run).
-                #[derive(serde::Serialize)]
-                struct Doc<'a> {
-                    services: &'a [ServiceStatus],
-                }
-                match serde_json::to_string(&Doc {
-                    services: &services,
-                }) {
-                    Ok(doc) => println!("{doc}"),
-                    Err(e) => eprintln!("svctl: {e}"),
-                }
+                println!("{}", json_doc("services", &services));
             } else {
                 // A reload's plan comes before what became of it.
                 let plan_first = matches!(inv.verb, Verb::Reload { .. });
@@ -185,14 +176,7 @@ pub fn main(args: &[String]) -> i32 {
                     println!("{}", shown(&a.name, tty_out));
                 }
             } else if inv.json {
-                #[derive(serde::Serialize)]
-                struct Doc<'a> {
-                    actions: &'a [crate::proto::ActionInfo],
-                }
-                match serde_json::to_string(&Doc { actions: &actions }) {
-                    Ok(doc) => println!("{doc}"),
-                    Err(e) => eprintln!("svctl: {e}"),
-                }
+                println!("{}", json_doc("actions", &actions));
             } else if actions.is_empty() {
                 println!("no actions: add [actions.NAME] tables to the service files");
             } else {
@@ -202,10 +186,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         Response::Inspect(doc) => {
             if inv.json {
-                match serde_json::to_string(&doc) {
-                    Ok(text) => println!("{text}"),
-                    Err(e) => eprintln!("svctl: {e}"),
-                }
+                println!("{}", crate::json::to_string(&doc));
             } else {
                 print!("{}", shown(&inspect_report(&doc), tty_out));
             }
@@ -318,11 +299,10 @@ pub(crate) fn send(
     let timeout = Some(timeout.max(Duration::from_millis(1)));
     let _ = stream.set_read_timeout(timeout);
     let _ = stream.set_write_timeout(timeout);
-    let mut line = serde_json::to_vec(&Request {
+    let mut line = crate::json::to_vec(&Request {
         version: PROTOCOL_VERSION,
         verb: verb.clone(),
-    })
-    .map_err(|e| e.to_string())?;
+    });
     line.push(b'\n');
     stream
         .write_all(&line)
@@ -393,6 +373,13 @@ fn connect(
     Ok(UnixStream::from(fd))
 }
 
+/// `{"KEY": [...]}`: what `--json` prints for a list.
+fn json_doc<T: crate::json::ToJson>(key: &str, items: &[T]) -> String {
+    let mut out = Vec::new();
+    crate::json::Object::new(&mut out).field(key, items).end();
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// The next answer line; `None` when corral closed the connection.
 pub(crate) fn read_response(
     reader: &mut BufReader<UnixStream>,
@@ -406,7 +393,7 @@ pub(crate) fn read_response(
     if answer.is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(&answer)
+    crate::json::from_str(&answer)
         .map(Some)
         .map_err(|e| format!("unreadable answer from corral: {e}"))
 }

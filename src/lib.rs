@@ -31,6 +31,7 @@ pub mod exposition;
 pub mod files;
 pub mod graph;
 pub mod import;
+pub mod json;
 pub mod logging;
 pub mod logs;
 pub mod prepare;

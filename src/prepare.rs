@@ -22,9 +22,9 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat, readlinkat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, fchown, fchownat, symlinkat};
-use serde::{Deserialize, Serialize};
 
 use crate::config::prepare::{Step, Verb};
+use crate::json::{self, FromJson, Json, Object, ToJson, json_object};
 
 /// The environment variable that carries the steps to the helper.
 pub const PAYLOAD_VAR: &str = "CORRAL_PREPARE";
@@ -40,18 +40,85 @@ const MAX_LINKS: usize = 40;
 
 /// What the runtime hands the helper: the steps with their owners
 /// resolved to ids.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, PartialEq)]
 pub struct Payload {
     /// The service file, for messages (`web.toml:12`).
     pub file: String,
     pub steps: Vec<(Step, (u32, u32))>,
 }
 
+json_object!(Payload { file, steps });
+
+/// A step with its owner's ids: `{"verb": "mkdir", "path": ..., "mode":
+/// ..., "line": N, "uid": U, "gid": G}`. Paths come from service files,
+/// which are UTF-8.
+impl ToJson for (Step, (u32, u32)) {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let (step, (uid, gid)) = self;
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let mut o = Object::new(out);
+        match &step.verb {
+            Verb::Mkdir { path: p, mode } => o
+                .field("verb", "mkdir")
+                .field("path", &path(p))
+                .field("mode", mode),
+            Verb::Chown { path: p } => o.field("verb", "chown").field("path", &path(p)),
+            Verb::Copy { from, to } => o
+                .field("verb", "copy")
+                .field("from", &path(from))
+                .field("to", &path(to)),
+            Verb::Render { from, to, mode } => o
+                .field("verb", "render")
+                .field("from", &path(from))
+                .field("to", &path(to))
+                .field("mode", mode),
+        };
+        o.field("line", &step.line)
+            .field("uid", uid)
+            .field("gid", gid)
+            .end();
+    }
+}
+
+impl FromJson for (Step, (u32, u32)) {
+    fn from_json(v: &Json<'_>) -> Result<Self, String> {
+        let s = v.fields()?;
+        let path = |key: &str| s.get::<String>(key).map(std::path::PathBuf::from);
+        let verb: String = s.get("verb")?;
+        let verb = match verb.as_str() {
+            "mkdir" => Verb::Mkdir {
+                path: path("path")?,
+                mode: s.get("mode")?,
+            },
+            "chown" => Verb::Chown {
+                path: path("path")?,
+            },
+            "copy" => Verb::Copy {
+                from: path("from")?,
+                to: path("to")?,
+            },
+            "render" => Verb::Render {
+                from: path("from")?,
+                to: path("to")?,
+                mode: s.get("mode")?,
+            },
+            other => return Err(format!("unknown step `{other}`")),
+        };
+        let (uid, gid) = (s.get("uid")?, s.get("gid")?);
+        let step = Step {
+            verb,
+            owner: crate::config::prepare::Owner::Ids { uid, gid },
+            line: s.get("line")?,
+        };
+        Ok((step, (uid, gid)))
+    }
+}
+
 /// The helper's main: every step in order, stopping at the first failure.
 pub fn main() -> i32 {
     let payload: Payload = match std::env::var(PAYLOAD_VAR)
         .map_err(|e| e.to_string())
-        .and_then(|p| serde_json::from_str(&p).map_err(|e| e.to_string()))
+        .and_then(|p| json::from_str(&p))
     {
         Ok(p) => p,
         Err(e) => {

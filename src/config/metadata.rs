@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::raw::{self, from_table};
@@ -20,7 +19,7 @@ pub const DEFAULT_METADATA_DIR: &str = "/etc/corral/metadata.d";
 const MAX_METADATA_FILE: u64 = 64 * 1024;
 
 /// One image's facts, as `svctl inspect --json` shows them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageMeta {
     /// The file, e.g. `20-rbldnsd.toml`.
     pub file: String,
@@ -30,9 +29,19 @@ pub struct ImageMeta {
     pub gitref: Option<String>,
     pub url: Option<String>,
     pub description: Option<String>,
-    #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
+
+crate::json::json_object!(ImageMeta {
+    file,
+    name,
+    version,
+    build_time,
+    gitref,
+    url,
+    description,
+    labels,
+});
 
 #[derive(Default)]
 struct RawMeta {

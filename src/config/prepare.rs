@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::checker::Checker;
@@ -68,7 +67,7 @@ impl FromTree for RawFromTo {
 }
 
 /// Who a prepared path belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
     /// The service's user and group (after `user_env`), or corral's own
     /// when it has none.
@@ -80,7 +79,7 @@ pub enum Owner {
 }
 
 /// What one step does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verb {
     /// A directory (and its parents); an existing one gets mode and
     /// owner, its contents untouched.
@@ -100,7 +99,7 @@ pub enum Verb {
 }
 
 /// A validated step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub verb: Verb,
     pub owner: Owner,

@@ -28,7 +28,7 @@ pub(super) fn run(
         match read_response(&mut reader, socket, timeout) {
             Ok(Some(Response::Event(e))) => {
                 let text = if json {
-                    serde_json::to_string(&e).unwrap_or_default()
+                    crate::json::to_string(&e)
                 } else {
                     shown(&human(&e), tty).into_owned()
                 };

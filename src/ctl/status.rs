@@ -10,35 +10,51 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::render::table;
 use super::{EXIT_OK, Failure, print_error, shown};
+use crate::json::{self, Json};
 use crate::proto::{ErrorKind, LastExit, ScheduleStatus, ServiceStatus, Verb};
 
 /// One service as the status table shows it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub(super) struct Row<'a> {
-    #[serde(borrow)]
     pub name: Cow<'a, str>,
-    #[serde(borrow)]
     pub state: Cow<'a, str>,
-    #[serde(borrow)]
     pub kind: Cow<'a, str>,
     pub ready: bool,
     pub ready_ms: Option<u64>,
-    #[serde(borrow)]
     pub health: Option<Cow<'a, str>>,
     pub pid: Option<i32>,
     pub uptime_ms: Option<u64>,
     pub restarts: u32,
     pub last_exit: Option<LastExit>,
-    #[serde(borrow)]
     pub note: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub status_text: Option<Cow<'a, str>>,
-    #[serde(default)]
     pub schedule: Option<Cow<'a, ScheduleStatus>>,
+}
+
+impl<'a> Row<'a> {
+    /// The printed keys of one service of the answer; its strings borrow
+    /// from the answer's text where they have no escapes.
+    fn read(v: &Json<'a>) -> Result<Row<'a>, String> {
+        let f = v.fields()?;
+        let text = |key: &str| f.text(key)?.ok_or_else(|| format!("missing field `{key}`"));
+        Ok(Row {
+            name: text("name")?,
+            state: text("state")?,
+            kind: text("kind")?,
+            ready: f.get("ready")?,
+            ready_ms: f.get("ready_ms")?,
+            health: f.text("health")?,
+            pid: f.get("pid")?,
+            uptime_ms: f.get("uptime_ms")?,
+            restarts: f.get("restarts")?,
+            last_exit: f.get("last_exit")?,
+            note: f.text("note")?,
+            status_text: f.text("status_text")?,
+            schedule: f.get::<Option<ScheduleStatus>>("schedule")?.map(Cow::Owned),
+        })
+    }
 }
 
 impl<'a> From<&'a ServiceStatus> for Row<'a> {
@@ -62,17 +78,37 @@ impl<'a> From<&'a ServiceStatus> for Row<'a> {
     }
 }
 
-/// The answer to a status request: `ok` with services, or `error`. A
-/// plain struct, not the protocol's tagged enum, which serde could only
-/// parse by buffering the whole answer first.
-#[derive(Debug, Deserialize)]
+/// The answer to a status request: `ok` with services, or `error`; only
+/// the keys the table or the error needs are read.
+#[derive(Debug)]
 struct Answer<'a> {
-    #[serde(borrow)]
     result: Cow<'a, str>,
-    #[serde(default, borrow)]
     services: Vec<Row<'a>>,
     kind: Option<ErrorKind>,
     message: Option<String>,
+}
+
+impl<'a> Answer<'a> {
+    fn read(text: &'a str) -> Result<Answer<'a>, String> {
+        let tree = json::parse(text)?;
+        let f = tree.fields()?;
+        let services = match f.value("services") {
+            Some(Json::Array(items)) => items.iter().map(Row::read).collect::<Result<_, _>>()?,
+            Some(Json::Null) | None => Vec::new(),
+            Some(other) => {
+                return Err(format!(
+                    "`services`: expected an array, not {}",
+                    other.kind()
+                ));
+            }
+        };
+        Ok(Answer {
+            result: f.text("result")?.unwrap_or_default(),
+            services,
+            kind: f.get("kind")?,
+            message: f.get("message")?,
+        })
+    }
 }
 
 /// Asks for the status of `verb`'s services and prints their names
@@ -86,9 +122,7 @@ pub(super) fn run(
 ) -> Result<i32, Failure> {
     let reader = super::send(socket, discovered, verb, timeout)?;
     let text = read_answer(reader.into_inner(), socket, timeout)?;
-    // From a str, as every other answer: serde's code for the types
-    // shared with them (schedules, exits) is then in the binary once.
-    let answer: Answer = serde_json::from_str(&text)
+    let answer = Answer::read(&text)
         .map_err(|e| Failure::from(format!("unreadable answer from corral: {e}")))?;
     let tty_out = std::io::IsTerminal::is_terminal(&std::io::stdout());
     match (answer.result.as_ref(), answer.kind) {
@@ -180,19 +214,18 @@ mod tests {
             schedule: None,
             actions: vec!["reload".into()],
         };
-        let wire = serde_json::to_vec(&crate::proto::Response::Ok {
+        let wire = json::to_vec(&crate::proto::Response::Ok {
             services: vec![full.clone()],
             message: None,
-        })
-        .unwrap();
-        let answer: Answer = serde_json::from_str(std::str::from_utf8(&wire).unwrap()).unwrap();
+        });
+        let answer = Answer::read(std::str::from_utf8(&wire).unwrap()).unwrap();
         assert_eq!(answer.result, "ok");
         assert_eq!(answer.services.len(), 1);
         // The lean row renders exactly what the full status renders.
         assert_eq!(table(&answer.services), table(&[Row::from(&full)]));
         // A name without escapes is borrowed from the buffer, not copied.
-        let plain: Answer =
-            serde_json::from_str(r#"{"result":"ok","services":[{"name":"db","state":"stopped","kind":"oneshot","ready":false,"ready_ms":null,"health":null,"pid":null,"uptime_ms":null,"restarts":0,"last_exit":null,"note":null,"status_text":null,"new_field":[1,{"x":2}]}]}"#)
+        let plain =
+            Answer::read(r#"{"result":"ok","services":[{"name":"db","state":"stopped","kind":"oneshot","ready":false,"ready_ms":null,"health":null,"pid":null,"uptime_ms":null,"restarts":0,"last_exit":null,"note":null,"status_text":null,"new_field":[1,{"x":2}]}]}"#)
                 .unwrap();
         assert!(matches!(plain.services[0].name, Cow::Borrowed("db")));
     }
@@ -233,12 +266,11 @@ mod tests {
 
     #[test]
     fn an_error_answer_keeps_its_kind_and_message() {
-        let wire = serde_json::to_vec(&crate::proto::Response::error(
+        let wire = json::to_vec(&crate::proto::Response::error(
             ErrorKind::BadRequest,
             "unknown service `x` (known: a, b)",
-        ))
-        .unwrap();
-        let answer: Answer = serde_json::from_str(std::str::from_utf8(&wire).unwrap()).unwrap();
+        ));
+        let answer = Answer::read(std::str::from_utf8(&wire).unwrap()).unwrap();
         assert_eq!(answer.result, "error");
         assert_eq!(answer.kind, Some(ErrorKind::BadRequest));
         assert_eq!(

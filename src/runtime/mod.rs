@@ -803,7 +803,7 @@ impl Runtime {
                 })
                 .collect(),
         };
-        let json = serde_json::to_string(&payload).map_err(|e| e.to_string())?;
+        let json = crate::json::to_string(&payload);
         self.helpers
             .start_prepare(id, spec, json, &mut self.output, &self.epoll)
     }

@@ -23,8 +23,8 @@ use super::facts::Facts;
 use super::output::Output;
 use super::throttle::Throttle;
 use super::{Kind, token};
-use crate::bytes::Appender;
 use crate::config::units::parse_signal;
+use crate::json::{self, ToJson};
 use crate::logs::Stream;
 use crate::logs::ring::Entry;
 use crate::logs::time::rfc3339;
@@ -274,7 +274,7 @@ impl Control {
 
     /// Answers a connection that gets no slot, and logs it (rate-limited).
     fn refuse(&mut self, mut stream: UnixStream, why: &str, peer: Option<&access::Peer>) {
-        let mut line = json_line(&Response::error(ErrorKind::Failed, why)).unwrap_or_default();
+        let mut line = json::to_vec(&Response::error(ErrorKind::Failed, why));
         line.push(b'\n');
         let _ = stream.write(&line);
         let who = peer.map_or("an unknown peer".to_string(), |p| {
@@ -300,11 +300,10 @@ impl Control {
         if let Some(c) = self.clients.get_mut(&id)
             && c.answered
         {
-            let mut line = json_line(&Response::error(
+            let mut line = json::to_vec(&Response::error(
                 ErrorKind::Failed,
                 "dropped: corral needed the connection slot for root (or its own user); try again",
-            ))
-            .unwrap_or_default();
+            ));
             line.push(b'\n');
             let _ = c.stream.write(&line);
         }
@@ -393,12 +392,7 @@ impl Control {
         c.answered = true;
         // Straight into the output buffer: a status of 500 services is
         // some 140 KB, not worth copying twice.
-        let start = c.output.len();
-        if let Err(e) = serde_json::to_writer(Appender(&mut c.output), &response) {
-            c.output.truncate(start);
-            let failed = Response::error(ErrorKind::Failed, e.to_string());
-            let _ = serde_json::to_writer(Appender(&mut c.output), &failed);
-        }
+        response.write_json(&mut c.output);
         c.output.push(b'\n');
         self.flush(id, epoll);
     }
@@ -542,7 +536,7 @@ impl Control {
                 self.cut_off(id, "the logs", epoll);
                 continue;
             }
-            let mut line = json_line(&Response::Logs { lines }).unwrap_or_default();
+            let mut line = json::to_vec(&Response::Logs { lines });
             line.push(b'\n');
             c.output.extend_from_slice(&line);
             self.flush(id, epoll);
@@ -568,7 +562,7 @@ impl Control {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
         };
-        let mut line = json_line(&Response::Output(Chunk::new(name, bytes))).unwrap_or_default();
+        let mut line = json::to_vec(&Response::Output(Chunk::new(name, bytes)));
         line.push(b'\n');
         c.output.extend_from_slice(&line);
         self.flush(client, epoll);
@@ -637,7 +631,7 @@ impl Control {
         if ids.is_empty() {
             return;
         }
-        let mut bytes = json_line(&Response::Event(Box::new(line.clone()))).unwrap_or_default();
+        let mut bytes = json::to_vec(&Response::Event(Box::new(line.clone())));
         bytes.push(b'\n');
         for id in ids {
             let Some(c) = self.clients.get_mut(&id) else {
@@ -676,12 +670,4 @@ impl Drop for Control {
             let _ = std::fs::remove_file(&self.path);
         }
     }
-}
-
-/// A response as JSON, as `serde_json::to_vec` makes it, but through the
-/// same writer as `reply`: one instance of the serializer, not two.
-fn json_line(response: &Response) -> serde_json::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    serde_json::to_writer(Appender(&mut out), response)?;
-    Ok(out)
 }

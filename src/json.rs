@@ -1,0 +1,879 @@
+//! JSON as corral writes and reads it: the control protocol (`proto.rs`),
+//! svctl's `--json` output, the steps handed to the prepare helper and
+//! `corral schema`.
+//!
+//! Writing appends to a `Vec<u8>` ([`ToJson`], [`Object`]); reading parses
+//! a line into a tree whose strings borrow from the line where they have
+//! no escapes ([`parse`], [`Json`]) and then takes typed values out of it
+//! ([`FromJson`], [`Fields`]). [`json_object!`] writes both directions for
+//! a struct whose fields are named as its keys.
+//!
+//! Why not serde's derive: its generated code for the protocol's types,
+//! instantiated per type, deserializer and buffering strategy (the tagged
+//! enums were read twice, once into a buffer), was about 230 KiB of the
+//! binary that every `svctl` call and PID 1 map. The protocol is small and
+//! ours on both ends; this module is a few hundred lines.
+//!
+//! The parser is for input we may not trust (a client's request): it
+//! never panics, limits nesting, and reports where the text went wrong.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use crate::bytes::append;
+
+// ---------------------------------------------------------------- writing
+
+/// A value that writes itself as JSON.
+pub trait ToJson {
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+/// `v` as JSON text.
+pub fn to_vec<T: ToJson + ?Sized>(v: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    v.write_json(&mut out);
+    out
+}
+
+/// `v` as JSON text.
+pub fn to_string<T: ToJson + ?Sized>(v: &T) -> String {
+    // Only whole UTF-8 strings and ASCII are ever written.
+    String::from_utf8(to_vec(v)).unwrap_or_default()
+}
+
+/// `s` as a JSON string: quotes, backslashes and control characters
+/// escaped, everything else as it is (the escapes serde_json writes).
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        append(out, bytes.get(start..i).unwrap_or_default());
+        if short.is_empty() {
+            let hex = |n: u8| b"0123456789abcdef".get(usize::from(n)).copied();
+            append(out, b"\\u00");
+            out.extend([hex(b >> 4), hex(b & 15)].into_iter().flatten());
+        } else {
+            append(out, short);
+        }
+        start = i + 1;
+    }
+    append(out, bytes.get(start..).unwrap_or_default());
+    out.push(b'"');
+}
+
+/// An unsigned integer in decimal.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    append(out, digits.get(at..).unwrap_or_default());
+}
+
+fn write_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, n.unsigned_abs());
+}
+
+impl ToJson for str {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_str(out, self);
+    }
+}
+
+impl ToJson for String {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_str(out, self);
+    }
+}
+
+impl ToJson for Cow<'_, str> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_str(out, self);
+    }
+}
+
+impl ToJson for bool {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        append(out, if *self { b"true" } else { b"false" });
+    }
+}
+
+macro_rules! unsigned {
+    ($($t:ty),*) => {$(
+        impl ToJson for $t {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                write_u64(out, *self as u64);
+            }
+        }
+    )*};
+}
+unsigned!(u32, u64, usize);
+
+macro_rules! signed {
+    ($($t:ty),*) => {$(
+        impl ToJson for $t {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                write_i64(out, i64::from(*self));
+            }
+        }
+    )*};
+}
+signed!(i32, i64);
+
+impl ToJson for f64 {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        if self.is_finite() {
+            let text = if self.fract() == 0.0 && self.abs() < 1e15 {
+                format!("{self:.1}")
+            } else {
+                format!("{self}")
+            };
+            append(out, text.as_bytes());
+        } else {
+            append(out, b"null");
+        }
+    }
+}
+
+impl<T: ToJson> ToJson for Option<T> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => v.write_json(out),
+            None => append(out, b"null"),
+        }
+    }
+}
+
+impl<T: ToJson + ?Sized> ToJson for &T {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        (**self).write_json(out);
+    }
+}
+
+impl<T: ToJson + ?Sized> ToJson for Box<T> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        (**self).write_json(out);
+    }
+}
+
+impl<T: ToJson> ToJson for [T] {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, v) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            v.write_json(out);
+        }
+        out.push(b']');
+    }
+}
+
+impl<T: ToJson> ToJson for Vec<T> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.as_slice().write_json(out);
+    }
+}
+
+impl<T: ToJson> ToJson for BTreeMap<String, T> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, k);
+            out.push(b':');
+            v.write_json(out);
+        }
+        out.push(b'}');
+    }
+}
+
+/// Writes an object a key at a time; `end` closes it.
+pub struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Object<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Object<'a> {
+        out.push(b'{');
+        Object { out, first: true }
+    }
+
+    /// `"key":value`. Keys are the protocol's own names: nothing to escape.
+    pub fn field<T: ToJson + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        append(self.out, key.as_bytes());
+        append(self.out, b"\":");
+        value.write_json(self.out);
+        self
+    }
+
+    /// The key only when there is a value.
+    pub fn some<T: ToJson>(&mut self, key: &str, value: &Option<T>) -> &mut Self {
+        if let Some(v) = value {
+            self.field(key, v);
+        }
+        self
+    }
+
+    pub fn end(&mut self) {
+        self.out.push(b'}');
+    }
+}
+
+/// A struct that is a JSON object: it writes its keys into one being
+/// written, and reads them from one (so an enum can tag it, as `Response`
+/// does, in the same object).
+pub trait JsonObject: Sized {
+    fn write_fields(&self, o: &mut Object<'_>);
+    fn from_fields(f: &Fields<'_, '_>) -> Result<Self, String>;
+}
+
+/// Writes `ToJson` and `FromJson` for a `JsonObject` struct whose fields
+/// are its keys, in order; `field: omit_none` leaves a `None` out instead
+/// of writing `null`. A key missing when read takes the field type's
+/// `FromJson::missing`.
+macro_rules! json_object {
+    ($ty:ident { $($field:ident $(: $mode:ident)?),* $(,)? }) => {
+        impl $crate::json::JsonObject for $ty {
+            fn write_fields(&self, o: &mut $crate::json::Object<'_>) {
+                $( $crate::json::put_field!(o, stringify!($field), &self.$field $(, $mode)?); )*
+            }
+            fn from_fields(f: &$crate::json::Fields<'_, '_>) -> Result<Self, String> {
+                Ok($ty { $( $field: f.get(stringify!($field))?, )* })
+            }
+        }
+        $crate::json::object_impls!($ty);
+    };
+}
+pub(crate) use json_object;
+
+/// `ToJson` and `FromJson` of a `JsonObject`.
+macro_rules! object_impls {
+    ($ty:ty) => {
+        impl $crate::json::ToJson for $ty {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                let mut o = $crate::json::Object::new(out);
+                $crate::json::JsonObject::write_fields(self, &mut o);
+                o.end();
+            }
+        }
+        impl $crate::json::FromJson for $ty {
+            fn from_json(v: &$crate::json::Json<'_>) -> Result<Self, String> {
+                <$ty as $crate::json::JsonObject>::from_fields(&v.fields()?)
+            }
+        }
+    };
+}
+pub(crate) use object_impls;
+
+macro_rules! put_field {
+    ($o:ident, $key:expr, $value:expr) => {
+        $o.field($key, $value);
+    };
+    ($o:ident, $key:expr, $value:expr, omit_none) => {
+        $o.some($key, $value);
+    };
+}
+pub(crate) use put_field;
+
+impl ToJson for Json<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_tree(out, self, None);
+    }
+}
+
+/// `v` with each key and item on a line of its own, indented by two
+/// spaces a level (for people: `corral schema`).
+pub fn to_string_pretty(v: &Json<'_>) -> String {
+    let mut out = Vec::new();
+    write_tree(&mut out, v, Some(0));
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Compact, or pretty at an indentation level.
+fn write_tree(out: &mut Vec<u8>, v: &Json<'_>, level: Option<usize>) {
+    let newline = |out: &mut Vec<u8>, level: usize| {
+        out.push(b'\n');
+        out.extend(std::iter::repeat_n(b' ', 2 * level));
+    };
+    let inner = level.map(|l| l + 1);
+    match v {
+        Json::Null => append(out, b"null"),
+        Json::Bool(b) => b.write_json(out),
+        Json::Number(n) => append(out, n.as_bytes()),
+        Json::String(s) => write_str(out, s),
+        Json::Array(items) if items.is_empty() => append(out, b"[]"),
+        Json::Object(pairs) if pairs.is_empty() => append(out, b"{}"),
+        Json::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if let Some(l) = inner {
+                    newline(out, l);
+                }
+                write_tree(out, item, inner);
+            }
+            if let Some(l) = level {
+                newline(out, l);
+            }
+            out.push(b']');
+        }
+        Json::Object(pairs) => {
+            out.push(b'{');
+            for (i, (k, item)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if let Some(l) = inner {
+                    newline(out, l);
+                }
+                write_str(out, k);
+                append(out, if level.is_some() { b": " } else { b":" });
+                write_tree(out, item, inner);
+            }
+            if let Some(l) = level {
+                newline(out, l);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+// ---------------------------------------------------------------- reading
+
+/// A parsed JSON value (or one built to be written, as `corral schema`
+/// does). Numbers stay text until a type asks for them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json<'a> {
+    Null,
+    Bool(bool),
+    Number(Cow<'a, str>),
+    String(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
+}
+
+impl<'a> Json<'a> {
+    /// The keys of an object.
+    pub fn fields(&self) -> Result<Fields<'_, 'a>, String> {
+        match self {
+            Json::Object(pairs) => Ok(Fields(pairs)),
+            other => Err(format!("expected an object, not {}", other.kind())),
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// What it is, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool(_) => "a boolean",
+            Json::Number(_) => "a number",
+            Json::String(_) => "a string",
+            Json::Array(_) => "an array",
+            Json::Object(_) => "an object",
+        }
+    }
+}
+
+/// The keys of one object, to take typed values from. Unknown keys are
+/// ignored; of a key given twice the first counts.
+pub struct Fields<'v, 'a>(&'v [(Cow<'a, str>, Json<'a>)]);
+
+impl<'v, 'a> Fields<'v, 'a> {
+    /// The value of `key`, if it is there.
+    pub fn value(&self, key: &str) -> Option<&'v Json<'a>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// `key` as a `T`; a missing key is what `T::missing` says.
+    pub fn get<T: FromJson>(&self, key: &str) -> Result<T, String> {
+        match self.value(key) {
+            Some(v) => T::from_json(v).map_err(|e| format!("`{key}`: {e}")),
+            None => T::missing(key),
+        }
+    }
+
+    /// A string that may borrow from the text: the status table's cells.
+    pub fn text(&self, key: &str) -> Result<Option<Cow<'a, str>>, String> {
+        match self.value(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(format!("`{key}`: expected a string, not {}", other.kind())),
+        }
+    }
+}
+
+/// A value read from a parsed tree.
+pub trait FromJson: Sized {
+    fn from_json(v: &Json<'_>) -> Result<Self, String>;
+
+    /// What a missing key gives: an error, but for the types with an
+    /// obvious nothing (`None`, an empty list, `false`).
+    fn missing(key: &str) -> Result<Self, String> {
+        Err(format!("missing field `{key}`"))
+    }
+}
+
+/// Parses one whole JSON text (white space around it allowed).
+pub fn from_str<T: FromJson>(text: &str) -> Result<T, String> {
+    T::from_json(&parse(text)?)
+}
+
+impl FromJson for String {
+    fn from_json(v: &Json<'_>) -> Result<Self, String> {
+        match v {
+            Json::String(s) => Ok(s.to_string()),
+            other => Err(format!("expected a string, not {}", other.kind())),
+        }
+    }
+}
+
+impl FromJson for bool {
+    fn from_json(v: &Json<'_>) -> Result<Self, String> {
+        match v {
+            Json::Bool(b) => Ok(*b),
+            other => Err(format!("expected true or false, not {}", other.kind())),
+        }
+    }
+
+    fn missing(_: &str) -> Result<Self, String> {
+        Ok(false)
+    }
+}
+
+macro_rules! integer {
+    ($($t:ty),*) => {$(
+        impl FromJson for $t {
+            fn from_json(v: &Json<'_>) -> Result<Self, String> {
+                match v {
+                    Json::Number(n) => n
+                        .parse()
+                        .map_err(|_| format!("{n} is not a {}", stringify!($t))),
+                    other => Err(format!("expected a number, not {}", other.kind())),
+                }
+            }
+        }
+    )*};
+}
+integer!(u32, u64, usize, i32, i64);
+
+impl<T: FromJson> FromJson for Option<T> {
+    fn from_json(v: &Json<'_>) -> Result<Self, String> {
+        match v {
+            Json::Null => Ok(None),
+            v => T::from_json(v).map(Some),
+        }
+    }
+
+    fn missing(_: &str) -> Result<Self, String> {
+        Ok(None)
+    }
+}
+
+impl<T: FromJson> FromJson for Box<T> {
+    fn from_json(v: &Json<'_>) -> Result<Self, String> {
+        T::from_json(v).map(Box::new)
+    }
+}
+
+impl<T: FromJson> FromJson for Vec<T> {
+    fn from_json(v: &Json<'_>) -> Result<Self, String> {
+        match v {
+            Json::Array(items) => items.iter().map(T::from_json).collect(),
+            other => Err(format!("expected an array, not {}", other.kind())),
+        }
+    }
+
+    fn missing(_: &str) -> Result<Self, String> {
+        Ok(Vec::new())
+    }
+}
+
+impl<T: FromJson> FromJson for BTreeMap<String, T> {
+    fn from_json(v: &Json<'_>) -> Result<Self, String> {
+        match v {
+            Json::Object(pairs) => pairs
+                .iter()
+                .map(|(k, v)| Ok((k.to_string(), T::from_json(v)?)))
+                .collect(),
+            other => Err(format!("expected an object, not {}", other.kind())),
+        }
+    }
+
+    fn missing(_: &str) -> Result<Self, String> {
+        Ok(BTreeMap::new())
+    }
+}
+
+/// Deeper than this is not a request or an answer of ours.
+const MAX_DEPTH: usize = 32;
+
+/// Parses one whole JSON text (white space around it allowed).
+pub fn parse(text: &str) -> Result<Json<'_>, String> {
+    let mut p = Parser { text, at: 0 };
+    let v = p.value(0)?;
+    p.space();
+    if p.at < text.len() {
+        return Err(p.error("trailing characters"));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn error(&self, what: &str) -> String {
+        format!("{what} at byte {}", self.at)
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), String> {
+        self.space();
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.error(&format!("expected `{}`", byte as char)))
+        }
+    }
+
+    fn word(&mut self, word: &str, v: Json<'a>) -> Result<Json<'a>, String> {
+        if self.text.as_bytes().get(self.at..self.at + word.len()) == Some(word.as_bytes()) {
+            self.at += word.len();
+            Ok(v)
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json<'a>, String> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
+        self.space();
+        match self.peek() {
+            Some(b'{') => {
+                self.at += 1;
+                let mut pairs = Vec::new();
+                self.space();
+                if self.peek() == Some(b'}') {
+                    self.at += 1;
+                    return Ok(Json::Object(pairs));
+                }
+                loop {
+                    self.space();
+                    if self.peek() != Some(b'"') {
+                        return Err(self.error("expected a key"));
+                    }
+                    let key = self.string()?;
+                    self.expect(b':')?;
+                    pairs.push((key, self.value(depth + 1)?));
+                    self.space();
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b'}') => {
+                            self.at += 1;
+                            return Ok(Json::Object(pairs));
+                        }
+                        _ => return Err(self.error("expected `,` or `}`")),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.at += 1;
+                let mut items = Vec::new();
+                self.space();
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                    return Ok(Json::Array(items));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    self.space();
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            return Ok(Json::Array(items));
+                        }
+                        _ => return Err(self.error("expected `,` or `]`")),
+                    }
+                }
+            }
+            Some(b'"') => self.string().map(Json::String),
+            Some(b't') => self.word("true", Json::Bool(true)),
+            Some(b'f') => self.word("false", Json::Bool(false)),
+            Some(b'n') => self.word("null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("expected a value")),
+            None => Err(self.error("unexpected end of input")),
+        }
+    }
+
+    fn number(&mut self) -> Result<Json<'a>, String> {
+        let start = self.at;
+        let digits = |p: &mut Parser<'a>| {
+            let from = p.at;
+            while let Some(b'0'..=b'9') = p.peek() {
+                p.at += 1;
+            }
+            p.at > from
+        };
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        if !digits(self) {
+            return Err(self.error("expected digits"));
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if !digits(self) {
+                return Err(self.error("expected digits"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if !digits(self) {
+                return Err(self.error("expected digits"));
+            }
+        }
+        Ok(Json::Number(Cow::Borrowed(
+            self.text.get(start..self.at).unwrap_or_default(),
+        )))
+    }
+
+    /// A string at the opening quote: borrowed from the text unless it has
+    /// escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+        self.at += 1;
+        let start = self.at;
+        let bytes = self.text.as_bytes();
+        // The common case: no escape before the closing quote.
+        loop {
+            match bytes.get(self.at) {
+                Some(b'"') => {
+                    let s = self.text.get(start..self.at).unwrap_or_default();
+                    self.at += 1;
+                    return Ok(Cow::Borrowed(s));
+                }
+                Some(b'\\') => break,
+                Some(0..=0x1f) => return Err(self.error("control character in a string")),
+                Some(_) => self.at += 1,
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+        let mut out = String::from(self.text.get(start..self.at).unwrap_or_default());
+        loop {
+            let rest = self.text.get(self.at..).unwrap_or_default();
+            let plain = rest
+                .find(|c: char| c == '"' || c == '\\' || c < ' ')
+                .unwrap_or(rest.len());
+            out.push_str(rest.get(..plain).unwrap_or_default());
+            self.at += plain;
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    let c = match self.peek() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            self.at += 1;
+                            let c = self.unicode()?;
+                            out.push(c);
+                            continue;
+                        }
+                        _ => return Err(self.error("bad escape")),
+                    };
+                    self.at += 1;
+                    out.push(c);
+                }
+                Some(_) => return Err(self.error("control character in a string")),
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+    }
+
+    /// The four hex digits after `\u` (and a low surrogate's after a high
+    /// one).
+    fn unicode(&mut self) -> Result<char, String> {
+        let hex4 = |p: &mut Parser<'a>| {
+            let digits = p
+                .text
+                .get(p.at..p.at + 4)
+                .ok_or_else(|| p.error("bad \\u escape"))?;
+            let n = u32::from_str_radix(digits, 16).map_err(|_| p.error("bad \\u escape"))?;
+            p.at += 4;
+            Ok::<u32, String>(n)
+        };
+        let first = hex4(self)?;
+        let code = if (0xD800..0xDC00).contains(&first) {
+            if self.text.get(self.at..self.at + 2) != Some("\\u") {
+                return Err(self.error("lone surrogate"));
+            }
+            self.at += 2;
+            let second = hex4(self)?;
+            if !(0xDC00..0xE000).contains(&second) {
+                return Err(self.error("lone surrogate"));
+            }
+            0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+        } else {
+            first
+        };
+        char::from_u32(code).ok_or_else(|| self.error("lone surrogate"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_as_json_wants() {
+        let s = "a\"b\\c\nd\te\u{1}f\u{7f}é😀";
+        assert_eq!(
+            to_string(s),
+            r#""a\"b\\c\nd\te\u0001f"#.to_string() + "\u{7f}é😀\""
+        );
+        let back: String = from_str(&to_string(s)).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn numbers_round_trip_at_their_limits() {
+        for n in [0u64, 9, 10, 1234567890, u64::MAX] {
+            assert_eq!(from_str::<u64>(&to_string(&n)).unwrap(), n);
+        }
+        for n in [i32::MIN, -1, 0, i32::MAX] {
+            assert_eq!(from_str::<i32>(&to_string(&n)).unwrap(), n);
+        }
+        assert!(from_str::<u32>("-1").is_err());
+        assert!(from_str::<u32>("1.5").is_err());
+        assert!(from_str::<u64>("18446744073709551616").is_err());
+        assert_eq!(to_string(&1.5f64), "1.5");
+        assert_eq!(to_string(&2.0f64), "2.0");
+    }
+
+    #[test]
+    fn escapes_and_surrogate_pairs_are_read() {
+        let v = parse(r#"{"k":"\u00e9\ud83d\ude00\/\"x","plain":"yes"}"#).unwrap();
+        let f = v.fields().unwrap();
+        assert_eq!(f.get::<String>("k").unwrap(), "é😀/\"x");
+        assert!(matches!(
+            f.text("plain").unwrap(),
+            Some(Cow::Borrowed("yes"))
+        ));
+        assert!(parse(r#""\ud83d""#).is_err());
+        assert!(parse(r#""\ude00""#).is_err());
+    }
+
+    #[test]
+    fn bad_text_is_an_error_never_a_panic() {
+        for bad in [
+            "",
+            "{",
+            "[1,",
+            "{\"a\" 1}",
+            "tru",
+            "\"abc",
+            "01x",
+            "-",
+            "1.",
+            "1e",
+            "{\"a\":1}x",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"a\nb\"",
+            "[1 2]",
+            "{1:2}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(10_000);
+        assert!(parse(&deep).unwrap_err().contains("nested too deeply"));
+        assert_eq!(
+            parse(" [ 1 , {} , [] , null , true ] \n").unwrap().kind(),
+            "an array"
+        );
+    }
+
+    #[test]
+    fn missing_keys_take_the_types_nothing() {
+        let v = parse(r#"{"n":3}"#).unwrap();
+        let f = v.fields().unwrap();
+        assert_eq!(f.get::<u32>("n").unwrap(), 3);
+        assert_eq!(f.get::<Option<u32>>("x").unwrap(), None);
+        assert_eq!(f.get::<Vec<u32>>("x").unwrap(), Vec::<u32>::new());
+        assert!(!f.get::<bool>("x").unwrap());
+        assert_eq!(f.get::<u32>("x").unwrap_err(), "missing field `x`");
+        assert_eq!(
+            f.get::<String>("n").unwrap_err(),
+            "`n`: expected a string, not a number"
+        );
+    }
+}
