@@ -433,15 +433,6 @@ impl<'v, 'a> Fields<'v, 'a> {
             None => T::missing(key),
         }
     }
-
-    /// A string that may borrow from the text: the status table's cells.
-    pub fn text(&self, key: &str) -> Result<Option<Cow<'a, str>>, String> {
-        match self.value(key) {
-            None | Some(Json::Null) => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(format!("`{key}`: expected a string, not {}", other.kind())),
-        }
-    }
 }
 
 /// A value read from a parsed tree.
@@ -551,21 +542,39 @@ const MAX_DEPTH: usize = 32;
 
 /// Parses one whole JSON text (white space around it allowed).
 pub fn parse(text: &str) -> Result<Json<'_>, String> {
-    let mut p = Parser { text, at: 0 };
-    let v = p.value(0)?;
-    p.space();
-    if p.at < text.len() {
-        return Err(p.error("trailing characters"));
-    }
+    let mut r = Reader::new(text);
+    let v = r.value()?;
+    r.end()?;
     Ok(v)
 }
 
-struct Parser<'a> {
+/// Reads JSON text front to back. `value` makes a tree; `object`,
+/// `array`, `text` and `skip` let a reader that wants only some keys take
+/// them as they come, without building the rest (svctl's status table).
+pub struct Reader<'a> {
     text: &'a str,
     at: usize,
+    depth: usize,
 }
 
-impl<'a> Parser<'a> {
+impl<'a> Reader<'a> {
+    pub fn new(text: &'a str) -> Reader<'a> {
+        Reader {
+            text,
+            at: 0,
+            depth: 0,
+        }
+    }
+
+    /// Nothing but white space is left.
+    pub fn end(&mut self) -> Result<(), String> {
+        self.space();
+        if self.at < self.text.len() {
+            return Err(self.error("trailing characters"));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.at).copied()
     }
@@ -590,87 +599,149 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn word(&mut self, word: &str, v: Json<'a>) -> Result<Json<'a>, String> {
+    fn word(&mut self, word: &str) -> Result<(), String> {
         if self.text.as_bytes().get(self.at..self.at + word.len()) == Some(word.as_bytes()) {
             self.at += word.len();
-            Ok(v)
+            Ok(())
         } else {
             Err(self.error("expected a value"))
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Json<'a>, String> {
-        if depth > MAX_DEPTH {
+    /// Past `open`, one level deeper.
+    fn enter(&mut self, open: u8) -> Result<(), String> {
+        self.expect(open)?;
+        if self.depth >= MAX_DEPTH {
             return Err(self.error("nested too deeply"));
         }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Past `,` (true) or the closing `close` (false, one level up).
+    fn next(&mut self, close: u8) -> Result<bool, String> {
+        self.space();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.at += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            _ => Err(self.error(&format!("expected `,` or `{}`", close as char))),
+        }
+    }
+
+    /// Calls `each` with every key of the object here, in order; `each`
+    /// reads (or skips) its value.
+    pub fn object(
+        &mut self,
+        mut each: impl FnMut(&mut Reader<'a>, Cow<'a, str>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.enter(b'{')?;
+        self.space();
+        if self.peek() == Some(b'}') {
+            return self.next(b'}').map(drop);
+        }
+        loop {
+            self.space();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a key"));
+            }
+            let key = self.string()?;
+            self.expect(b':')?;
+            each(self, key)?;
+            if !self.next(b'}')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Calls `each` for every item of the array here; `each` reads it.
+    pub fn array(
+        &mut self,
+        mut each: impl FnMut(&mut Reader<'a>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.enter(b'[')?;
+        self.space();
+        if self.peek() == Some(b']') {
+            return self.next(b']').map(drop);
+        }
+        loop {
+            each(self)?;
+            if !self.next(b']')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The value here, as a tree.
+    pub fn value(&mut self) -> Result<Json<'a>, String> {
         self.space();
         match self.peek() {
             Some(b'{') => {
-                self.at += 1;
                 let mut pairs = Vec::new();
-                self.space();
-                if self.peek() == Some(b'}') {
-                    self.at += 1;
-                    return Ok(Json::Object(pairs));
-                }
-                loop {
-                    self.space();
-                    if self.peek() != Some(b'"') {
-                        return Err(self.error("expected a key"));
-                    }
-                    let key = self.string()?;
-                    self.expect(b':')?;
-                    pairs.push((key, self.value(depth + 1)?));
-                    self.space();
-                    match self.peek() {
-                        Some(b',') => self.at += 1,
-                        Some(b'}') => {
-                            self.at += 1;
-                            return Ok(Json::Object(pairs));
-                        }
-                        _ => return Err(self.error("expected `,` or `}`")),
-                    }
-                }
+                self.object(|r, key| {
+                    pairs.push((key, r.value()?));
+                    Ok(())
+                })?;
+                Ok(Json::Object(pairs))
             }
             Some(b'[') => {
-                self.at += 1;
                 let mut items = Vec::new();
-                self.space();
-                if self.peek() == Some(b']') {
-                    self.at += 1;
-                    return Ok(Json::Array(items));
-                }
-                loop {
-                    items.push(self.value(depth + 1)?);
-                    self.space();
-                    match self.peek() {
-                        Some(b',') => self.at += 1,
-                        Some(b']') => {
-                            self.at += 1;
-                            return Ok(Json::Array(items));
-                        }
-                        _ => return Err(self.error("expected `,` or `]`")),
-                    }
-                }
+                self.array(|r| {
+                    items.push(r.value()?);
+                    Ok(())
+                })?;
+                Ok(Json::Array(items))
             }
             Some(b'"') => self.string().map(Json::String),
-            Some(b't') => self.word("true", Json::Bool(true)),
-            Some(b'f') => self.word("false", Json::Bool(false)),
-            Some(b'n') => self.word("null", Json::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b't') => self.word("true").map(|()| Json::Bool(true)),
+            Some(b'f') => self.word("false").map(|()| Json::Bool(false)),
+            Some(b'n') => self.word("null").map(|()| Json::Null),
+            Some(b'-' | b'0'..=b'9') => self.number().map(Json::Number),
             Some(_) => Err(self.error("expected a value")),
             None => Err(self.error("unexpected end of input")),
         }
     }
 
-    fn number(&mut self) -> Result<Json<'a>, String> {
+    /// Past the value here, building nothing of it.
+    pub fn skip(&mut self) -> Result<(), String> {
+        self.space();
+        match self.peek() {
+            Some(b'{') => self.object(|r, _| r.skip()),
+            Some(b'[') => self.array(|r| r.skip()),
+            _ => self.value().map(drop),
+        }
+    }
+
+    /// A string or null: the value of a key the reader wants as text,
+    /// borrowed from the text where it has no escapes.
+    pub fn text(&mut self) -> Result<Option<Cow<'a, str>>, String> {
+        self.space();
+        match self.peek() {
+            Some(b'n') => self.word("null").map(|()| None),
+            Some(b'"') => self.string().map(Some),
+            _ => Err(self.error("expected a string")),
+        }
+    }
+
+    /// The value here as a `T`.
+    pub fn get<T: FromJson>(&mut self) -> Result<T, String> {
+        T::from_json(&self.value()?)
+    }
+
+    fn number(&mut self) -> Result<Cow<'a, str>, String> {
         let start = self.at;
-        let digits = |p: &mut Parser<'a>| {
-            let from = p.at;
-            while let Some(b'0'..=b'9') = p.peek() {
-                p.at += 1;
+        let digits = |r: &mut Reader<'a>| {
+            let from = r.at;
+            while let Some(b'0'..=b'9') = r.peek() {
+                r.at += 1;
             }
-            p.at > from
+            r.at > from
         };
         if self.peek() == Some(b'-') {
             self.at += 1;
@@ -693,9 +764,9 @@ impl<'a> Parser<'a> {
                 return Err(self.error("expected digits"));
             }
         }
-        Ok(Json::Number(Cow::Borrowed(
+        Ok(Cow::Borrowed(
             self.text.get(start..self.at).unwrap_or_default(),
-        )))
+        ))
     }
 
     /// A string at the opening quote: borrowed from the text unless it has
@@ -703,27 +774,18 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Result<Cow<'a, str>, String> {
         self.at += 1;
         let start = self.at;
-        let bytes = self.text.as_bytes();
         // The common case: no escape before the closing quote.
-        loop {
-            match bytes.get(self.at) {
-                Some(b'"') => {
-                    let s = self.text.get(start..self.at).unwrap_or_default();
-                    self.at += 1;
-                    return Ok(Cow::Borrowed(s));
-                }
-                Some(b'\\') => break,
-                Some(0..=0x1f) => return Err(self.error("control character in a string")),
-                Some(_) => self.at += 1,
-                None => return Err(self.error("unterminated string")),
-            }
+        self.at += plain_run(self.text.as_bytes().get(self.at..).unwrap_or_default());
+        if self.peek() == Some(b'"') {
+            let s = self.text.get(start..self.at).unwrap_or_default();
+            self.at += 1;
+            return Ok(Cow::Borrowed(s));
         }
         let mut out = String::from(self.text.get(start..self.at).unwrap_or_default());
         loop {
             let rest = self.text.get(self.at..).unwrap_or_default();
-            let plain = rest
-                .find(|c: char| c == '"' || c == '\\' || c < ' ')
-                .unwrap_or(rest.len());
+            // Stops only at ASCII bytes: `plain` is a char boundary.
+            let plain = plain_run(rest.as_bytes());
             out.push_str(rest.get(..plain).unwrap_or_default());
             self.at += plain;
             match self.peek() {
@@ -762,7 +824,7 @@ impl<'a> Parser<'a> {
     /// The four hex digits after `\u` (and a low surrogate's after a high
     /// one).
     fn unicode(&mut self) -> Result<char, String> {
-        let hex4 = |p: &mut Parser<'a>| {
+        let hex4 = |p: &mut Reader<'a>| {
             let digits = p
                 .text
                 .get(p.at..p.at + 4)
@@ -787,6 +849,33 @@ impl<'a> Parser<'a> {
         };
         char::from_u32(code).ok_or_else(|| self.error("lone surrogate"))
     }
+}
+
+/// How many bytes from the start are neither `"`, `\\` nor a control
+/// character: the run a string copies or borrows as it is. Eight bytes at
+/// a time (the zero-byte test of a word: a byte's borrow can only mark
+/// bytes after the first hit, so the lowest mark is the first hit).
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*word);
+        let hit = zero_byte(x ^ (ONES * u64::from(b'"')))
+            | zero_byte(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if hit != 0 {
+            return at + (hit.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + bytes
+        .get(at..)
+        .unwrap_or_default()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .unwrap_or(bytes.len().saturating_sub(at))
 }
 
 #[cfg(test)]
@@ -825,8 +914,8 @@ mod tests {
         let f = v.fields().unwrap();
         assert_eq!(f.get::<String>("k").unwrap(), "é😀/\"x");
         assert!(matches!(
-            f.text("plain").unwrap(),
-            Some(Cow::Borrowed("yes"))
+            f.value("plain"),
+            Some(Json::String(Cow::Borrowed("yes")))
         ));
         assert!(parse(r#""\ud83d""#).is_err());
         assert!(parse(r#""\ude00""#).is_err());
@@ -859,6 +948,59 @@ mod tests {
         assert_eq!(
             parse(" [ 1 , {} , [] , null , true ] \n").unwrap().kind(),
             "an array"
+        );
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_quote_backslash_or_control() {
+        let naive = |b: &[u8]| {
+            b.iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(b.len())
+        };
+        let alphabet = [
+            b'a', b'"', b'\\', 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x00, b'!', b'#',
+        ];
+        for len in 0..20 {
+            for stop in 0..len {
+                for &special in &alphabet {
+                    let mut text = vec![b'x'; len];
+                    text[stop] = special;
+                    if stop + 1 < len {
+                        text[stop + 1] = b'"';
+                    }
+                    assert_eq!(plain_run(&text), naive(&text), "{text:?}");
+                }
+            }
+        }
+        assert_eq!(plain_run("é😀 ok".as_bytes()), "é😀 ok".len());
+    }
+
+    #[test]
+    fn a_reader_takes_some_keys_and_skips_the_rest() {
+        let text = r#"{"skip":{"a":[1,{"b":"\n"}],"c":null},"want":"yes","n":7,"s":"x\ty"}"#;
+        let mut r = Reader::new(text);
+        let (mut want, mut n, mut s) = (None, 0u32, None);
+        r.object(|r, key| {
+            match key.as_ref() {
+                "want" => want = r.text()?,
+                "n" => n = r.get()?,
+                "s" => s = r.text()?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })
+        .unwrap();
+        r.end().unwrap();
+        assert!(matches!(want, Some(Cow::Borrowed("yes"))));
+        assert_eq!(n, 7);
+        assert!(matches!(s.as_deref(), Some("x\ty")));
+        let deep = format!("{{\"a\":{}}}", "[".repeat(100));
+        assert!(
+            Reader::new(&deep)
+                .object(|r, _| r.skip())
+                .unwrap_err()
+                .contains("nested")
         );
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::render::table;
 use super::{EXIT_OK, Failure, print_error, shown};
-use crate::json::{self, Json};
+use crate::json::Reader;
 use crate::proto::{ErrorKind, LastExit, ScheduleStatus, ServiceStatus, Verb};
 
 /// One service as the status table shows it.
@@ -34,26 +34,53 @@ pub(super) struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
-    /// The printed keys of one service of the answer; its strings borrow
-    /// from the answer's text where they have no escapes.
-    fn read(v: &Json<'a>) -> Result<Row<'a>, String> {
-        let f = v.fields()?;
-        let text = |key: &str| f.text(key)?.ok_or_else(|| format!("missing field `{key}`"));
-        Ok(Row {
-            name: text("name")?,
-            state: text("state")?,
-            kind: text("kind")?,
-            ready: f.get("ready")?,
-            ready_ms: f.get("ready_ms")?,
-            health: f.text("health")?,
-            pid: f.get("pid")?,
-            uptime_ms: f.get("uptime_ms")?,
-            restarts: f.get("restarts")?,
-            last_exit: f.get("last_exit")?,
-            note: f.text("note")?,
-            status_text: f.text("status_text")?,
-            schedule: f.get::<Option<ScheduleStatus>>("schedule")?.map(Cow::Owned),
-        })
+    /// The printed keys of one service of the answer, as they come; its
+    /// strings borrow from the answer's text where they have no escapes,
+    /// and the keys the table does not print are skipped unbuilt.
+    fn read(r: &mut Reader<'a>) -> Result<Row<'a>, String> {
+        let mut row = Row {
+            name: Cow::Borrowed(""),
+            state: Cow::Borrowed(""),
+            kind: Cow::Borrowed(""),
+            ready: false,
+            ready_ms: None,
+            health: None,
+            pid: None,
+            uptime_ms: None,
+            restarts: 0,
+            last_exit: None,
+            note: None,
+            status_text: None,
+            schedule: None,
+        };
+        let mut named = false;
+        r.object(|r, key| {
+            let text = |r: &mut Reader<'a>| r.text().map(Option::unwrap_or_default);
+            match key.as_ref() {
+                "name" => {
+                    row.name = text(r)?;
+                    named = true;
+                }
+                "state" => row.state = text(r)?,
+                "kind" => row.kind = text(r)?,
+                "ready" => row.ready = r.get()?,
+                "ready_ms" => row.ready_ms = r.get()?,
+                "health" => row.health = r.text()?,
+                "pid" => row.pid = r.get()?,
+                "uptime_ms" => row.uptime_ms = r.get()?,
+                "restarts" => row.restarts = r.get()?,
+                "last_exit" => row.last_exit = r.get()?,
+                "note" => row.note = r.text()?,
+                "status_text" => row.status_text = r.text()?,
+                "schedule" => row.schedule = r.get::<Option<ScheduleStatus>>()?.map(Cow::Owned),
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        if !named {
+            return Err("a service without `name`".into());
+        }
+        Ok(row)
     }
 }
 
@@ -90,24 +117,28 @@ struct Answer<'a> {
 
 impl<'a> Answer<'a> {
     fn read(text: &'a str) -> Result<Answer<'a>, String> {
-        let tree = json::parse(text)?;
-        let f = tree.fields()?;
-        let services = match f.value("services") {
-            Some(Json::Array(items)) => items.iter().map(Row::read).collect::<Result<_, _>>()?,
-            Some(Json::Null) | None => Vec::new(),
-            Some(other) => {
-                return Err(format!(
-                    "`services`: expected an array, not {}",
-                    other.kind()
-                ));
-            }
+        let mut answer = Answer {
+            result: Cow::Borrowed(""),
+            services: Vec::new(),
+            kind: None,
+            message: None,
         };
-        Ok(Answer {
-            result: f.text("result")?.unwrap_or_default(),
-            services,
-            kind: f.get("kind")?,
-            message: f.get("message")?,
-        })
+        let mut r = Reader::new(text);
+        r.object(|r, key| {
+            match key.as_ref() {
+                "result" => answer.result = r.text()?.unwrap_or_default(),
+                "services" => r.array(|r| {
+                    answer.services.push(Row::read(r)?);
+                    Ok(())
+                })?,
+                "kind" => answer.kind = r.get()?,
+                "message" => answer.message = r.get()?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        r.end()?;
+        Ok(answer)
     }
 }
 
@@ -214,7 +245,7 @@ mod tests {
             schedule: None,
             actions: vec!["reload".into()],
         };
-        let wire = json::to_vec(&crate::proto::Response::Ok {
+        let wire = crate::json::to_vec(&crate::proto::Response::Ok {
             services: vec![full.clone()],
             message: None,
         });
@@ -266,7 +297,7 @@ mod tests {
 
     #[test]
     fn an_error_answer_keeps_its_kind_and_message() {
-        let wire = json::to_vec(&crate::proto::Response::error(
+        let wire = crate::json::to_vec(&crate::proto::Response::error(
             ErrorKind::BadRequest,
             "unknown service `x` (known: a, b)",
         ));
