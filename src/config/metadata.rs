@@ -121,19 +121,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<ImageMeta, Vec<ConfigError>> {
         ]);
     };
     let source = Source::new(path.to_path_buf(), text);
-    let error = |span: Option<std::ops::Range<usize>>, message: &str| {
-        vec![source.error(
-            span.map(|s| source.line_of(s.start)),
-            message.trim_end().replace('\n', "; "),
-        )]
-    };
-    let doc = raw::parse(text).map_err(|e| error(e.span(), e.message()))?;
+    let doc = raw::parse(text).map_err(|e| vec![source.toml_error(&e)])?;
     let errors = shape::check_keys(&source, doc.get_ref(), shape::METADATA);
     if !errors.is_empty() {
         return Err(errors);
     }
-    let raw =
-        RawMeta::from_table(doc.get_ref()).map_err(|bad| error(Some(bad.span), &bad.message))?;
+    let raw = RawMeta::from_table(doc.get_ref()).map_err(|bad| vec![source.bad(bad)])?;
     let mut errors = Vec::new();
     let at = |s: &Spanned<String>| Some(source.line_of(s.span().start));
     let name = match &raw.name {

@@ -66,6 +66,17 @@ impl Source {
             message: message.into(),
         }
     }
+
+    /// Text that is not TOML: toml's message, on one line, at its line.
+    pub fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let line = e.span().map(|s| self.line_of(s.start));
+        self.error(line, e.message().trim_end().replace('\n', "; "))
+    }
+
+    /// A value the raw structs could not take, at its line.
+    pub fn bad(&self, bad: raw::Bad) -> ConfigError {
+        self.error(Some(self.line_of(bad.span.start)), bad.message)
+    }
 }
 
 /// One problem in the configuration, printed as `path:line: message`.
@@ -520,20 +531,14 @@ fn parse_with(
         };
         Some(vec![source.error(None, advice)])
     };
-    let parse_error = |e: toml::de::Error| {
-        if let Some(advice) = foreign() {
-            return advice;
-        }
-        let line = e.span().map(|s| source.line_of(s.start));
-        vec![source.error(line, e.message().trim_end().replace('\n', "; "))]
-    };
-    let doc = raw::parse(text).map_err(parse_error)?;
+    let doc =
+        raw::parse(text).map_err(|e| foreign().unwrap_or_else(|| vec![source.toml_error(&e)]))?;
     let errors = shape::check(&source, doc.get_ref());
     if !errors.is_empty() {
         return Err(foreign().unwrap_or(errors));
     }
-    let mut raw = raw::RawService::from_table(doc.get_ref())
-        .map_err(|bad| vec![source.error(Some(source.line_of(bad.span.start)), bad.message)])?;
+    let mut raw =
+        raw::RawService::from_table(doc.get_ref()).map_err(|bad| vec![source.bad(bad)])?;
     adjust(&mut raw, &source)?;
     model::validate(name, &source, raw, users, warnings)
 }
