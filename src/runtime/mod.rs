@@ -154,14 +154,17 @@ impl Runtime {
         tini_mode: bool,
         policy: Policy,
         source: boot::Source,
-    ) -> anyhow::Result<Runtime> {
-        let signals = Signals::install().map_err(|e| anyhow::anyhow!("signalfd: {e}"))?;
+    ) -> Result<Runtime, String> {
+        let signals = Signals::install().map_err(|e| format!("signalfd: {e}"))?;
         reaper::become_subreaper();
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        epoll.add(
-            &signals,
-            EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Signals, 0)),
-        )?;
+        let epoll_error = |e: nix::Error| format!("epoll: {e}");
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(epoll_error)?;
+        epoll
+            .add(
+                &signals,
+                EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Signals, 0)),
+            )
+            .map_err(epoll_error)?;
         // A drop-in for tini leaves nothing behind: no socket (so no
         // /run/corral) unless one was asked for; there are no services to
         // control anyway.
@@ -169,10 +172,12 @@ impl Runtime {
         let control = match wanted.then(|| control::bind::bind_control(opts, policy)) {
             None => None,
             Some(Ok(c)) => {
-                epoll.add(
-                    c.listener_fd(),
-                    EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Listener, 0)),
-                )?;
+                epoll
+                    .add(
+                        c.listener_fd(),
+                        EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Listener, 0)),
+                    )
+                    .map_err(epoll_error)?;
                 Some(c)
             }
             Some(Err(e)) if tini_mode => {
