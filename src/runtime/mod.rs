@@ -260,16 +260,18 @@ impl Runtime {
                 .flatten(),
             queue: VecDeque::new(),
             spawns: VecDeque::new(),
-            // The first wakeup reaps whatever it finds: zombies from
-            // before the signalfd existed (corral exec'd by a process that
-            // had children) raised a SIGCHLD nobody read.
-            child_exited: true,
+            child_exited: false,
             exit: None,
         })
     }
 
     pub(crate) fn run(&mut self) -> i32 {
         self.queue.push_back(Event::Boot);
+        // Zombies from before the signalfd existed (corral exec'd by a
+        // process whose children had exited) raised a SIGCHLD nobody will
+        // read: reaped now, before anything else runs, rather than on the
+        // first wakeup, which is often a signal to forward.
+        self.reap_exits();
         let mut events = vec![EpollEvent::empty(); 64];
         loop {
             self.process();
@@ -511,6 +513,14 @@ impl Runtime {
     }
 
     fn reap(&mut self) {
+        if self.reap_exits() {
+            self.queue.push_back(Event::NoChildren);
+        }
+    }
+
+    /// Reaps every exited child and queues what each exit means; true when
+    /// no child is left.
+    fn reap_exits(&mut self) -> bool {
         let reaped = reaper::drain();
         for (pid, status) in reaped.exits {
             if let Some(id) = self.sup.service_of(pid) {
@@ -522,9 +532,7 @@ impl Runtime {
                 .unwrap_or(Event::Reaped { pid, status });
             self.queue.push_back(event);
         }
-        if reaped.no_children {
-            self.queue.push_back(Event::NoChildren);
-        }
+        reaped.no_children
     }
 
     fn perform(&mut self, action: Action) {

@@ -25,6 +25,7 @@ pub const TESTS: &[Test] = crate::tests![
     socket_is_private,
     a_panic_stops_everything_and_exits_70,
     tini_mode_opens_no_control_socket,
+    inherited_zombies_are_reaped_at_start,
 ];
 
 fn reaps_1000_double_forked_orphans() -> TestResult {
@@ -657,5 +658,33 @@ fn tini_mode_opens_no_control_socket() -> TestResult {
         settled,
         "a drop-in for tini binds no control socket: {own:?}"
     );
+    Ok(())
+}
+
+/// Regression: zombies corral inherited (it was exec'd by a process whose
+/// children had exited, their SIGCHLD long gone) stayed until
+/// corral's first wakeup, a signal or a child's exit, and that first
+/// signal then waited for the reaping before it was forwarded.
+fn inherited_zombies_are_reaped_at_start() -> TestResult {
+    require_pid_namespace()?;
+    require_python("a wrapper that leaves zombies")?;
+    let mut setup = Setup::new("inherited-zombies", &[]).main(&["sleep", "1000"]);
+    // Three children exit and are not waited for (SIGCHLD is discarded
+    // under SIG_DFL); then the process becomes corral.
+    let code = "import os, sys, time\n\
+                for _ in range(3):\n    \
+                    if os.fork() == 0: os._exit(0)\n\
+                time.sleep(0.3)\n\
+                os.execvp(sys.argv[1], sys.argv[1:])\n";
+    setup.wrapper = ["python3", "-c", code].map(String::from).to_vec();
+    let mut c = setup.start();
+    wait_until("the main command", 5 * SECOND, || {
+        c.namespace_processes().iter().any(|p| p.2 == "sleep")
+    });
+    wait_until("no zombie left, with no signal sent", 5 * SECOND, || {
+        !c.namespace_processes().iter().any(|p| p.1 == 'Z')
+    });
+    c.signal(Signal::SIGTERM);
+    assert_eq!(c.wait_exit(5 * SECOND), 143);
     Ok(())
 }
