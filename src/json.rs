@@ -1004,6 +1004,53 @@ mod tests {
         );
     }
 
+    /// Mutated answers never panic; whatever still parses writes out as
+    /// text that parses to the same tree.
+    #[test]
+    fn mutated_text_never_panics_and_round_trips() {
+        use crate::config::mutate::{Rng, mutate};
+        let seed = to_vec(&crate::proto::Response::Ok {
+            services: vec![crate::proto::ServiceStatus {
+                name: "db \"x\" \u{1}é".into(),
+                state: "running".into(),
+                pid: Some(7),
+                uptime_ms: Some(10),
+                restarts: 1,
+                last_exit: Some(crate::proto::LastExit::Signal(9)),
+                enabled: true,
+                user: None,
+                schedule: None,
+                note: Some("a\nb".into()),
+                kind: "longrun".into(),
+                ready: true,
+                ready_ms: None,
+                health: None,
+                health_output: None,
+                status_text: None,
+                dropped_lines: 0,
+                file_lost_lines: 0,
+                actions: vec!["validate".into()],
+            }],
+            message: Some("-1.5e3".into()),
+        });
+        let mut rng = Rng(7);
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let mut data = seed.clone();
+            mutate(&mut rng, &mut data);
+            let Ok(text) = std::str::from_utf8(&data) else {
+                continue;
+            };
+            let _ = from_str::<crate::proto::Response>(text);
+            if let Ok(tree) = parse(text) {
+                parsed += 1;
+                let again = to_string(&tree);
+                assert_eq!(parse(&again).as_ref(), Ok(&tree), "{text}");
+            }
+        }
+        assert!(parsed > 100, "{parsed}");
+    }
+
     #[test]
     fn missing_keys_take_the_types_nothing() {
         let v = parse(r#"{"n":3}"#).unwrap();
