@@ -2,9 +2,11 @@
 //! svctl's `--json` output, the steps handed to the prepare helper and
 //! `corral schema`.
 //!
-//! Writing appends to a `Vec<u8>` ([`ToJson`], [`Object`]); reading parses
-//! a line into a tree whose strings borrow from the line where they have
-//! no escapes ([`parse`], [`Json`]) and then takes typed values out of it
+//! Writing appends to a `Vec<u8>` ([`ToJson`], [`Object`]). Reading walks
+//! the text ([`Reader`]): a caller that wants only some keys takes them as
+//! they come and skips the rest unbuilt (svctl's status table); otherwise
+//! the text becomes a tree whose strings borrow from it where they have no
+//! escapes ([`parse`], [`Json`]), and typed values come out of the tree
 //! ([`FromJson`], [`Fields`]). [`json_object!`] writes both directions for
 //! a struct whose fields are named as its keys.
 //!
@@ -12,7 +14,7 @@
 //! instantiated per type, deserializer and buffering strategy (the tagged
 //! enums were read twice, once into a buffer), was about 230 KiB of the
 //! binary that every `svctl` call and PID 1 map. The protocol is small and
-//! ours on both ends; this module is a few hundred lines.
+//! ours on both ends.
 //!
 //! The parser is for input we may not trust (a client's request): it
 //! never panics, limits nesting, and reports where the text went wrong.
