@@ -112,12 +112,6 @@ impl ToJson for String {
     }
 }
 
-impl ToJson for Cow<'_, str> {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        write_str(out, self);
-    }
-}
-
 impl ToJson for bool {
     fn write_json(&self, out: &mut Vec<u8>) {
         append(out, if *self { b"true" } else { b"false" });
@@ -167,12 +161,6 @@ impl<T: ToJson> ToJson for Option<T> {
             Some(v) => v.write_json(out),
             None => append(out, b"null"),
         }
-    }
-}
-
-impl<T: ToJson + ?Sized> ToJson for &T {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        (**self).write_json(out);
     }
 }
 

@@ -225,11 +225,9 @@ pub fn unknown(key: &Spanned<std::borrow::Cow<'_, str>>, keys: &[&str]) -> Bad {
 macro_rules! from_table {
     ($ty:ident { $($field:ident $(= $key:literal)?),* $(,)? }) => {
         impl $ty {
-            #[allow(dead_code)]
             pub const KEYS: &'static [&'static str] =
                 &[$($crate::config::raw::key_name!($field $(, $key)?)),*];
 
-            #[allow(dead_code)]
             pub fn from_table(table: &toml::de::DeTable<'_>) -> Result<Self, $crate::config::raw::Bad> {
                 let mut raw = Self::default();
                 for (key, value) in table.iter() {
