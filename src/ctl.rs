@@ -658,7 +658,7 @@ pub(crate) fn parses(args: &[String]) -> bool {
 /// One line after start, stop, restart or wait.
 fn outcome(s: &ServiceStatus) -> String {
     let pid = s.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-    match (s.kind.as_str(), s.state.as_str(), s.ready_ms) {
+    match (s.kind.as_ref(), s.state.as_ref(), s.ready_ms) {
         ("oneshot", "exited", _) => format!("{}: done", s.name),
         (_, "running", Some(ms)) if ms > 0 => format!("{}: running{pid}, ready in {ms} ms", s.name),
         _ => format!("{}: {}{pid}", s.name, s.state),

@@ -3,6 +3,8 @@
 //! these types, so they cannot drift apart. How each is written and read
 //! (`crate::json`) follows the types, at the end of this file.
 
+use std::borrow::Cow;
+
 use crate::json::{self, Fields, FromJson, Json, JsonObject, Object, ToJson, json_object};
 
 /// Bumped when a change would make old clients misread new servers.
@@ -220,8 +222,9 @@ pub enum LastExit {
 pub struct ServiceStatus {
     pub name: String,
     /// `starting`, `running`, `stopping`, `stopped`, `backoff`, `failed` or
-    /// `exited`.
-    pub state: String,
+    /// `exited`. (A constant where corral writes it: no allocation per
+    /// service and answer.)
+    pub state: Cow<'static, str>,
     pub pid: Option<i32>,
     /// Milliseconds in the current state, or since the process started when
     /// running.
@@ -235,7 +238,7 @@ pub struct ServiceStatus {
     /// restarts, why it failed.
     pub note: Option<String>,
     /// `longrun` or `oneshot`.
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     /// Ready (a longrun) or done successfully (a oneshot).
     pub ready: bool,
     /// How long the current process took to become ready.

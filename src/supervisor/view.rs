@@ -119,7 +119,7 @@ impl Supervisor {
                 let health = s.health();
                 Some(ServiceStatus {
                     name: s.spec.name.clone(),
-                    state: self.shown_state(id, s).to_string(),
+                    state: self.shown_state(id, s).into(),
                     pid: s.state.pid(),
                     // Uptime means something only while a process exists.
                     uptime_ms: s
@@ -136,7 +136,7 @@ impl Supervisor {
                     } else {
                         "longrun"
                     }
-                    .to_string(),
+                    .into(),
                     ready,
                     ready_ms,
                     health: health.map(|h| h.status.word().to_string()),
