@@ -59,7 +59,10 @@ pub fn read_regular(path: &Path, limit: u64, links: Links) -> io::Result<Vec<u8>
     if meta.len() > limit {
         return Err(too_large(limit));
     }
-    let mut bytes = Vec::new();
+    // Room for the file as it is now and the end-of-file read after it:
+    // two reads for a service file. From empty, std's read_to_end probes
+    // with 32-byte reads first (three reads for a 60-byte file).
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len().saturating_add(1)).unwrap_or(0));
     // The size can change under us: read one byte past the limit to know.
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {

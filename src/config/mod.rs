@@ -155,16 +155,18 @@ pub fn load_dir_with(
     let mut errors = Vec::new();
     for entry in entries {
         match entry {
-            Ok(entry) => paths.push(entry.path()),
+            // The type from the listing itself (no stat per file); a link
+            // (a ConfigMap mount makes every file one) is followed below.
+            Ok(entry) => paths.push((entry.path(), entry.file_type().ok())),
             Err(e) => errors.extend(dir_error(format!(
                 "cannot list the services directory: {e}"
             ))),
         }
     }
-    paths.sort();
+    paths.sort_by(|a, b| a.0.cmp(&b.0));
 
     let mut services = Vec::new();
-    for path in paths {
+    for (path, kind) in paths {
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -172,7 +174,11 @@ pub fn load_dir_with(
         if file_name.starts_with('.') {
             continue;
         }
-        if path.is_dir() {
+        let is_dir = match kind {
+            Some(kind) if !kind.is_symlink() => kind.is_dir(),
+            _ => path.is_dir(),
+        };
+        if is_dir {
             if runit::is_service_dir(&path) {
                 match load_runit(&path, &file_name, users, &mut warnings) {
                     Ok(specs) => services.extend(specs),
@@ -1444,6 +1450,28 @@ stop_timeout = "2s"
             errs.iter().any(|e| e.contains("loop.toml: cannot read")),
             "{errs:?}"
         );
+    }
+
+    /// The listing's own file types decide what is a directory, but a
+    /// link (a ConfigMap mount is made of them) is followed: to a service
+    /// file it is a service file, to a runit directory a runit service.
+    #[test]
+    fn links_in_the_services_directory_are_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Dir::new(&[]);
+        let real = Dir::new(&[("app.toml", "run = \"sleep 1\"\n")]);
+        let run = real.0.join("web/run");
+        std::fs::create_dir(real.0.join("web")).unwrap();
+        std::fs::write(&run, "#!/bin/sh\nexec sleep 1\n").unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(dir.0.join("plain")).unwrap();
+        std::fs::copy(&run, dir.0.join("plain/run")).unwrap();
+        std::os::unix::fs::symlink(real.0.join("app.toml"), dir.0.join("app.toml")).unwrap();
+        std::os::unix::fs::symlink(real.0.join("web"), dir.0.join("web")).unwrap();
+        let c = load_dir_with(&dir.0, Missing::Error, &users()).unwrap();
+        let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["app", "plain", "web"], "{:?}", c.warnings);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]
