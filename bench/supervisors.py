@@ -370,7 +370,11 @@ def log_relay(system, helper, work, count=None):
     deadline = time.perf_counter() + 120
     try:
         while lines < count and time.perf_counter() < deadline:
-            ready, _, _ = select.select([r], [], [], 2.0)
+            # A pause this long ends the run (what has not come is lost).
+            # Not 2 s: supervisord, which starts its program about 1.2 s
+            # after its own exec, once delivered 1 line of 1,000,000 in a
+            # full run (never when run alone), perhaps stalled under load.
+            ready, _, _ = select.select([r], [], [], 10.0)
             if not ready:
                 break
             chunk = os.read(r, 1 << 20)
