@@ -150,27 +150,29 @@ pub fn load_dir_with(
         }
     };
 
-    let mut paths = Vec::new();
+    let mut entries_here = Vec::new();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     for entry in entries {
         match entry {
             // The type from the listing itself (no stat per file); a link
             // (a ConfigMap mount makes every file one) is followed below.
-            Ok(entry) => paths.push((entry.path(), entry.file_type().ok())),
+            Ok(entry) => entries_here.push((entry.file_name(), entry.file_type().ok())),
             Err(e) => errors.extend(dir_error(format!(
                 "cannot list the services directory: {e}"
             ))),
         }
     }
-    paths.sort_by(|a, b| a.0.cmp(&b.0));
+    // By file name (the order of their paths), compared as names: sorting
+    // the whole paths (component by component, then musl's
+    // byte-at-a-time memcmp over the directory's prefix) was a fifth of
+    // loading 500 files.
+    entries_here.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 
     let mut services = Vec::new();
-    for (path, kind) in paths {
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (name, kind) in entries_here {
+        let path = dir.join(&name);
+        let file_name = name.to_string_lossy().into_owned();
         if file_name.starts_with('.') {
             continue;
         }
