@@ -121,11 +121,12 @@ fn count_start(dir: &Path, now: jiff::Timestamp) -> std::io::Result<(jiff::Times
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .open(&tmp)?;
     let utc = jiff::tz::TimeZone::UTC;
-    writeln!(
-        f,
-        "first={}\ncount={count}",
+    // One write (writeln! on the file itself made five).
+    let text = format!(
+        "first={}\ncount={count}\n",
         crate::config::schedule::rfc3339(first, &utc)
-    )?;
+    );
+    f.write_all(text.as_bytes())?;
     std::fs::rename(&tmp, &file)?;
     Ok((first, count))
 }
