@@ -190,7 +190,7 @@ fn read_answer(mut stream: UnixStream, socket: &Path, timeout: Duration) -> Resu
     // One page: the answer about one service (about 280 bytes) needs no
     // more, and each page zeroed is a page fault. Full, it grows eightfold,
     // so the answer about 100 services takes two reads (std's
-    // read_to_end, reading 8 KiB and doubling, took four) and 500 three.
+    // read_to_end from a 4 KiB buffer took six) and 500 three.
     let mut buf = vec![0u8; 4096];
     let mut filled = 0;
     // memchr's word-at-a-time searcher, not memchr::memchr: that one's
